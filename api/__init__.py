@@ -1,0 +1,1 @@
+"""PeerBridge: one care picture for clinics and peer-support organizations."""

@@ -1,0 +1,102 @@
+"""One hierarchy of domain errors, each with a stable code the doors map to their wire format."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+
+class DomainError(Exception):
+    """Base of every error a user can cause; `str()` is safe to show (never holds PHI)."""
+
+    code = "INTERNAL"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class Unauthenticated(DomainError):
+    code = "UNAUTHENTICATED"
+
+
+class Forbidden(DomainError):
+    """The caller lacks the scope or the tenancy for this action."""
+
+    code = "FORBIDDEN"
+
+    def __init__(self, message: str, *, needed_scope: str | None = None) -> None:
+        super().__init__(message)
+        self.needed_scope = needed_scope
+
+
+class ConsentRequired(DomainError):
+    """No active consent of the patient covers this disclosure."""
+
+    code = "CONSENT_REQUIRED"
+
+
+class ConsentRevoked(ConsentRequired):
+    """A consent that once covered this disclosure is no longer in force."""
+
+    code = "CONSENT_REVOKED"
+
+
+class NotFound(DomainError):
+    code = "NOT_FOUND"
+
+    def __init__(self, resource_type: str, resource_id: object) -> None:
+        super().__init__(f"{resource_type} {resource_id} not found")
+        self.resource_type = resource_type
+        self.resource_id = str(resource_id)
+
+
+class Conflict(DomainError):
+    """A stale version, a duplicate, or an idempotency key reused with another request."""
+
+    code = "CONFLICT"
+
+
+class VersionConflict(Conflict):
+    def __init__(self, resource_type: str, expected: int, actual: int) -> None:
+        super().__init__(
+            f"{resource_type} is at version {actual}, the request expected version {expected}"
+        )
+        self.expected = expected
+        self.actual = actual
+
+
+@dataclass(frozen=True)
+class InvalidDetail:
+    """One problem with the input: where (a dotted field path) and what."""
+
+    field: str
+    message: str
+
+
+class Invalid(DomainError):
+    code = "INVALID_INPUT"
+
+    def __init__(self, details: Sequence[InvalidDetail] | str, field: str = "") -> None:
+        if isinstance(details, str):
+            details = [InvalidDetail(field, details)]
+        self.details = tuple(details)
+        super().__init__("; ".join(_describe(d) for d in self.details))
+
+
+def _describe(detail: InvalidDetail) -> str:
+    return f"{detail.field}: {detail.message}" if detail.field else detail.message
+
+
+class InvalidTransition(DomainError):
+    code = "INVALID_TRANSITION"
+
+
+class SupporterUnavailable(DomainError):
+    """The supporter cannot take this referral (certification or caseload)."""
+
+    code = "SUPPORTER_UNAVAILABLE"
+
+
+class RateLimited(DomainError):
+    code = "RATE_LIMITED"

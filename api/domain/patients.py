@@ -1,0 +1,40 @@
+"""Patients (participants). Every field beyond the id is PHI."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime
+from enum import StrEnum
+from uuid import UUID
+
+
+class Gender(StrEnum):
+    """FHIR administrative-gender."""
+
+    MALE = "male"
+    FEMALE = "female"
+    OTHER = "other"
+    UNKNOWN = "unknown"
+
+
+@dataclass(frozen=True)
+class PatientIdentifier:
+    system: str
+    value: str
+
+
+@dataclass(frozen=True)
+class Patient:
+    id: UUID
+    managing_organization_id: UUID
+    identifiers: tuple[PatientIdentifier, ...]
+    given_name: str
+    family_name: str
+    birth_date: date | None
+    gender: Gender
+    phone: str | None
+    email: str | None
+    preferred_language: str | None
+    version: int
+    created_at: datetime
+    updated_at: datetime

@@ -1,0 +1,218 @@
+"""Referrals and their Task state machine (HL7 Gravity SDOH Clinical Care, BSeR business status).
+
+See https://hl7.org/fhir/us/sdoh-clinicalcare/referral_workflow.html
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import datetime
+from enum import StrEnum
+from uuid import UUID
+
+from api.domain.consents import DataClass
+from api.domain.errors import Forbidden, Invalid, InvalidTransition, VersionConflict
+
+
+class ReferralStatus(StrEnum):
+    """FHIR Task.status values PeerBridge uses."""
+
+    REQUESTED = "requested"
+    ACCEPTED = "accepted"
+    REJECTED = "rejected"
+    IN_PROGRESS = "in-progress"
+    ON_HOLD = "on-hold"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    @property
+    def is_final(self) -> bool:
+        return self in FINAL_STATUSES
+
+
+FINAL_STATUSES = frozenset(
+    {
+        ReferralStatus.REJECTED,
+        ReferralStatus.COMPLETED,
+        ReferralStatus.FAILED,
+        ReferralStatus.CANCELLED,
+    }
+)
+# Statuses in which a referral counts against its assigned supporter's caseload.
+OPEN_STATUSES = frozenset(
+    {ReferralStatus.ACCEPTED, ReferralStatus.IN_PROGRESS, ReferralStatus.ON_HOLD}
+)
+
+
+class Direction(StrEnum):
+    CLINIC_TO_PEER = "clinic_to_peer"
+    PEER_TO_CLINIC = "peer_to_clinic"
+
+
+class Priority(StrEnum):
+    """FHIR request-priority."""
+
+    ROUTINE = "routine"
+    URGENT = "urgent"
+    ASAP = "asap"
+    STAT = "stat"
+
+
+class Transition(StrEnum):
+    ACCEPT = "accept"
+    REJECT = "reject"
+    START = "start"
+    HOLD = "hold"
+    RESUME = "resume"
+    COMPLETE = "complete"
+    FAIL = "fail"
+    CANCEL = "cancel"
+
+
+class Role(StrEnum):
+    """The caller's side of a referral."""
+
+    REQUESTER = "requester"
+    PERFORMER = "performer"
+
+
+_S = ReferralStatus
+_PERFORMER_MOVES: dict[tuple[ReferralStatus, Transition], ReferralStatus] = {
+    (_S.REQUESTED, Transition.ACCEPT): _S.ACCEPTED,
+    (_S.REQUESTED, Transition.REJECT): _S.REJECTED,
+    (_S.ACCEPTED, Transition.START): _S.IN_PROGRESS,
+    (_S.IN_PROGRESS, Transition.HOLD): _S.ON_HOLD,
+    (_S.ON_HOLD, Transition.RESUME): _S.IN_PROGRESS,
+    (_S.IN_PROGRESS, Transition.COMPLETE): _S.COMPLETED,
+    (_S.IN_PROGRESS, Transition.FAIL): _S.FAILED,
+}
+TRANSITIONS: dict[tuple[ReferralStatus, Transition, Role], ReferralStatus] = {
+    **{(status, move, Role.PERFORMER): target for (status, move), target in _PERFORMER_MOVES.items()},
+    **{
+        (status, Transition.CANCEL, Role.REQUESTER): _S.CANCELLED
+        for status in ReferralStatus
+        if not status.is_final
+    },
+}
+REASON_REQUIRED = frozenset({Transition.REJECT, Transition.CANCEL, Transition.FAIL, Transition.HOLD})
+
+BSER_SYSTEM = "http://hl7.org/fhir/us/bser/CodeSystem/TaskBusinessStatusCS"
+# BSeR Task.businessStatus for each status (code, display); on-hold has no BSeR counterpart.
+BUSINESS_STATUS: dict[ReferralStatus, tuple[str, str] | None] = {
+    _S.REQUESTED: ("2.0", "Service Request Created"),
+    _S.ACCEPTED: ("3.0", "Service Request Accepted"),
+    _S.REJECTED: ("4.0", "Service Request Declined"),
+    _S.IN_PROGRESS: ("5.1.1", "Service Request Event Scheduled"),
+    _S.ON_HOLD: None,
+    _S.COMPLETED: ("7.0", "Service Request Fulfillment Completed"),
+    _S.FAILED: ("6.0", "Service Request Fulfillment Cancelled"),
+    _S.CANCELLED: ("6.0", "Service Request Fulfillment Cancelled"),
+}
+
+
+@dataclass(frozen=True)
+class Coding:
+    system: str
+    code: str
+    display: str | None = None
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who did something: the client, its organization and the end user, if any."""
+
+    organization_id: UUID
+    client_id: str
+    subject: str
+
+
+@dataclass(frozen=True)
+class StatusChange:
+    from_status: ReferralStatus | None
+    to_status: ReferralStatus
+    transition: Transition | None
+    reason: str | None
+    actor: Actor
+    at: datetime
+    version: int
+
+
+@dataclass(frozen=True)
+class Referral:
+    id: UUID
+    direction: Direction
+    requester_organization_id: UUID
+    performer_organization_id: UUID
+    program_id: UUID | None
+    patient_id: UUID
+    priority: Priority
+    reason_codes: tuple[Coding, ...]
+    reason_text: str | None
+    shared_data_classes: frozenset[DataClass]
+    consent_id: UUID | None
+    status: ReferralStatus
+    status_reason: str | None
+    assigned_supporter_id: UUID | None
+    escalated_from_id: UUID | None
+    version: int
+    created_at: datetime
+    updated_at: datetime
+
+    @property
+    def business_status(self) -> tuple[str, str] | None:
+        return BUSINESS_STATUS[self.status]
+
+    @property
+    def is_part2(self) -> bool:
+        return DataClass.SUBSTANCE_USE in self.shared_data_classes
+
+    def role_of(self, organization_id: UUID) -> Role | None:
+        if organization_id == self.requester_organization_id:
+            return Role.REQUESTER
+        if organization_id == self.performer_organization_id:
+            return Role.PERFORMER
+        return None
+
+    def check_version(self, expected_version: int | None) -> None:
+        if expected_version is not None and expected_version != self.version:
+            raise VersionConflict("Referral", expected_version, self.version)
+
+
+def allowed_transitions(status: ReferralStatus, role: Role) -> tuple[Transition, ...]:
+    return tuple(t for (s, t, r) in TRANSITIONS if s is status and r is role)
+
+
+def apply_transition(
+    referral: Referral,
+    transition: Transition,
+    *,
+    role: Role | None,
+    reason: str | None,
+    expected_version: int | None,
+    actor: Actor,
+    at: datetime,
+) -> tuple[Referral, StatusChange]:
+    """Move the referral, or refuse: wrong party, state, missing reason, or stale version."""
+    if role is None:
+        raise Forbidden("only the requester or the performer of a referral may change it")
+    referral.check_version(expected_version)
+    target = TRANSITIONS.get((referral.status, transition, role))
+    if target is None:
+        allowed = ", ".join(allowed_transitions(referral.status, role)) or "none"
+        raise InvalidTransition(
+            f"the {role} cannot {transition} a referral that is {referral.status} "
+            f"(allowed: {allowed})"
+        )
+    reason = (reason or "").strip() or None
+    if transition in REASON_REQUIRED and reason is None:
+        raise Invalid(f"a reason is required to {transition} a referral", field="reason")
+    changed = replace(
+        referral,
+        status=target,
+        status_reason=reason,
+        version=referral.version + 1,
+        updated_at=at,
+    )
+    change = StatusChange(referral.status, target, transition, reason, actor, at, changed.version)
+    return changed, change
