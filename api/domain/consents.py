@@ -118,7 +118,9 @@ def decide_disclosure(
     lapsed = any(
         c.status_at(now) is not ConsentStatus.ACTIVE and needed <= c.data_classes for c in mine
     )
-    missing = sorted(needed - frozenset().union(*(c.data_classes for c in mine if c.in_force_at(now))))
+    missing = sorted(
+        needed - frozenset().union(*(c.data_classes for c in mine if c.in_force_at(now)))
+    )
     reason = (
         "the patient's consent for this organization is no longer in force"
         if lapsed

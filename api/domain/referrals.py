@@ -88,14 +88,19 @@ _PERFORMER_MOVES: dict[tuple[ReferralStatus, Transition], ReferralStatus] = {
     (_S.IN_PROGRESS, Transition.FAIL): _S.FAILED,
 }
 TRANSITIONS: dict[tuple[ReferralStatus, Transition, Role], ReferralStatus] = {
-    **{(status, move, Role.PERFORMER): target for (status, move), target in _PERFORMER_MOVES.items()},
+    **{
+        (status, move, Role.PERFORMER): target
+        for (status, move), target in _PERFORMER_MOVES.items()
+    },
     **{
         (status, Transition.CANCEL, Role.REQUESTER): _S.CANCELLED
         for status in ReferralStatus
         if not status.is_final
     },
 }
-REASON_REQUIRED = frozenset({Transition.REJECT, Transition.CANCEL, Transition.FAIL, Transition.HOLD})
+REASON_REQUIRED = frozenset(
+    {Transition.REJECT, Transition.CANCEL, Transition.FAIL, Transition.HOLD}
+)
 
 BSER_SYSTEM = "http://hl7.org/fhir/us/bser/CodeSystem/TaskBusinessStatusCS"
 # BSeR Task.businessStatus for each status (code, display); on-hold has no BSeR counterpart.

@@ -13,7 +13,9 @@ _V2 = re.compile(
     r"^(?P<context>patient|user|system)/(?P<type>\*|[A-Z][A-Za-z]+)"
     r"\.(?P<perms>c?r?u?d?s?)(?:\?(?P<query>[^\s]+))?$"
 )
-_V1 = re.compile(r"^(?P<context>patient|user|system)/(?P<type>\*|[A-Z][A-Za-z]+)\.(?P<v1>read|write|\*)$")
+_V1 = re.compile(
+    r"^(?P<context>patient|user|system)/(?P<type>\*|[A-Z][A-Za-z]+)\.(?P<v1>read|write|\*)$"
+)
 _V1_ALIASES = {"read": "rs", "write": "cud", "*": "cruds"}
 PERMISSION_ORDER = "cruds"
 

@@ -1,0 +1,37 @@
+"""Shared rule for recording care data about a participant: the organization must know them."""
+
+from __future__ import annotations
+
+from uuid import UUID
+
+from api.domain.audit import AuditAction
+from api.domain.errors import Forbidden, NotFound
+from api.domain.patients import Patient
+from api.domain.principal import Principal
+from api.services.policy import denied
+from api.services.repositories import UnitOfWork
+
+
+async def patient_in_care(
+    uow: UnitOfWork, principal: Principal, patient_id: UUID, *, operation: str, resource_type: str
+) -> Patient:
+    """The patient, if the caller holds their record or is party to one of their referrals."""
+    (patient,) = await uow.patients.get_many([patient_id])
+    if patient is None:
+        raise NotFound("Patient", patient_id)
+    if patient.managing_organization_id == principal.organization_id:
+        return patient
+    if principal.organization_id in await uow.patients.related_organization_ids(patient.id):
+        return patient
+    error = Forbidden("the participant has no referral with your organization")
+    denied(
+        uow,
+        principal,
+        error,
+        action=AuditAction.CREATE,
+        operation=operation,
+        resource_type=resource_type,
+        resource_id=None,
+        patient_id=patient.id,
+    )
+    raise error

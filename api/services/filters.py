@@ -1,0 +1,52 @@
+"""Parsed search forms: GraphQL arguments and FHIR search parameters both map onto these."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from uuid import UUID
+
+from api.domain.programs import DeliveryMode, ProgramKind
+from api.domain.referrals import Direction, Priority, ReferralStatus
+
+
+class ReferralBox(StrEnum):
+    """Which side of the caller's referrals: received (inbox), sent (outbox) or both."""
+
+    INBOX = "inbox"
+    OUTBOX = "outbox"
+    ALL = "all"
+
+
+@dataclass(frozen=True)
+class ReferralFilter:
+    box: ReferralBox = ReferralBox.ALL
+    directions: frozenset[Direction] = frozenset()
+    statuses: frozenset[ReferralStatus] = frozenset()
+    priorities: frozenset[Priority] = frozenset()
+    program_id: UUID | None = None
+    patient_id: UUID | None = None
+    requester_organization_id: UUID | None = None
+    performer_organization_id: UUID | None = None
+    assigned_supporter_id: UUID | None = None
+    updated_since: datetime | None = None  # exclusive, as FHIR `_lastUpdated=gt`
+    updated_before: datetime | None = None  # exclusive, as FHIR `_lastUpdated=lt`
+
+
+@dataclass(frozen=True)
+class ProgramFilter:
+    organization_id: UUID | None = None
+    kinds: frozenset[ProgramKind] = frozenset()
+    language: str | None = None
+    delivery_mode: DeliveryMode | None = None
+    accepting_referrals: bool | None = None
+    updated_since: datetime | None = None
+
+
+@dataclass(frozen=True)
+class SupporterFilter:
+    organization_id: UUID | None = None
+    language: str | None = None
+    lived_experience: str | None = None
+    active: bool | None = None

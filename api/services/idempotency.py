@@ -1,0 +1,75 @@
+"""Idempotency keys, Stripe's model: the same key with the same request replays the first
+result; the same key with a different request is a conflict."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from datetime import date, datetime
+from enum import Enum
+from typing import Any
+from uuid import UUID
+
+from api.domain.errors import Conflict, Invalid
+from api.domain.principal import Principal
+from api.services.repositories import UnitOfWork
+
+MAX_KEY_LENGTH = 200
+
+
+def _canonical(value: Any) -> Any:
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _canonical(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, dict):
+        return {str(k): _canonical(v) for k, v in sorted(value.items())}
+    if isinstance(value, frozenset | set):
+        return sorted(_canonical(v) for v in value)
+    if isinstance(value, list | tuple):
+        return [_canonical(v) for v in value]
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, UUID | datetime | date):
+        return value.isoformat() if not isinstance(value, UUID) else str(value)
+    return value
+
+
+def request_hash(operation: str, request: object) -> str:
+    text = json.dumps([operation, _canonical(request)], sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+async def replayed_id(
+    uow: UnitOfWork, principal: Principal, key: str | None, operation: str, request: object
+) -> UUID | None:
+    """The id the first request with this key produced, or None when the key is new."""
+    if key is None:
+        return None
+    if not 0 < len(key) <= MAX_KEY_LENGTH:
+        raise Invalid(f"must be 1 to {MAX_KEY_LENGTH} characters", field="idempotencyKey")
+    found = await uow.idempotency.find(principal.organization_id, principal.client_id, key)
+    if found is None:
+        return None
+    stored_operation, stored_hash, response = found
+    if stored_operation != operation or stored_hash != request_hash(operation, request):
+        raise Conflict("this idempotency key was already used with a different request")
+    return UUID(response["id"])
+
+
+async def remember(
+    uow: UnitOfWork,
+    principal: Principal,
+    key: str | None,
+    operation: str,
+    request: object,
+    result_id: UUID,
+) -> None:
+    if key is not None:
+        await uow.idempotency.add(
+            principal.organization_id,
+            principal.client_id,
+            key,
+            operation,
+            request_hash(operation, request),
+            {"id": str(result_id)},
+        )

@@ -1,0 +1,157 @@
+"""Outcome measures (PHQ-9, GAD-7, local instruments); PHQ-9 item 9 > 0 is a safety signal."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from uuid import UUID
+
+from api.domain.audit import AuditAction
+from api.domain.consents import DataClass
+from api.domain.errors import Invalid, NotFound
+from api.domain.events import DomainEvent
+from api.domain.outcomes import Instrument, OutcomeMeasure, check_answers
+from api.domain.principal import Principal
+from api.services import idempotency
+from api.services.care_records import patient_in_care
+from api.services.policy import Capability, Disclosure, audit, decide, require, utcnow
+from api.services.repositories import UnitOfWork
+
+_OUTCOMES = frozenset({DataClass.OUTCOMES})
+
+
+@dataclass(frozen=True)
+class RecordOutcomeMeasure:
+    patient_id: UUID
+    instrument: Instrument
+    item_answers: tuple[int, ...]
+    administered_at: datetime | None = None
+    referral_id: UUID | None = None
+
+
+async def record_outcome_measure(
+    uow: UnitOfWork,
+    principal: Principal,
+    command: RecordOutcomeMeasure,
+    *,
+    idempotency_key: str | None = None,
+) -> OutcomeMeasure:
+    """Record an administered instrument; raises a SafetySignalRaised event when item 9 > 0."""
+    require(principal, Capability.RECORD_OUTCOMES)
+    check_answers(command.instrument, command.item_answers)
+    now = utcnow()
+    if command.administered_at is not None and command.administered_at > now:
+        raise Invalid("must not be in the future", field="administeredAt")
+    async with uow:
+        replay = await idempotency.replayed_id(
+            uow, principal, idempotency_key, "recordOutcomeMeasure", command
+        )
+        if replay is not None:
+            (again,) = await uow.outcomes.get_many([replay])
+            if again is None:
+                raise NotFound("OutcomeMeasure", replay)
+            return again
+        patient = await patient_in_care(
+            uow,
+            principal,
+            command.patient_id,
+            operation="recordOutcomeMeasure",
+            resource_type="QuestionnaireResponse",
+        )
+        if command.referral_id is not None:
+            (referral,) = await uow.referrals.get_many([command.referral_id])
+            if (
+                referral is None
+                or referral.patient_id != patient.id
+                or referral.role_of(principal.organization_id) is None
+            ):
+                raise Invalid(
+                    "not a referral of this participant with your organization", field="referralId"
+                )
+        measure = await uow.outcomes.add(
+            OutcomeMeasure(
+                id=uuid.uuid4(),
+                patient_id=patient.id,
+                organization_id=principal.organization_id,
+                referral_id=command.referral_id,
+                instrument=command.instrument,
+                administered_at=command.administered_at or now,
+                item_answers=command.item_answers,
+                version=1,
+                created_at=now,
+                updated_at=now,
+            )
+        )
+        events = [
+            DomainEvent(
+                "OutcomeMeasureRecorded",
+                "OutcomeMeasure",
+                measure.id,
+                (principal.organization_id,),
+                {"instrument": measure.instrument.value},
+            )
+        ]
+        if measure.safety_signal:
+            events.append(
+                DomainEvent(
+                    "SafetySignalRaised",
+                    "OutcomeMeasure",
+                    measure.id,
+                    (principal.organization_id,),
+                    {
+                        "instrument": measure.instrument.value,
+                        "referralId": str(measure.referral_id or ""),
+                    },
+                )
+            )
+        await uow.outbox.add_many(events)
+        await uow.audit.add_many(
+            [
+                audit(
+                    principal,
+                    action=AuditAction.CREATE,
+                    operation="recordOutcomeMeasure",
+                    resource_type="QuestionnaireResponse",
+                    resource_id=measure.id,
+                    patient_id=patient.id,
+                )
+            ]
+        )
+        await idempotency.remember(
+            uow, principal, idempotency_key, "recordOutcomeMeasure", command, measure.id
+        )
+        await uow.commit()
+    return measure
+
+
+async def outcomes_for_patients(
+    uow: UnitOfWork, principal: Principal, patient_ids: Sequence[UUID]
+) -> list[list[OutcomeMeasure]]:
+    """Per patient, the measures the caller may see (recorder, or consent `outcomes`)."""
+    require(principal, Capability.READ_OUTCOMES)
+    async with uow:
+        rows = await uow.outcomes.for_patients(patient_ids)
+        decisions = await decide(
+            uow,
+            principal,
+            [Disclosure(m.patient_id, m.organization_id, _OUTCOMES) for m in rows],
+            utcnow(),
+        )
+        visible = [m for m, d in zip(rows, decisions, strict=True) if d.permitted]
+        await uow.audit.add_many(
+            [
+                audit(
+                    principal,
+                    action=AuditAction.READ,
+                    operation="readOutcomeMeasure",
+                    resource_type="QuestionnaireResponse",
+                    resource_id=m.id,
+                    patient_id=m.patient_id,
+                )
+                for m in visible
+            ]
+        )
+        await uow.commit()
+    return [[m for m in visible if m.patient_id == pid] for pid in patient_ids]

@@ -1,0 +1,182 @@
+"""Patients: registration by the organization that holds the record, consented reads by others."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date
+from uuid import UUID
+
+from api.domain.audit import AuditAction
+from api.domain.consents import DataClass
+from api.domain.errors import Conflict, DomainError, Invalid, InvalidDetail, NotFound
+from api.domain.patients import Gender, Patient, PatientIdentifier
+from api.domain.principal import Principal
+from api.services import idempotency
+from api.services.policy import (
+    Capability,
+    Disclosure,
+    audit,
+    decide,
+    denied,
+    refusal,
+    require,
+    utcnow,
+)
+from api.services.repositories import UnitOfWork
+
+_DEMOGRAPHICS = frozenset({DataClass.DEMOGRAPHICS})
+
+
+@dataclass(frozen=True)
+class RegisterPatient:
+    identifiers: tuple[PatientIdentifier, ...]
+    given_name: str
+    family_name: str
+    birth_date: date | None = None
+    gender: Gender = Gender.UNKNOWN
+    phone: str | None = None
+    email: str | None = None
+    preferred_language: str | None = None
+
+
+def _check(command: RegisterPatient) -> None:
+    problems = [
+        InvalidDetail(field, "must not be empty")
+        for field, value in (("givenName", command.given_name), ("familyName", command.family_name))
+        if not value.strip()
+    ]
+    for index, identifier in enumerate(command.identifiers):
+        if not identifier.system.strip() or not identifier.value.strip():
+            problems.append(InvalidDetail(f"identifiers[{index}]", "needs a system and a value"))
+    if command.birth_date is not None and command.birth_date > date.today():
+        problems.append(InvalidDetail("birthDate", "must not be in the future"))
+    if problems:
+        raise Invalid(problems)
+
+
+async def register_patient(
+    uow: UnitOfWork,
+    principal: Principal,
+    command: RegisterPatient,
+    *,
+    idempotency_key: str | None = None,
+) -> Patient:
+    """Register a participant; the caller's organization becomes the managing organization."""
+    require(principal, Capability.REGISTER_PATIENTS)
+    _check(command)
+    async with uow:
+        replay = await idempotency.replayed_id(
+            uow, principal, idempotency_key, "registerPatient", command
+        )
+        if replay is None:
+            for identifier in command.identifiers:
+                if await uow.patients.find_by_identifier(identifier) is not None:
+                    raise Conflict("a patient with this identifier is already registered")
+            now = utcnow()
+            patient = await uow.patients.add(
+                Patient(
+                    id=uuid.uuid4(),
+                    managing_organization_id=principal.organization_id,
+                    identifiers=command.identifiers,
+                    given_name=command.given_name.strip(),
+                    family_name=command.family_name.strip(),
+                    birth_date=command.birth_date,
+                    gender=command.gender,
+                    phone=command.phone,
+                    email=command.email,
+                    preferred_language=command.preferred_language,
+                    version=1,
+                    created_at=now,
+                    updated_at=now,
+                )
+            )
+            await idempotency.remember(
+                uow, principal, idempotency_key, "registerPatient", command, patient.id
+            )
+        else:
+            (found,) = await uow.patients.get_many([replay])
+            if found is None:
+                raise NotFound("Patient", replay)
+            patient = found
+        await uow.audit.add_many(
+            [
+                audit(
+                    principal,
+                    action=AuditAction.CREATE,
+                    operation="registerPatient",
+                    resource_type="Patient",
+                    resource_id=patient.id,
+                    patient_id=patient.id,
+                )
+            ]
+        )
+        await uow.commit()
+    return patient
+
+
+async def get_patients(
+    uow: UnitOfWork, principal: Principal, ids: Sequence[UUID]
+) -> list[Patient | DomainError]:
+    """Each patient, or the reason the caller may not see it (not found, no consent)."""
+    require(principal, Capability.READ_PATIENTS)
+    async with uow:
+        found = await uow.patients.get_many(ids)
+        present = [p for p in found if p is not None]
+        decisions = await decide(
+            uow,
+            principal,
+            [Disclosure(p.id, p.managing_organization_id, _DEMOGRAPHICS) for p in present],
+            utcnow(),
+        )
+        by_id = dict(zip((p.id for p in present), decisions, strict=True))
+        results: list[Patient | DomainError] = []
+        records = []
+        for patient_id, patient in zip(ids, found, strict=True):
+            if patient is None:
+                results.append(NotFound("Patient", patient_id))
+                continue
+            decision = by_id[patient.id]
+            if decision.permitted:
+                results.append(patient)
+                records.append(
+                    audit(
+                        principal,
+                        action=AuditAction.READ,
+                        operation="readPatient",
+                        resource_type="Patient",
+                        resource_id=patient.id,
+                        patient_id=patient.id,
+                        consent_ids=decision.consent_ids,
+                    )
+                )
+            else:
+                error = refusal(decision)
+                results.append(error)
+                denied(
+                    uow,
+                    principal,
+                    error,
+                    action=AuditAction.READ,
+                    operation="readPatient",
+                    resource_type="Patient",
+                    resource_id=patient.id,
+                    patient_id=patient.id,
+                )
+        await uow.audit.add_many(records)
+        await uow.commit()
+    return results
+
+
+async def find_patient(
+    uow: UnitOfWork, principal: Principal, identifier: PatientIdentifier
+) -> Patient | None:
+    """Look a patient up by identifier (system|value); None when absent or not disclosed."""
+    require(principal, Capability.READ_PATIENTS)
+    async with uow:
+        found = await uow.patients.find_by_identifier(identifier)
+    if found is None:
+        return None
+    (result,) = await get_patients(uow, principal, [found.id])
+    return result if isinstance(result, Patient) else None

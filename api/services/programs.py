@@ -1,0 +1,136 @@
+"""Peer programs: the directory every client reads, managed by the owning peer organization."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from uuid import UUID
+
+from api.domain.errors import Forbidden, Invalid, InvalidDetail, NotFound
+from api.domain.events import DomainEvent
+from api.domain.organizations import OrganizationKind
+from api.domain.principal import Principal
+from api.domain.programs import DeliveryMode, PeerProgram, ProgramKind
+from api.services import idempotency
+from api.services.filters import ProgramFilter
+from api.services.pagination import Keyset, Page, PageRequest, page_from_rows
+from api.services.policy import Capability, require, require_organization, utcnow
+from api.services.repositories import UnitOfWork
+
+
+@dataclass(frozen=True)
+class UpsertPeerProgram:
+    """Create a program (no id) or replace one (id + the version the caller last saw)."""
+
+    name: str
+    kind: ProgramKind
+    id: UUID | None = None
+    expected_version: int | None = None
+    description: str = ""
+    languages: tuple[str, ...] = ("en",)
+    delivery_modes: tuple[DeliveryMode, ...] = (DeliveryMode.IN_PERSON,)
+    eligibility: str = ""
+    capacity: int | None = None
+    accepting_referrals: bool = True
+    substance_use_focus: bool = False
+
+
+def _check(command: UpsertPeerProgram) -> None:
+    problems = []
+    if not command.name.strip():
+        problems.append(InvalidDetail("name", "must not be empty"))
+    if command.capacity is not None and command.capacity <= 0:
+        problems.append(InvalidDetail("capacity", "must be positive"))
+    if not command.delivery_modes:
+        problems.append(InvalidDetail("deliveryModes", "name at least one delivery mode"))
+    if command.id is not None and command.expected_version is None:
+        problems.append(InvalidDetail("expectedVersion", "is required to update a program"))
+    if problems:
+        raise Invalid(problems)
+
+
+async def upsert_program(
+    uow: UnitOfWork,
+    principal: Principal,
+    command: UpsertPeerProgram,
+    *,
+    idempotency_key: str | None = None,
+) -> PeerProgram:
+    """Create or update one of the caller's own programs (peer organizations only)."""
+    require(principal, Capability.MANAGE_PROGRAMS)
+    _check(command)
+    async with uow:
+        replay = await idempotency.replayed_id(
+            uow, principal, idempotency_key, "upsertPeerProgram", command
+        )
+        if replay is not None:
+            (program,) = await uow.programs.get_many([replay])
+            if program is None:
+                raise NotFound("PeerProgram", replay)
+            return program
+        (organization,) = await uow.organizations.get_many([principal.organization_id])
+        if organization is None or organization.kind is not OrganizationKind.PEER_ORGANIZATION:
+            raise Forbidden("only peer organizations offer peer programs")
+        now = utcnow()
+        if command.id is None:
+            program_id, version, created_at = uuid.uuid4(), 1, now
+        else:
+            (existing,) = await uow.programs.get_many([command.id])
+            if existing is None:
+                raise NotFound("PeerProgram", command.id)
+            require_organization(principal, existing.organization_id, "this program")
+            program_id, created_at = existing.id, existing.created_at
+            version = (command.expected_version or 0) + 1
+        saved = await uow.programs.save(
+            PeerProgram(
+                id=program_id,
+                organization_id=principal.organization_id,
+                name=command.name.strip(),
+                kind=command.kind,
+                description=command.description,
+                languages=command.languages,
+                delivery_modes=command.delivery_modes,
+                eligibility=command.eligibility,
+                capacity=command.capacity,
+                accepting_referrals=command.accepting_referrals,
+                substance_use_focus=command.substance_use_focus,
+                version=version,
+                created_at=created_at,
+                updated_at=now,
+            )
+        )
+        await uow.outbox.add_many(
+            [
+                DomainEvent(
+                    "PeerProgramChanged",
+                    "PeerProgram",
+                    saved.id,
+                    (saved.organization_id,),
+                    {"version": saved.version},
+                )
+            ]
+        )
+        await idempotency.remember(
+            uow, principal, idempotency_key, "upsertPeerProgram", command, saved.id
+        )
+        await uow.commit()
+    return saved
+
+
+async def get_programs(
+    uow: UnitOfWork, principal: Principal, ids: Sequence[UUID]
+) -> list[PeerProgram | None]:
+    require(principal, Capability.READ_PROGRAMS)
+    async with uow:
+        return await uow.programs.get_many(ids)
+
+
+async def list_programs(
+    uow: UnitOfWork, principal: Principal, where: ProgramFilter, page: PageRequest
+) -> Page[PeerProgram]:
+    """The program directory (not patient data: every organization may read it)."""
+    require(principal, Capability.READ_PROGRAMS)
+    async with uow:
+        rows = await uow.programs.search(where, page.after, page.first + 1)
+    return page_from_rows(rows, page, lambda p: Keyset(p.updated_at, p.id))

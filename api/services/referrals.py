@@ -1,0 +1,596 @@
+"""Referrals in both directions: create, move through the Task workflow, assign, escalate, read.
+
+See https://hl7.org/fhir/us/sdoh-clinicalcare/referral_workflow.html
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from uuid import UUID
+
+from api.domain.audit import AuditAction
+from api.domain.consents import DataClass
+from api.domain.errors import (
+    DomainError,
+    Forbidden,
+    Invalid,
+    InvalidDetail,
+    InvalidTransition,
+    NotFound,
+)
+from api.domain.events import DomainEvent
+from api.domain.organizations import Organization, OrganizationKind
+from api.domain.principal import Principal
+from api.domain.referrals import (
+    OPEN_STATUSES,
+    Coding,
+    Direction,
+    Priority,
+    Referral,
+    ReferralStatus,
+    Role,
+    StatusChange,
+    Transition,
+    apply_transition,
+)
+from api.domain.supporters import check_assignable
+from api.services import idempotency
+from api.services.filters import ReferralFilter
+from api.services.pagination import Keyset, Page, PageRequest, page_from_rows
+from api.services.policy import (
+    Capability,
+    Disclosure,
+    actor_of,
+    audit,
+    consent_for_recipient,
+    decide,
+    denied,
+    refusal,
+    require,
+    utcnow,
+)
+from api.services.repositories import UnitOfWork
+
+DEFAULT_SHARED = frozenset({DataClass.DEMOGRAPHICS, DataClass.REFERRAL})
+MAX_REASON_LENGTH = 2000
+
+
+@dataclass(frozen=True)
+class CreateReferral:
+    patient_id: UUID
+    performer_organization_id: UUID
+    priority: Priority = Priority.ROUTINE
+    program_id: UUID | None = None
+    reason_codes: tuple[Coding, ...] = ()
+    reason_text: str | None = None
+    shared_data_classes: frozenset[DataClass] = DEFAULT_SHARED
+
+
+@dataclass(frozen=True)
+class EscalateReferral:
+    """A peer supporter sees the need for professional care: refer the participant to a clinic."""
+
+    referral_id: UUID
+    clinic_organization_id: UUID
+    priority: Priority = Priority.URGENT
+    reason_codes: tuple[Coding, ...] = ()
+    reason_text: str | None = None
+    shared_data_classes: frozenset[DataClass] = DEFAULT_SHARED
+
+
+@dataclass(frozen=True)
+class ReferralView:
+    """A referral as the caller may see it: PHI fields are blanked when consent does not cover
+    them for the performer, who keeps the stub (ids, status, dates) so its workflow holds."""
+
+    referral: Referral
+    role: Role
+    withheld: DomainError | None = None
+
+
+# --- commands ---------------------------------------------------------------------------------
+
+
+def _check_text(reason_text: str | None, data_classes: frozenset[DataClass]) -> None:
+    problems = []
+    if reason_text is not None and len(reason_text) > MAX_REASON_LENGTH:
+        problems.append(InvalidDetail("reasonText", f"at most {MAX_REASON_LENGTH} characters"))
+    if DataClass.REFERRAL not in data_classes:
+        problems.append(InvalidDetail("sharedDataClasses", "a referral always shares `referral`"))
+    if problems:
+        raise Invalid(problems)
+
+
+def _direction(requester: Organization, performer: Organization) -> Direction:
+    kinds = (requester.kind, performer.kind)
+    if kinds == (OrganizationKind.CLINIC, OrganizationKind.PEER_ORGANIZATION):
+        return Direction.CLINIC_TO_PEER
+    if kinds == (OrganizationKind.PEER_ORGANIZATION, OrganizationKind.CLINIC):
+        return Direction.PEER_TO_CLINIC
+    raise Invalid(
+        "referrals go from a clinic to a peer organization or from a peer organization to a clinic",
+        field="performerOrganizationId",
+    )
+
+
+def _event(event_type: str, referral: Referral) -> DomainEvent:
+    return DomainEvent(
+        event_type,
+        "Referral",
+        referral.id,
+        (referral.requester_organization_id, referral.performer_organization_id),
+        {
+            "status": referral.status.value,
+            "version": referral.version,
+            "priority": referral.priority.value,
+            "direction": referral.direction.value,
+        },
+    )
+
+
+async def _open_referral(
+    uow: UnitOfWork,
+    principal: Principal,
+    command: CreateReferral,
+    *,
+    operation: str,
+    escalated_from: Referral | None,
+) -> Referral:
+    """Shared by create and escalate: tenancy, program, consent, write, audit, outbox."""
+    organizations = await uow.organizations.get_many(
+        [principal.organization_id, command.performer_organization_id]
+    )
+    requester, performer = organizations
+    if requester is None:
+        raise Forbidden("the caller's organization is not registered")
+    if performer is None:
+        raise NotFound("Organization", command.performer_organization_id)
+    direction = _direction(requester, performer)
+    (patient,) = await uow.patients.get_many([command.patient_id])
+    if patient is None:
+        raise NotFound("Patient", command.patient_id)
+    if command.program_id is not None:
+        (program,) = await uow.programs.get_many([command.program_id])
+        if program is None:
+            raise NotFound("PeerProgram", command.program_id)
+        if program.organization_id != performer.id:
+            raise Invalid("the program belongs to another organization", field="programId")
+        if not program.accepting_referrals:
+            raise Invalid("the program is not accepting referrals", field="programId")
+    now = utcnow()
+    # The requester must itself hold or be allowed the patient's record, and the patient must
+    # have consented to share exactly these classes with the performer.
+    (held,) = await decide(
+        uow,
+        principal,
+        [
+            Disclosure(
+                patient.id, patient.managing_organization_id, frozenset({DataClass.DEMOGRAPHICS})
+            )
+        ],
+        now,
+    )
+    shared = await consent_for_recipient(
+        uow, patient.id, performer.id, command.shared_data_classes, now
+    )
+    for decision in (held, shared):
+        if not decision.permitted:
+            error = refusal(decision)
+            denied(
+                uow,
+                principal,
+                error,
+                action=AuditAction.CREATE,
+                operation=operation,
+                resource_type="Referral",
+                resource_id=None,
+                patient_id=patient.id,
+            )
+            raise error
+    referral = Referral(
+        id=uuid.uuid4(),
+        direction=direction,
+        requester_organization_id=requester.id,
+        performer_organization_id=performer.id,
+        program_id=command.program_id,
+        patient_id=patient.id,
+        priority=command.priority,
+        reason_codes=command.reason_codes,
+        reason_text=(command.reason_text or "").strip() or None,
+        shared_data_classes=command.shared_data_classes,
+        consent_id=shared.consent_ids[0],
+        status=ReferralStatus.REQUESTED,
+        status_reason=None,
+        assigned_supporter_id=None,
+        escalated_from_id=escalated_from.id if escalated_from else None,
+        version=1,
+        created_at=now,
+        updated_at=now,
+    )
+    first = StatusChange(None, ReferralStatus.REQUESTED, None, None, actor_of(principal), now, 1)
+    created = await uow.referrals.add(referral, first)
+    await uow.audit.add_many(
+        [
+            audit(
+                principal,
+                action=AuditAction.CREATE,
+                operation=operation,
+                resource_type="Referral",
+                resource_id=created.id,
+                patient_id=patient.id,
+                consent_ids=shared.consent_ids,
+            )
+        ]
+    )
+    await uow.outbox.add_many([_event("ReferralCreated", created)])
+    return created
+
+
+async def create_referral(
+    uow: UnitOfWork,
+    principal: Principal,
+    command: CreateReferral,
+    *,
+    idempotency_key: str | None = None,
+) -> ReferralView:
+    """Send a consented referral to another organization (Gravity: ServiceRequest + Task)."""
+    require(principal, Capability.CREATE_REFERRAL)
+    _check_text(command.reason_text, command.shared_data_classes)
+    async with uow:
+        replay = await idempotency.replayed_id(
+            uow, principal, idempotency_key, "createReferral", command
+        )
+        if replay is None:
+            referral = await _open_referral(
+                uow, principal, command, operation="createReferral", escalated_from=None
+            )
+            await idempotency.remember(
+                uow, principal, idempotency_key, "createReferral", command, referral.id
+            )
+        else:
+            referral = await _load(uow, replay)
+        await uow.commit()
+    return ReferralView(referral, Role.REQUESTER)
+
+
+async def escalate_referral(
+    uow: UnitOfWork,
+    principal: Principal,
+    command: EscalateReferral,
+    *,
+    idempotency_key: str | None = None,
+) -> ReferralView:
+    """Peer → clinic referral linked to the referral the peer organization is working on."""
+    require(principal, Capability.CREATE_REFERRAL)
+    _check_text(command.reason_text, command.shared_data_classes)
+    async with uow:
+        replay = await idempotency.replayed_id(
+            uow, principal, idempotency_key, "escalateReferral", command
+        )
+        if replay is None:
+            original = await _load(uow, command.referral_id)
+            if original.role_of(principal.organization_id) is not Role.PERFORMER:
+                error = Forbidden("only the organization working a referral may escalate it")
+                denied(
+                    uow,
+                    principal,
+                    error,
+                    action=AuditAction.CREATE,
+                    operation="escalateReferral",
+                    resource_type="Referral",
+                    resource_id=original.id,
+                    patient_id=original.patient_id,
+                )
+                raise error
+            referral = await _open_referral(
+                uow,
+                principal,
+                CreateReferral(
+                    patient_id=original.patient_id,
+                    performer_organization_id=command.clinic_organization_id,
+                    priority=command.priority,
+                    reason_codes=command.reason_codes,
+                    reason_text=command.reason_text,
+                    shared_data_classes=command.shared_data_classes,
+                ),
+                operation="escalateReferral",
+                escalated_from=original,
+            )
+            if referral.direction is not Direction.PEER_TO_CLINIC:
+                raise Invalid("an escalation goes to a clinic", field="clinicOrganizationId")
+            await uow.outbox.add_many([_event("ReferralEscalated", referral)])
+            await idempotency.remember(
+                uow, principal, idempotency_key, "escalateReferral", command, referral.id
+            )
+        else:
+            referral = await _load(uow, replay)
+        await uow.commit()
+    return ReferralView(referral, Role.REQUESTER)
+
+
+_EVENT_OF = {
+    Transition.ACCEPT: "ReferralAccepted",
+    Transition.REJECT: "ReferralRejected",
+    Transition.START: "ReferralStarted",
+    Transition.HOLD: "ReferralPutOnHold",
+    Transition.RESUME: "ReferralResumed",
+    Transition.COMPLETE: "ReferralCompleted",
+    Transition.FAIL: "ReferralFailed",
+    Transition.CANCEL: "ReferralCancelled",
+}
+
+
+@dataclass(frozen=True)
+class _TransitionRequest:
+    referral_id: UUID
+    transition: Transition
+    reason: str | None
+    expected_version: int | None
+
+
+async def transition_referral(
+    uow: UnitOfWork,
+    principal: Principal,
+    referral_id: UUID,
+    transition: Transition,
+    *,
+    reason: str | None = None,
+    expected_version: int | None = None,
+    idempotency_key: str | None = None,
+) -> ReferralView:
+    """Move a referral along the state machine as its requester or performer."""
+    require(principal, Capability.TRANSITION_REFERRAL)
+    request = _TransitionRequest(referral_id, transition, reason, expected_version)
+    async with uow:
+        replay = await idempotency.replayed_id(
+            uow, principal, idempotency_key, "transitionReferral", request
+        )
+        if replay is not None:
+            referral = await _load(uow, replay)
+            await uow.commit()
+            return (await _views(uow, principal, [referral], record=False))[0]
+        current = await uow.referrals.get_for_update(referral_id)
+        if current is None:
+            raise NotFound("Referral", referral_id)
+        role = current.role_of(principal.organization_id)
+        try:
+            changed, change = apply_transition(
+                current,
+                transition,
+                role=role,
+                reason=reason,
+                expected_version=expected_version,
+                actor=actor_of(principal),
+                at=utcnow(),
+            )
+        except Forbidden as error:
+            denied(
+                uow,
+                principal,
+                error,
+                action=AuditAction.UPDATE,
+                operation=str(transition),
+                resource_type="Referral",
+                resource_id=current.id,
+                patient_id=current.patient_id,
+            )
+            raise
+        saved = await uow.referrals.save(changed, change)
+        await uow.audit.add_many(
+            [
+                audit(
+                    principal,
+                    action=AuditAction.UPDATE,
+                    operation=f"{transition}Referral",
+                    resource_type="Referral",
+                    resource_id=saved.id,
+                    patient_id=saved.patient_id,
+                )
+            ]
+        )
+        await uow.outbox.add_many([_event(_EVENT_OF[transition], saved)])
+        await idempotency.remember(
+            uow, principal, idempotency_key, "transitionReferral", request, saved.id
+        )
+        (view,) = await _views(uow, principal, [saved], record=False)
+        await uow.commit()
+    return view
+
+
+async def assign_supporter(
+    uow: UnitOfWork,
+    principal: Principal,
+    referral_id: UUID,
+    supporter_id: UUID,
+    *,
+    expected_version: int | None = None,
+) -> ReferralView:
+    """Assign a certified peer supporter with free caseload (performer only, open referrals)."""
+    require(principal, Capability.ASSIGN_SUPPORTER)
+    async with uow:
+        current = await uow.referrals.get_for_update(referral_id)
+        if current is None:
+            raise NotFound("Referral", referral_id)
+        if current.role_of(principal.organization_id) is not Role.PERFORMER:
+            error = Forbidden("only the performing organization assigns a peer supporter")
+            denied(
+                uow,
+                principal,
+                error,
+                action=AuditAction.UPDATE,
+                operation="assignSupporter",
+                resource_type="Referral",
+                resource_id=current.id,
+                patient_id=current.patient_id,
+            )
+            raise error
+        current.check_version(expected_version)
+        if current.status not in OPEN_STATUSES:
+            raise InvalidTransition(
+                f"a supporter can be assigned to an accepted, in-progress or on-hold referral, "
+                f"not one that is {current.status}"
+            )
+        supporter = await uow.supporters.get_for_update(supporter_id)
+        if supporter is None or supporter.organization_id != principal.organization_id:
+            raise NotFound("PeerSupporter", supporter_id)
+        if current.assigned_supporter_id != supporter.id:
+            now = utcnow()
+            check_assignable(
+                supporter, await uow.supporters.open_caseload(supporter.id), now.date()
+            )
+            current = await uow.referrals.save(
+                replace(
+                    current,
+                    assigned_supporter_id=supporter.id,
+                    version=current.version + 1,
+                    updated_at=now,
+                ),
+                None,
+            )
+            await uow.audit.add_many(
+                [
+                    audit(
+                        principal,
+                        action=AuditAction.UPDATE,
+                        operation="assignSupporter",
+                        resource_type="Referral",
+                        resource_id=current.id,
+                        patient_id=current.patient_id,
+                    )
+                ]
+            )
+            await uow.outbox.add_many([_event("SupporterAssigned", current)])
+        (view,) = await _views(uow, principal, [current], record=False)
+        await uow.commit()
+    return view
+
+
+# --- reads -----------------------------------------------------------------------------------
+
+
+async def _load(uow: UnitOfWork, referral_id: UUID) -> Referral:
+    (referral,) = await uow.referrals.get_many([referral_id])
+    if referral is None:
+        raise NotFound("Referral", referral_id)
+    return referral
+
+
+def _withheld_classes(referral: Referral) -> frozenset[DataClass]:
+    classes = {DataClass.REFERRAL}
+    if referral.is_part2:
+        classes.add(DataClass.SUBSTANCE_USE)
+    return frozenset(classes)
+
+
+async def _views(
+    uow: UnitOfWork, principal: Principal, referrals: Sequence[Referral], *, record: bool
+) -> list[ReferralView]:
+    """Decide, for each referral the caller is party to, whether its PHI is disclosed now."""
+    now = utcnow()
+    decisions = await decide(
+        uow,
+        principal,
+        [
+            Disclosure(r.patient_id, r.requester_organization_id, _withheld_classes(r))
+            for r in referrals
+        ],
+        now,
+    )
+    views = []
+    records = []
+    for referral, decision in zip(referrals, decisions, strict=True):
+        role = referral.role_of(principal.organization_id)
+        assert role is not None, "callers filter by tenancy first"
+        if decision.permitted:
+            views.append(ReferralView(referral, role))
+        else:
+            stub = replace(referral, reason_codes=(), reason_text=None)
+            views.append(ReferralView(stub, role, refusal(decision)))
+        records.append(
+            audit(
+                principal,
+                action=AuditAction.READ,
+                operation="readReferral",
+                resource_type="Referral",
+                resource_id=referral.id,
+                patient_id=referral.patient_id,
+                consent_ids=decision.consent_ids,
+                detail_code=None if decision.permitted else "REDACTED",
+            )
+        )
+    if record:
+        await uow.audit.add_many(records)
+    return views
+
+
+async def get_referrals(
+    uow: UnitOfWork, principal: Principal, ids: Sequence[UUID]
+) -> list[ReferralView | DomainError]:
+    """Referrals by id, each as the caller may see it, or why it may not (for DataLoaders)."""
+    require(principal, Capability.READ_REFERRALS)
+    async with uow:
+        found = await uow.referrals.get_many(ids)
+        mine = [r for r in found if r is not None and r.role_of(principal.organization_id)]
+        views = {v.referral.id: v for v in await _views(uow, principal, mine, record=True)}
+        results: list[ReferralView | DomainError] = []
+        for referral_id, referral in zip(ids, found, strict=True):
+            if referral is None:
+                results.append(NotFound("Referral", referral_id))
+            elif referral.id in views:
+                results.append(views[referral.id])
+            else:
+                error = Forbidden("this referral is between other organizations")
+                results.append(error)
+                denied(
+                    uow,
+                    principal,
+                    error,
+                    action=AuditAction.READ,
+                    operation="readReferral",
+                    resource_type="Referral",
+                    resource_id=referral.id,
+                    patient_id=referral.patient_id,
+                )
+        await uow.commit()
+    return results
+
+
+async def get_referral(uow: UnitOfWork, principal: Principal, referral_id: UUID) -> ReferralView:
+    (result,) = await get_referrals(uow, principal, [referral_id])
+    if isinstance(result, DomainError):
+        raise result
+    return result
+
+
+async def list_referrals(
+    uow: UnitOfWork, principal: Principal, where: ReferralFilter, page: PageRequest
+) -> Page[ReferralView]:
+    """The caller's referrals (sent, received or both), newest change first, keyset-paginated."""
+    require(principal, Capability.READ_REFERRALS)
+    async with uow:
+        rows = await uow.referrals.search(
+            principal.organization_id, where, page.after, page.first + 1
+        )
+        found = page_from_rows(rows, page, lambda r: Keyset(r.updated_at, r.id))
+        views = await _views(uow, principal, found.items, record=True)
+        await uow.commit()
+    return Page(tuple(views), found.end_cursor, found.has_next_page)
+
+
+async def referral_histories(
+    uow: UnitOfWork, principal: Principal, referral_ids: Sequence[UUID]
+) -> list[list[StatusChange] | DomainError]:
+    """Transition histories (who, when, why) of referrals the caller is party to."""
+    require(principal, Capability.READ_REFERRALS)
+    async with uow:
+        found = await uow.referrals.get_many(referral_ids)
+        allowed = [r.id for r in found if r is not None and r.role_of(principal.organization_id)]
+        histories = await uow.referrals.history_for(allowed) if allowed else {}
+    return [
+        histories.get(referral_id, [])
+        if referral_id in histories or referral_id in allowed
+        else Forbidden("this referral is between other organizations")
+        for referral_id in referral_ids
+    ]

@@ -1,0 +1,163 @@
+"""Repository protocols the services depend on; `api.db` implements them over asyncpg.
+
+Repositories never open transactions: the unit of work owns the boundary.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any, Protocol
+from uuid import UUID
+
+from api.domain.audit import AuditEvent, AuditRecord
+from api.domain.consents import Consent
+from api.domain.events import DomainEvent
+from api.domain.organizations import Organization, OrganizationKind
+from api.domain.outcomes import OutcomeMeasure
+from api.domain.patients import Patient, PatientIdentifier
+from api.domain.programs import PeerProgram
+from api.domain.referrals import Referral, StatusChange
+from api.domain.sessions import Attendance, PeerSession
+from api.domain.supporters import PeerSupporter
+from api.services.filters import ProgramFilter, ReferralFilter, SupporterFilter
+from api.services.pagination import Keyset
+
+
+class OrganizationRepository(Protocol):
+    async def add(self, name: str, kind: OrganizationKind, npi: str | None) -> Organization: ...
+    async def get_many(self, ids: Sequence[UUID]) -> list[Organization | None]:
+        """One entry per id, in order; None where absent."""
+
+    async def list(self, after_name: str | None, limit: int) -> list[Organization]: ...
+    async def find_by_name(self, name: str) -> Organization | None: ...
+
+
+class ProgramRepository(Protocol):
+    async def save(self, program: PeerProgram) -> PeerProgram:
+        """Insert, or update when the stored version is `version - 1` (else VersionConflict)."""
+
+    async def get_many(self, ids: Sequence[UUID]) -> list[PeerProgram | None]: ...
+    async def search(
+        self, where: ProgramFilter, after: Keyset | None, limit: int
+    ) -> list[PeerProgram]: ...
+
+
+class SupporterRepository(Protocol):
+    async def save(self, supporter: PeerSupporter) -> PeerSupporter: ...
+    async def get_many(self, ids: Sequence[UUID]) -> list[PeerSupporter | None]: ...
+    async def get_for_update(self, supporter_id: UUID) -> PeerSupporter | None:
+        """Lock the supporter row so concurrent assignments count the caseload one at a time."""
+
+    async def search(
+        self, where: SupporterFilter, after: Keyset | None, limit: int
+    ) -> list[PeerSupporter]: ...
+    async def open_caseload(self, supporter_id: UUID) -> int: ...
+
+
+class PatientRepository(Protocol):
+    async def add(self, patient: Patient) -> Patient: ...
+    async def get_many(self, ids: Sequence[UUID]) -> list[Patient | None]: ...
+    async def find_by_identifier(self, identifier: PatientIdentifier) -> Patient | None: ...
+    async def related_organization_ids(self, patient_id: UUID) -> set[UUID]:
+        """Organizations with a referral for the patient, as requester or performer."""
+
+
+class ConsentRepository(Protocol):
+    async def add(self, consent: Consent) -> Consent: ...
+    async def save(self, consent: Consent) -> Consent: ...
+    async def get_many(self, ids: Sequence[UUID]) -> list[Consent | None]: ...
+    async def for_patients(self, patient_ids: Sequence[UUID]) -> list[Consent]: ...
+    async def get_for_update(self, consent_id: UUID) -> Consent | None: ...
+
+
+class ReferralRepository(Protocol):
+    async def add(self, referral: Referral, first: StatusChange) -> Referral: ...
+    async def save(self, referral: Referral, change: StatusChange | None) -> Referral:
+        """Write the new state if the stored version is `version - 1`, else VersionConflict."""
+
+    async def get_many(self, ids: Sequence[UUID]) -> list[Referral | None]: ...
+    async def get_for_update(self, referral_id: UUID) -> Referral | None: ...
+    async def search(
+        self, organization_id: UUID, where: ReferralFilter, after: Keyset | None, limit: int
+    ) -> list[Referral]: ...
+    async def history_for(self, referral_ids: Sequence[UUID]) -> dict[UUID, list[StatusChange]]: ...
+
+
+class SessionRepository(Protocol):
+    async def add(self, session: PeerSession) -> PeerSession: ...
+    async def get_many(self, ids: Sequence[UUID]) -> list[PeerSession | None]: ...
+    async def add_attendance(self, attendance: Attendance) -> Attendance:
+        """Insert or replace the patient's attendance for the session."""
+
+    async def attendance_for(
+        self, *, session_ids: Sequence[UUID] = (), patient_ids: Sequence[UUID] = ()
+    ) -> list[Attendance]: ...
+    async def for_program(self, program_id: UUID, limit: int) -> list[PeerSession]: ...
+
+
+class OutcomeRepository(Protocol):
+    async def add(self, measure: OutcomeMeasure) -> OutcomeMeasure: ...
+    async def for_patients(self, patient_ids: Sequence[UUID]) -> list[OutcomeMeasure]: ...
+    async def get_many(self, ids: Sequence[UUID]) -> list[OutcomeMeasure | None]: ...
+
+
+class AuditRepository(Protocol):
+    async def add_many(self, records: Sequence[AuditRecord]) -> None: ...
+    async def for_patient(
+        self, patient_id: UUID, organization_id: UUID | None, before: datetime | None, limit: int
+    ) -> list[AuditEvent]: ...
+
+
+class OutboxRepository(Protocol):
+    async def add_many(self, events: Sequence[DomainEvent]) -> None: ...
+
+
+class IdempotencyRepository(Protocol):
+    async def find(
+        self, organization_id: UUID, client_id: str, key: str
+    ) -> tuple[str, str, dict[str, Any]] | None:
+        """(operation, request hash, stored response) for a key already used."""
+
+    async def add(
+        self,
+        organization_id: UUID,
+        client_id: str,
+        key: str,
+        operation: str,
+        request_hash: str,
+        response: dict[str, Any],
+    ) -> None: ...
+
+
+class MetricsRepository(Protocol):
+    async def program_counts(
+        self, program_id: UUID, since: datetime, until: datetime
+    ) -> dict[str, int]:
+        """De-identified counts (referrals by status, attendance, distinct participants)."""
+
+
+class UnitOfWork(Protocol):
+    """One transaction. `async with uow:` begins it; leaving without `commit()` rolls back.
+
+    Denials recorded with `record_denial` survive the rollback: they are written in a
+    transaction of their own, because a refused access must stay auditable.
+    """
+
+    organizations: OrganizationRepository
+    programs: ProgramRepository
+    supporters: SupporterRepository
+    patients: PatientRepository
+    consents: ConsentRepository
+    referrals: ReferralRepository
+    sessions: SessionRepository
+    outcomes: OutcomeRepository
+    audit: AuditRepository
+    outbox: OutboxRepository
+    idempotency: IdempotencyRepository
+    metrics: MetricsRepository
+
+    async def __aenter__(self) -> UnitOfWork: ...
+    async def __aexit__(self, *exc_info: object) -> None: ...
+    async def commit(self) -> None: ...
+    def record_denial(self, record: AuditRecord) -> None: ...
