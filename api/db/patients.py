@@ -1,0 +1,103 @@
+"""Patients and their identifiers over asyncpg."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from uuid import UUID
+
+import asyncpg
+
+from api.domain.patients import Gender, Patient, PatientIdentifier
+
+_COLUMNS = (
+    "id, managing_organization_id, given_name, family_name, birth_date, gender, phone, email, "
+    "preferred_language, version, created_at, updated_at"
+)
+
+
+def _patient(row: asyncpg.Record, identifiers: Sequence[PatientIdentifier]) -> Patient:
+    return Patient(
+        id=row["id"],
+        managing_organization_id=row["managing_organization_id"],
+        identifiers=tuple(identifiers),
+        given_name=row["given_name"],
+        family_name=row["family_name"],
+        birth_date=row["birth_date"],
+        gender=Gender(row["gender"]),
+        phone=row["phone"],
+        email=row["email"],
+        preferred_language=row["preferred_language"],
+        version=row["version"],
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+    )
+
+
+class PostgresPatientRepository:
+    def __init__(self, connection: asyncpg.Connection) -> None:
+        self._db = connection
+
+    async def _hydrate(self, rows: Sequence[asyncpg.Record]) -> list[Patient]:
+        identifiers: dict[UUID, list[PatientIdentifier]] = defaultdict(list)
+        if rows:
+            for row in await self._db.fetch(
+                "SELECT patient_id, system, value FROM patient_identifiers "
+                "WHERE patient_id = ANY($1::uuid[]) ORDER BY patient_id, system",
+                [row["id"] for row in rows],
+            ):
+                identifiers[row["patient_id"]].append(
+                    PatientIdentifier(row["system"], row["value"])
+                )
+        return [_patient(row, identifiers[row["id"]]) for row in rows]
+
+    async def add(self, patient: Patient) -> Patient:
+        row = await self._db.fetchrow(
+            f"INSERT INTO patients ({_COLUMNS}) "
+            "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) "
+            f"RETURNING {_COLUMNS}",
+            patient.id,
+            patient.managing_organization_id,
+            patient.given_name,
+            patient.family_name,
+            patient.birth_date,
+            patient.gender.value,
+            patient.phone,
+            patient.email,
+            patient.preferred_language,
+            patient.version,
+            patient.created_at,
+            patient.updated_at,
+        )
+        await self._db.executemany(
+            "INSERT INTO patient_identifiers (patient_id, system, value) VALUES ($1, $2, $3)",
+            [(patient.id, i.system, i.value) for i in patient.identifiers],
+        )
+        return _patient(row, patient.identifiers)
+
+    async def get_many(self, ids: Sequence[UUID]) -> list[Patient | None]:
+        if not ids:
+            return []
+        rows = await self._db.fetch(
+            f"SELECT {_COLUMNS} FROM patients WHERE id = ANY($1::uuid[])", list(ids)
+        )
+        found = {p.id: p for p in await self._hydrate(rows)}
+        return [found.get(i) for i in ids]
+
+    async def find_by_identifier(self, identifier: PatientIdentifier) -> Patient | None:
+        rows = await self._db.fetch(
+            f"SELECT {_COLUMNS} FROM patients WHERE id = (SELECT patient_id FROM "
+            "patient_identifiers WHERE system = $1 AND value = $2)",
+            identifier.system,
+            identifier.value,
+        )
+        found = await self._hydrate(rows)
+        return found[0] if found else None
+
+    async def related_organization_ids(self, patient_id: UUID) -> set[UUID]:
+        rows = await self._db.fetch(
+            "SELECT requester_organization_id AS id FROM referrals WHERE patient_id = $1 "
+            "UNION SELECT performer_organization_id FROM referrals WHERE patient_id = $1",
+            patient_id,
+        )
+        return {row["id"] for row in rows}

@@ -1,0 +1,216 @@
+"""Referrals and their transition history over asyncpg."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from typing import Any
+from uuid import UUID
+
+import asyncpg
+
+from api.db.sql import Where
+from api.domain.consents import DataClass
+from api.domain.errors import VersionConflict
+from api.domain.referrals import (
+    Actor,
+    Coding,
+    Direction,
+    Priority,
+    Referral,
+    ReferralStatus,
+    StatusChange,
+    Transition,
+)
+from api.services.filters import ReferralBox, ReferralFilter
+from api.services.pagination import Keyset
+
+_COLUMNS = (
+    "id, direction, requester_organization_id, performer_organization_id, program_id, "
+    "patient_id, priority, reason_codes, reason_text, shared_data_classes, consent_id, status, "
+    "status_reason, assigned_supporter_id, escalated_from_id, version, created_at, updated_at"
+)
+_HISTORY_COLUMNS = (
+    "referral_id, version, from_status, to_status, transition, reason, organization_id, "
+    "client_id, subject, at"
+)
+
+
+def _referral(row: asyncpg.Record) -> Referral:
+    return Referral(
+        id=row["id"],
+        direction=Direction(row["direction"]),
+        requester_organization_id=row["requester_organization_id"],
+        performer_organization_id=row["performer_organization_id"],
+        program_id=row["program_id"],
+        patient_id=row["patient_id"],
+        priority=Priority(row["priority"]),
+        reason_codes=tuple(
+            Coding(c["system"], c["code"], c.get("display")) for c in row["reason_codes"]
+        ),
+        reason_text=row["reason_text"],
+        shared_data_classes=frozenset(DataClass(c) for c in row["shared_data_classes"]),
+        consent_id=row["consent_id"],
+        status=ReferralStatus(row["status"]),
+        status_reason=row["status_reason"],
+        assigned_supporter_id=row["assigned_supporter_id"],
+        escalated_from_id=row["escalated_from_id"],
+        version=row["version"],
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+    )
+
+
+def _values(referral: Referral) -> tuple[Any, ...]:
+    return (
+        referral.id,
+        referral.direction.value,
+        referral.requester_organization_id,
+        referral.performer_organization_id,
+        referral.program_id,
+        referral.patient_id,
+        referral.priority.value,
+        [{"system": c.system, "code": c.code, "display": c.display} for c in referral.reason_codes],
+        referral.reason_text,
+        sorted(c.value for c in referral.shared_data_classes),
+        referral.consent_id,
+        referral.status.value,
+        referral.status_reason,
+        referral.assigned_supporter_id,
+        referral.escalated_from_id,
+        referral.version,
+        referral.created_at,
+        referral.updated_at,
+    )
+
+
+def _change(row: asyncpg.Record) -> StatusChange:
+    return StatusChange(
+        from_status=ReferralStatus(row["from_status"]) if row["from_status"] else None,
+        to_status=ReferralStatus(row["to_status"]),
+        transition=Transition(row["transition"]) if row["transition"] else None,
+        reason=row["reason"],
+        actor=Actor(row["organization_id"], row["client_id"], row["subject"]),
+        at=row["at"],
+        version=row["version"],
+    )
+
+
+class PostgresReferralRepository:
+    def __init__(self, connection: asyncpg.Connection) -> None:
+        self._db = connection
+
+    async def _record(self, referral_id: UUID, change: StatusChange) -> None:
+        await self._db.execute(
+            f"INSERT INTO referral_transitions ({_HISTORY_COLUMNS}) "
+            "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+            referral_id,
+            change.version,
+            change.from_status.value if change.from_status else None,
+            change.to_status.value,
+            change.transition.value if change.transition else None,
+            change.reason,
+            change.actor.organization_id,
+            change.actor.client_id,
+            change.actor.subject,
+            change.at,
+        )
+
+    async def add(self, referral: Referral, first: StatusChange) -> Referral:
+        row = await self._db.fetchrow(
+            f"INSERT INTO referrals ({_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, "
+            f"$10, $11, $12, $13, $14, $15, $16, $17, $18) RETURNING {_COLUMNS}",
+            *_values(referral),
+        )
+        await self._record(referral.id, first)
+        return _referral(row)
+
+    async def save(self, referral: Referral, change: StatusChange | None) -> Referral:
+        row = await self._db.fetchrow(
+            "UPDATE referrals SET program_id = $2, priority = $3, reason_codes = $4, "
+            "reason_text = $5, status = $6, status_reason = $7, assigned_supporter_id = $8, "
+            "version = $9, updated_at = $10 "
+            f"WHERE id = $1 AND version = $9 - 1 RETURNING {_COLUMNS}",
+            referral.id,
+            referral.program_id,
+            referral.priority.value,
+            _values(referral)[7],
+            referral.reason_text,
+            referral.status.value,
+            referral.status_reason,
+            referral.assigned_supporter_id,
+            referral.version,
+            referral.updated_at,
+        )
+        if row is None:
+            actual = await self._db.fetchval(
+                "SELECT version FROM referrals WHERE id = $1", referral.id
+            )
+            raise VersionConflict("Referral", referral.version - 1, actual or 0)
+        if change is not None:
+            await self._record(referral.id, change)
+        return _referral(row)
+
+    async def get_many(self, ids: Sequence[UUID]) -> list[Referral | None]:
+        rows = await self._db.fetch(
+            f"SELECT {_COLUMNS} FROM referrals WHERE id = ANY($1::uuid[])", list(ids)
+        )
+        found = {row["id"]: _referral(row) for row in rows}
+        return [found.get(i) for i in ids]
+
+    async def get_for_update(self, referral_id: UUID) -> Referral | None:
+        row = await self._db.fetchrow(
+            f"SELECT {_COLUMNS} FROM referrals WHERE id = $1 FOR UPDATE", referral_id
+        )
+        return _referral(row) if row else None
+
+    async def search(
+        self, organization_id: UUID, where: ReferralFilter, after: Keyset | None, limit: int
+    ) -> list[Referral]:
+        w = Where()
+        # Tenancy first: only the caller's own referrals, via the inbox/outbox indexes.
+        if where.box is ReferralBox.INBOX:
+            w.add("performer_organization_id = {}", organization_id)
+        elif where.box is ReferralBox.OUTBOX:
+            w.add("requester_organization_id = {}", organization_id)
+        else:
+            org = w.param(organization_id)
+            w.add(f"(performer_organization_id = {org} OR requester_organization_id = {org})")
+        if where.directions:
+            w.add("direction = ANY({}::text[])", sorted(d.value for d in where.directions))
+        if where.statuses:
+            w.add("status = ANY({}::text[])", sorted(s.value for s in where.statuses))
+        if where.priorities:
+            w.add("priority = ANY({}::text[])", sorted(p.value for p in where.priorities))
+        for column, value in (
+            ("program_id", where.program_id),
+            ("patient_id", where.patient_id),
+            ("requester_organization_id", where.requester_organization_id),
+            ("performer_organization_id", where.performer_organization_id),
+            ("assigned_supporter_id", where.assigned_supporter_id),
+        ):
+            if value is not None:
+                w.add(column + " = {}", value)
+        if where.updated_since is not None:
+            w.add("updated_at > {}", where.updated_since)
+        if where.updated_before is not None:
+            w.add("updated_at < {}", where.updated_before)
+        if after is not None:
+            w.add("(updated_at, id) < ({}, {})", after.updated_at, after.id)
+        rows = await self._db.fetch(
+            f"SELECT {_COLUMNS} FROM referrals WHERE {w.sql()} "
+            f"ORDER BY updated_at DESC, id DESC LIMIT {w.param(limit)}",
+            *w.params,
+        )
+        return [_referral(row) for row in rows]
+
+    async def history_for(self, referral_ids: Sequence[UUID]) -> dict[UUID, list[StatusChange]]:
+        rows = await self._db.fetch(
+            f"SELECT {_HISTORY_COLUMNS} FROM referral_transitions "
+            "WHERE referral_id = ANY($1::uuid[]) ORDER BY referral_id, version",
+            list(referral_ids),
+        )
+        history: dict[UUID, list[StatusChange]] = defaultdict(list)
+        for row in rows:
+            history[row["referral_id"]].append(_change(row))
+        return dict(history)

@@ -1,0 +1,98 @@
+"""The PostgreSQL unit of work: one connection, one transaction, repositories bound to it."""
+
+from __future__ import annotations
+
+from types import TracebackType
+from typing import Any
+
+import asyncpg
+
+from api.db.audit import PostgresAuditRepository
+from api.db.consents import PostgresConsentRepository
+from api.db.errors import translate
+from api.db.idempotency import PostgresIdempotencyRepository
+from api.db.metrics import PostgresMetricsRepository
+from api.db.organizations import PostgresOrganizationRepository
+from api.db.outbox import PostgresOutboxRepository
+from api.db.outcomes import PostgresOutcomeRepository
+from api.db.patients import PostgresPatientRepository
+from api.db.programs import PostgresProgramRepository
+from api.db.referrals import PostgresReferralRepository
+from api.db.sessions import PostgresSessionRepository
+from api.db.supporters import PostgresSupporterRepository
+from api.domain.audit import AuditRecord
+
+
+class PostgresUnitOfWork:
+    """`async with uow:` acquires a connection and begins; leaving without `commit()` rolls back.
+
+    It may be entered again after it exits (each time a new transaction).
+    """
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self._pool = pool
+        self._connection: Any = None
+        self._transaction: Any = None
+        self._committed = False
+        self._denials: list[AuditRecord] = []
+
+    def _bind(self, connection: asyncpg.Connection) -> None:
+        self.organizations = PostgresOrganizationRepository(connection)
+        self.programs = PostgresProgramRepository(connection)
+        self.supporters = PostgresSupporterRepository(connection)
+        self.patients = PostgresPatientRepository(connection)
+        self.consents = PostgresConsentRepository(connection)
+        self.referrals = PostgresReferralRepository(connection)
+        self.sessions = PostgresSessionRepository(connection)
+        self.outcomes = PostgresOutcomeRepository(connection)
+        self.audit = PostgresAuditRepository(connection)
+        self.outbox = PostgresOutboxRepository(connection)
+        self.idempotency = PostgresIdempotencyRepository(connection)
+        self.metrics = PostgresMetricsRepository(connection)
+
+    async def __aenter__(self) -> PostgresUnitOfWork:
+        if self._connection is not None:
+            raise RuntimeError("this unit of work is already open")
+        self._connection = await self._pool.acquire()
+        try:
+            self._transaction = self._connection.transaction()
+            await self._transaction.start()
+        except BaseException:
+            await self._pool.release(self._connection)
+            self._connection = None
+            raise
+        self._committed = False
+        self._denials = []
+        self._bind(self._connection)
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        connection, self._connection = self._connection, None
+        try:
+            if not self._committed:
+                await self._transaction.rollback()
+                if self._denials:
+                    async with connection.transaction():
+                        await PostgresAuditRepository(connection).add_many(self._denials)
+        finally:
+            self._denials = []
+            await self._pool.release(connection)
+        if isinstance(exc, asyncpg.PostgresError):
+            translated = translate(exc)
+            if translated is not None:
+                raise translated from None
+
+    async def commit(self) -> None:
+        if self._denials:
+            await self.audit.add_many(self._denials)
+            self._denials = []
+        await self._transaction.commit()
+        self._committed = True
+
+    def record_denial(self, record: AuditRecord) -> None:
+        self._denials.append(record)
