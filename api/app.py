@@ -1,0 +1,75 @@
+"""The one composition root: `create_app(settings)` wires routes, middleware and the lifespan.
+
+Each door plugs in with one line below: its module exposes `routes(settings) -> list[BaseRoute]`
+(GraphQL at /graphql, FHIR at /fhir, OAuth at /oauth and /.well-known). Long-lived parts that
+need the pool (outbox worker, subscription fan-out) plug into `_LIFESPAN_PARTS`. Request-time
+code reaches shared resources through `request.app.state.settings` and `request.app.state.pool`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
+
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.routing import BaseRoute
+
+from api import health
+from api.db.pool import create_pool
+from api.middleware import AccessLogMiddleware, BodySizeLimitMiddleware
+from api.settings import Settings
+
+RouteBuilder = Callable[[Settings], Sequence[BaseRoute]]
+LifespanPart = Callable[[Starlette], AbstractAsyncContextManager[None]]
+
+_ROUTE_BUILDERS: tuple[RouteBuilder, ...] = (
+    health.routes,
+)
+
+# Entered in order after the pool opens, exited in reverse before it closes.
+_LIFESPAN_PARTS: tuple[LifespanPart, ...] = ()
+
+# Requests still running at shutdown get this long to give their connections back.
+_POOL_CLOSE_TIMEOUT_S = 10.0
+
+_log = logging.getLogger(__name__)
+
+
+def _middleware(settings: Settings) -> list[Middleware]:
+    # Outermost first: the access log also records the 413s the body limit answers.
+    return [
+        Middleware(AccessLogMiddleware),
+        Middleware(BodySizeLimitMiddleware, max_bytes=settings.max_request_body_bytes),
+    ]
+
+
+def create_app(settings: Settings) -> Starlette:
+    """Build the ASGI app; the database pool opens and closes with the app's lifespan."""
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        app.state.pool = await create_pool(settings)
+        try:
+            async with AsyncExitStack() as parts:
+                for part in _LIFESPAN_PARTS:
+                    await parts.enter_async_context(part(app))
+                yield
+        finally:
+            await _close_pool(app)
+
+    routes = [route for build in _ROUTE_BUILDERS for route in build(settings)]
+    app = Starlette(routes=routes, middleware=_middleware(settings), lifespan=lifespan)
+    app.state.settings = settings
+    return app
+
+
+async def _close_pool(app: Starlette) -> None:
+    pool = app.state.pool
+    try:
+        await asyncio.wait_for(pool.close(), _POOL_CLOSE_TIMEOUT_S)
+    except TimeoutError:
+        _log.warning("database connections still busy at shutdown; closing them")
+        pool.terminate()

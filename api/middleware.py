@@ -1,0 +1,122 @@
+"""Pure-ASGI middleware every door shares: access log and request body limit.
+
+Pure ASGI (not BaseHTTPMiddleware) so streaming responses and WebSockets pass through untouched
+and the per-request cost stays a few microseconds.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+_access_log = logging.getLogger("peerbridge.access")
+
+_MAX_LOGGED_PATH = 200
+
+
+class AccessLogMiddleware:
+    """One line per HTTP request: method, path, status, duration. Nothing else.
+
+    Never the query string (FHIR search parameters name patients), headers (tokens) or bodies.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500  # what the server answers when the app raises before responding
+
+        async def send_and_note_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_and_note_status)
+        finally:
+            _access_log.info(
+                "%s %s %d %.1fms",
+                scope["method"],
+                _printable(scope["path"]),
+                status,
+                (time.perf_counter() - started) * 1000,
+            )
+
+
+def _printable(path: str) -> str:
+    """The path, truncated, with control characters replaced so it cannot forge log lines."""
+    return "".join(c if c.isprintable() else "?" for c in path[:_MAX_LOGGED_PATH])
+
+
+class _BodyTooLarge(Exception):
+    pass
+
+
+class BodySizeLimitMiddleware:
+    """Answer 413 to requests whose body exceeds `max_bytes`, declared or streamed."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        if self._declared_length(scope) > self.max_bytes:
+            await self._reject(send)
+            return
+
+        received = 0
+        response_started = False
+
+        async def receive_within_limit() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_bytes:
+                    raise _BodyTooLarge
+            return message
+
+        async def send_and_note_start(message: Message) -> None:
+            nonlocal response_started
+            response_started = response_started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive_within_limit, send_and_note_start)
+        except _BodyTooLarge:
+            if not response_started:
+                await self._reject(send)
+
+    @staticmethod
+    def _declared_length(scope: Scope) -> int:
+        for name, value in scope["headers"]:
+            if name == b"content-length":
+                # The server (h11/httptools) already refused malformed values.
+                return int(value) if value.isdigit() else 0
+        return 0
+
+    async def _reject(self, send: Send) -> None:
+        body = json.dumps({"error": "request_too_large", "max_bytes": self.max_bytes}).encode()
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 413,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode()),
+                    (b"connection", b"close"),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})

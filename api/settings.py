@@ -1,0 +1,73 @@
+"""Every knob of PeerBridge, read from the environment (`PEERBRIDGE_*`, plus `DATABASE_URL`).
+
+Keep the class flat: one field per environment variable, a safe default, a one-line comment.
+Each area adds its own fields under its own heading; the README's configuration table lists them.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+from pydantic import AliasChoices, Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def default_data_dir() -> Path:
+    """`$XDG_DATA_HOME/peerbridge`, else `~/.local/share/peerbridge` (the XDG default)."""
+    data_home = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(data_home) / "peerbridge"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="PEERBRIDGE_", extra="ignore", frozen=True)
+
+    # --- process -------------------------------------------------------------------------------
+    # `development` allows conveniences (embedded PostgreSQL, readable logs); `production`
+    # requires DATABASE_URL and PEERBRIDGE_PUBLIC_BASE_URL and logs JSON lines.
+    environment: Literal["development", "production"] = "development"
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    data_dir: Path = Field(default_factory=default_data_dir)
+
+    # --- HTTP ----------------------------------------------------------------------------------
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65535)
+    # The URL clients use to reach us (issuer, token URL, FHIR links); None = http://{host}:{port}.
+    public_base_url: str | None = None
+    # Apollo Router's default body limit; FHIR transaction Bundles are the largest requests we take.
+    max_request_body_bytes: int = Field(default=2 * 1024 * 1024, ge=1024)
+
+    # --- database ------------------------------------------------------------------------------
+    # No prefix: the name every PaaS and tool already uses. None = embedded PostgreSQL under
+    # data_dir (development only). repr=False: the URL may hold a password.
+    database_url: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("DATABASE_URL", "database_url"),
+        repr=False,
+    )
+    db_pool_min_size: int = Field(default=1, ge=0)
+    db_pool_max_size: int = Field(default=10, ge=1)
+    # How long a request waits for a free connection before failing (asyncpg waits forever).
+    db_acquire_timeout_s: float = Field(default=5.0, gt=0)
+    # Client-side cap on one query; a little above statement_timeout so the server cancels first.
+    db_command_timeout_s: float = Field(default=20.0, gt=0)
+    # Server-side cap on one statement (PostgreSQL `statement_timeout`, milliseconds).
+    db_statement_timeout_ms: int = Field(default=15_000, ge=0)
+
+    @model_validator(mode="after")
+    def _check_pool_bounds(self) -> Settings:
+        if self.db_pool_min_size > self.db_pool_max_size:
+            raise ValueError("db_pool_min_size must not exceed db_pool_max_size")
+        return self
+
+    @property
+    def is_production(self) -> bool:
+        return self.environment == "production"
+
+    @property
+    def base_url(self) -> str:
+        """The public base URL without a trailing slash."""
+        if self.public_base_url:
+            return self.public_base_url.rstrip("/")
+        return f"http://{self.host}:{self.port}"
