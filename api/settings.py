@@ -55,6 +55,33 @@ class Settings(BaseSettings):
     # Server-side cap on one statement (PostgreSQL `statement_timeout`, milliseconds).
     db_statement_timeout_ms: int = Field(default=15_000, ge=0)
 
+    # --- auth (api/auth) -----------------------------------------------------------------------
+    # Base64url 32-byte AES key sealing signing keys at rest; None = generated into data_dir
+    # (0600). Replicas sharing a database must share this key. repr=False: it is a secret.
+    key_encryption_key: str | None = Field(default=None, repr=False)
+    # Access-token lifetime; SMART Backend Services caps it at 300 s.
+    access_token_lifetime_s: int = Field(default=300, ge=30, le=300)
+    # Clock-skew allowance for exp/iat/nbf of tokens and client assertions.
+    auth_leeway_s: int = Field(default=30, ge=0, le=120)
+    # How long each process trusts a cached "client is active"; bounds revocation delay.
+    auth_client_status_ttl_s: float = Field(default=5.0, ge=0, le=60)
+    # How long each process trusts its cached signing-key ring; bounds rotation/removal delay.
+    auth_signing_key_refresh_s: float = Field(default=5.0, ge=0.1, le=60)
+    # Client JWKS URLs and the external issuer's JWKS: cache TTL, minimum gap between refetches.
+    auth_jwks_ttl_s: float = Field(default=300.0, ge=1)
+    auth_jwks_min_refetch_s: float = Field(default=30.0, ge=0)
+    # External issuer mode (Keycloak, Auth0, Entra): all three set to accept its access tokens.
+    external_issuer: str | None = None
+    external_audience: str | None = None
+    external_jwks_url: str | None = None
+    # Claim holding the PeerBridge organization UUID (dotted path for nested claims).
+    external_organization_claim: str = "org"
+    # Claim holding SMART scopes, space-separated string or list (`scope`, `scp`, `roles`).
+    external_scope_claim: str = "scope"
+    external_client_id_claim: str = "client_id"
+    # Accepted JOSE `typ` values, lower case, comma-separated; add `jwt` for Keycloak/Entra.
+    external_token_types: str = "at+jwt,application/at+jwt"
+
     @model_validator(mode="after")
     def _check_pool_bounds(self) -> Settings:
         if self.db_pool_min_size > self.db_pool_max_size:

@@ -50,7 +50,10 @@ _COLUMNS = """client_id, organization_id, name, auth_method, jwks, jwks_uri, sec
 
 
 def _record(row: asyncpg.Record) -> ClientRecord:
+    # The pool's codec decodes jsonb (api.db.pool); a bare connection hands back text.
     jwks = row["jwks"]
+    if isinstance(jwks, str):
+        jwks = json.loads(jwks)
     return ClientRecord(
         client_id=row["client_id"],
         organization_id=row["organization_id"],
@@ -60,7 +63,7 @@ def _record(row: asyncpg.Record) -> ClientRecord:
         default_scopes=tuple(row["default_scopes"]),
         status=row["status"],
         created_at=row["created_at"],
-        jwks=json.loads(jwks) if jwks is not None else None,
+        jwks=jwks,
         jwks_uri=row["jwks_uri"],
         secret_hash=row["secret_hash"],
         revoked_at=row["revoked_at"],
@@ -79,13 +82,13 @@ class ClientRepository:
             row = await self._conn.fetchrow(
                 f"""INSERT INTO oauth_clients (client_id, organization_id, name, auth_method, jwks,
                         jwks_uri, secret_hash, allowed_scopes, default_scopes)
-                    VALUES ($1, $2, $3, $4, $5::jsonb, $6, $7, $8, $9)
+                    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
                     RETURNING {_COLUMNS}""",
                 client.client_id,
                 client.organization_id,
                 client.name,
                 client.auth_method,
-                json.dumps(client.jwks) if client.jwks is not None else None,
+                client.jwks,
                 client.jwks_uri,
                 client.secret_hash,
                 list(client.allowed_scopes),

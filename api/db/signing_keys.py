@@ -30,10 +30,14 @@ _COLUMNS = "kid, alg, public_jwk, private_ciphertext, kek_id, created_at, retire
 
 
 def _record(row: asyncpg.Record) -> SigningKeyRecord:
+    # The pool's codec decodes jsonb (api.db.pool); a bare connection hands back text.
+    public_jwk = row["public_jwk"]
+    if isinstance(public_jwk, str):
+        public_jwk = json.loads(public_jwk)
     return SigningKeyRecord(
         kid=row["kid"],
         alg=row["alg"],
-        public_jwk=json.loads(row["public_jwk"]),
+        public_jwk=public_jwk,
         private_ciphertext=row["private_ciphertext"],
         kek_id=row["kek_id"],
         created_at=row["created_at"],
@@ -73,11 +77,11 @@ class SigningKeyRepository:
         try:
             row = await self._conn.fetchrow(
                 f"""INSERT INTO signing_keys (kid, alg, public_jwk, private_ciphertext, kek_id)
-                    VALUES ($1, $2, $3::jsonb, $4, $5)
+                    VALUES ($1, $2, $3, $4, $5)
                     RETURNING {_COLUMNS}""",
                 key.kid,
                 key.alg,
-                json.dumps(key.public_jwk),
+                key.public_jwk,
                 key.private_ciphertext,
                 key.kek_id,
             )
@@ -90,13 +94,13 @@ class SigningKeyRepository:
         """Insert `key` as the active key unless one exists (replicas racing at start-up)."""
         row = await self._conn.fetchrow(
             f"""INSERT INTO signing_keys (kid, alg, public_jwk, private_ciphertext, kek_id)
-                SELECT $1, $2, $3::jsonb, $4, $5
+                SELECT $1, $2, $3, $4, $5
                 WHERE NOT EXISTS (SELECT 1 FROM signing_keys WHERE retired_at IS NULL)
                 ON CONFLICT DO NOTHING
                 RETURNING {_COLUMNS}""",
             key.kid,
             key.alg,
-            json.dumps(key.public_jwk),
+            key.public_jwk,
             key.private_ciphertext,
             key.kek_id,
         )
