@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from types import TracebackType
 from typing import Any, Protocol
 from uuid import UUID
 
@@ -144,20 +145,37 @@ class UnitOfWork(Protocol):
     transaction of their own, because a refused access must stay auditable.
     """
 
-    organizations: OrganizationRepository
-    programs: ProgramRepository
-    supporters: SupporterRepository
-    patients: PatientRepository
-    consents: ConsentRepository
-    referrals: ReferralRepository
-    sessions: SessionRepository
-    outcomes: OutcomeRepository
-    audit: AuditRepository
-    outbox: OutboxRepository
-    idempotency: IdempotencyRepository
-    metrics: MetricsRepository
+    @property
+    def organizations(self) -> OrganizationRepository: ...
+    @property
+    def programs(self) -> ProgramRepository: ...
+    @property
+    def supporters(self) -> SupporterRepository: ...
+    @property
+    def patients(self) -> PatientRepository: ...
+    @property
+    def consents(self) -> ConsentRepository: ...
+    @property
+    def referrals(self) -> ReferralRepository: ...
+    @property
+    def sessions(self) -> SessionRepository: ...
+    @property
+    def outcomes(self) -> OutcomeRepository: ...
+    @property
+    def audit(self) -> AuditRepository: ...
+    @property
+    def outbox(self) -> OutboxRepository: ...
+    @property
+    def idempotency(self) -> IdempotencyRepository: ...
+    @property
+    def metrics(self) -> MetricsRepository: ...
 
     async def __aenter__(self) -> UnitOfWork: ...
-    async def __aexit__(self, *exc_info: object) -> None: ...
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None: ...
     async def commit(self) -> None: ...
     def record_denial(self, record: AuditRecord) -> None: ...
