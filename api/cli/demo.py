@@ -7,6 +7,7 @@ audit rules as real traffic (and exercises them).
 from __future__ import annotations
 
 import argparse
+import logging
 import random
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -44,6 +45,7 @@ from api.services import (
     sessions,
     supporters,
 )
+from api.settings import Settings
 
 SNOMED = "http://snomed.info/sct"
 PEER_SUPPORT_REFERRAL = Coding(SNOMED, "461481000124109", "Referral to peer support")
@@ -60,6 +62,7 @@ PEER_ORGS = (
 PATIENT_COUNT = 50
 REFERRAL_COUNT = 200
 SEED = 20261125
+_log = logging.getLogger("peerbridge.demo")
 
 # Statuses the demo's referrals end in, and the moves that reach each from `requested`.
 _PATHS: dict[ReferralStatus, tuple[Transition, ...]] = {
@@ -99,8 +102,17 @@ class DemoSummary:
     already_loaded: bool = False
 
 
-async def load_demo(pool: asyncpg.Pool) -> DemoSummary:
-    """Create the demo network unless it is already there (matched by organization names)."""
+async def load_demo(pool: asyncpg.Pool, settings: Settings | None = None) -> DemoSummary:
+    """Create the demo network unless it is already there (matched by organization names).
+
+    `settings` is accepted so `peerbridge serve --demo` can call every loader the same way.
+    """
+    summary = await _load(pool)
+    _log.info("%s", describe(summary))
+    return summary
+
+
+async def _load(pool: asyncpg.Pool) -> DemoSummary:
     summary = DemoSummary()
     existing = {o.name: o for o in await organizations.list_organizations(PostgresUnitOfWork(pool))}
     if all(name in existing for name in (*MRN_SYSTEMS, *PEER_ORGS)):
@@ -490,5 +502,5 @@ def describe(summary: DemoSummary) -> str:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    print(describe(run_with_pool(load_demo)))
+    print(describe(run_with_pool(_load)))
     return 0
