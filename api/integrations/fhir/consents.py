@@ -1,0 +1,200 @@
+"""Consent ↔ FHIR R4 Consent (`patient-privacy`), with its source document as DocumentReference.
+
+Provision: permit, the recipient organization as actor (IRCP), purposes (v3 ActReason), data
+classes, period. Revoked or expired = status `inactive`; the revocation itself is an extension.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from api.domain.consents import Consent, ConsentStatus, DataClass
+from api.domain.errors import Invalid
+from api.integrations.fhir import codes
+from api.integrations.fhir.datatypes import (
+    Json,
+    codes_in,
+    coding,
+    concept,
+    extension_value,
+    finish,
+    instant,
+    meta,
+    meta_version,
+    parse_instant,
+    ref,
+    ref_id,
+)
+from api.services.consents import GrantConsent
+from fhir.resources.R4B.consent import Consent as FhirConsent
+from fhir.resources.R4B.documentreference import DocumentReference
+
+
+def to_fhir_consent(consent: Consent, *, now: datetime) -> Json:
+    classes = sorted(consent.data_classes)
+    part2 = DataClass.SUBSTANCE_USE in consent.data_classes
+    active = consent.status_at(now) is ConsentStatus.ACTIVE
+    revocation = (
+        [
+            {
+                "url": codes.EXT_REVOCATION,
+                "extension": [
+                    {"url": "at", "valueDateTime": instant(consent.revoked_at)},
+                    *(
+                        [{"url": "reason", "valueString": consent.revocation_reason}]
+                        if consent.revocation_reason
+                        else []
+                    ),
+                ],
+            }
+        ]
+        if consent.revoked and consent.revoked_at
+        else []
+    )
+    return finish(
+        FhirConsent,
+        {
+            "resourceType": "Consent",
+            "id": str(consent.id),
+            "meta": meta(consent.version, consent.updated_at, part2=part2),
+            "extension": revocation,
+            "status": "active" if active else "inactive",
+            "scope": concept(codes.CONSENT_SCOPE, "patient-privacy", "Privacy Consent"),
+            "category": [concept(codes.LOINC, codes.DOC_TYPE_LOINC_CONSENT, "Patient Consent")],
+            "patient": ref("Patient", consent.patient_id),
+            "dateTime": instant(consent.created_at),
+            "organization": [ref("Organization", consent.recorded_by_organization_id)],
+            "sourceReference": ref("DocumentReference", consent.id)
+            if consent.source_reference
+            else None,
+            "policy": [{"uri": codes.PART2_POLICY_URI}] if part2 else [],
+            "policyRule": concept(codes.CONSENT_POLICY, "hipaa-auth", "HIPAA Authorization"),
+            "provision": {
+                "type": "permit",
+                "period": {
+                    "start": instant(consent.period_start),
+                    "end": instant(consent.period_end) if consent.period_end else None,
+                },
+                "actor": [
+                    {
+                        "role": concept(codes.PARTICIPATION_TYPE, "IRCP", "information recipient"),
+                        "reference": ref("Organization", consent.recipient_organization_id),
+                    }
+                ],
+                "purpose": [
+                    coding(codes.ACT_REASON, *codes.PURPOSE_CODE[p])
+                    for p in sorted(consent.purposes)
+                ],
+                "class": [
+                    coding(codes.CS_DATA_CLASS, c.value, codes.DATA_CLASS_DISPLAY[c])
+                    for c in classes
+                ],
+                "securityLabel": [dict(label) for label in codes.PART2_LABELS] if part2 else [],
+            },
+        },
+    )
+
+
+def to_fhir_consent_document(consent: Consent) -> Json | None:
+    """The signed consent form the Consent's `sourceReference` points at (same id)."""
+    if not consent.source_reference:
+        return None
+    return finish(
+        DocumentReference,
+        {
+            "resourceType": "DocumentReference",
+            "id": str(consent.id),
+            "meta": meta(consent.version, consent.updated_at),
+            "status": "current",
+            "type": concept(codes.LOINC, codes.DOC_TYPE_LOINC_CONSENT, "Patient Consent"),
+            "subject": ref("Patient", consent.patient_id),
+            "date": instant(consent.created_at),
+            "custodian": ref("Organization", consent.recorded_by_organization_id),
+            "content": [{"attachment": {"url": consent.source_reference, "title": "Consent form"}}],
+        },
+    )
+
+
+def _provision(resource: Mapping[str, Any]) -> Mapping[str, Any]:
+    provision = resource.get("provision")
+    if not isinstance(provision, Mapping) or provision.get("type", "permit") != "permit":
+        raise Invalid("needs a permit provision", field="Consent.provision")
+    return provision
+
+
+def grant_consent_command(
+    resource: Mapping[str, Any], document: Mapping[str, Any] | None = None
+) -> GrantConsent:
+    """What a clinic POSTs: patient, recipient organization, purposes, data classes, period."""
+    provision = _provision(resource)
+    actors = [
+        a
+        for a in provision.get("actor", ())
+        if "IRCP" in codes_in([a.get("role", {})], codes.PARTICIPATION_TYPE)
+    ]
+    if len(actors) != 1:
+        raise Invalid(
+            "name exactly one recipient organization (role IRCP)", field="Consent.provision.actor"
+        )
+    purposes = codes_in(provision.get("purpose"), codes.ACT_REASON)
+    unknown = [p for p in purposes if p not in codes.PURPOSE_OF_CODE]
+    if unknown:
+        raise Invalid("purposes are TREAT or CAREMGT", field="Consent.provision.purpose")
+    try:
+        classes = frozenset(
+            DataClass(c) for c in codes_in(provision.get("class"), codes.CS_DATA_CLASS)
+        )
+    except ValueError as error:
+        raise Invalid("unknown data class", field="Consent.provision.class") from error
+    period = provision.get("period", {})
+    source = None
+    if document is not None:
+        attachments = [c.get("attachment", {}) for c in document.get("content", ())]
+        source = attachments[0].get("url") if attachments else None
+    return GrantConsent(
+        patient_id=ref_id(resource.get("patient"), "Patient", "Consent.patient"),
+        recipient_organization_id=ref_id(
+            actors[0].get("reference"), "Organization", "Consent.provision.actor[0].reference"
+        ),
+        purposes=frozenset(codes.PURPOSE_OF_CODE[p] for p in purposes),
+        data_classes=classes,
+        period_start=parse_instant(period["start"], "Consent.provision.period.start")
+        if "start" in period
+        else None,
+        period_end=parse_instant(period["end"], "Consent.provision.period.end")
+        if "end" in period
+        else None,
+        source_reference=source,
+    )
+
+
+def from_fhir_consent(
+    resource: Mapping[str, Any], document: Mapping[str, Any] | None = None
+) -> Consent:
+    version, updated_at = meta_version(resource)
+    command = grant_consent_command(resource, document)
+    revocation = extension_value(resource, codes.EXT_REVOCATION, "extension") or []
+    parts = {e["url"]: e.get("valueDateTime") or e.get("valueString") for e in revocation}
+    organizations = resource.get("organization") or [{}]
+    return Consent(
+        id=UUID(resource["id"]),
+        patient_id=command.patient_id,
+        recorded_by_organization_id=ref_id(
+            organizations[0], "Organization", "Consent.organization[0]"
+        ),
+        recipient_organization_id=command.recipient_organization_id,
+        purposes=command.purposes,
+        data_classes=command.data_classes,
+        period_start=command.period_start or updated_at,
+        period_end=command.period_end,
+        revoked=bool(parts.get("at")),
+        revoked_at=parse_instant(parts["at"], "Consent.extension") if parts.get("at") else None,
+        revocation_reason=parts.get("reason"),
+        source_reference=command.source_reference,
+        version=version,
+        created_at=parse_instant(resource["dateTime"], "Consent.dateTime"),
+        updated_at=updated_at,
+    )

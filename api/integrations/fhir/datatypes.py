@@ -1,0 +1,137 @@
+"""Building and reading the FHIR datatypes every mapper uses: Reference, Meta, instants, codes.
+
+Mappers produce FHIR JSON (`dict`) shaped by the R4B model (`finish`), by alias, without nulls.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import UTC, date, datetime
+from typing import Any
+from uuid import UUID
+
+from api.domain.errors import Invalid
+from api.integrations.fhir import codes
+from fhir.resources.R4B.resource import Resource
+
+Json = dict[str, Any]
+
+
+def finish(model: type[Resource], resource: Json) -> Json:
+    """Shape a resource through its R4B model (drops empties, checks types) as FHIR JSON."""
+    return model.model_validate(prune(resource)).model_dump(
+        mode="json", by_alias=True, exclude_none=True
+    )
+
+
+def prune(value: Any) -> Any:
+    """FHIR forbids empty objects, arrays and strings: drop them (and None) recursively."""
+    if isinstance(value, Mapping):
+        pruned = {k: prune(v) for k, v in value.items()}
+        return {k: v for k, v in pruned.items() if v not in (None, "", [], {})}
+    if isinstance(value, list | tuple):
+        items = [prune(v) for v in value]
+        return [v for v in items if v not in (None, "", [], {})]
+    return value
+
+
+def instant(value: datetime) -> str:
+    """An instant with its time zone; microseconds kept so round trips are exact."""
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value.isoformat()
+
+
+def parse_instant(value: str, where: str) -> datetime:
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError as error:
+        raise Invalid("not a FHIR dateTime", field=where) from error
+    if parsed.tzinfo is None:
+        raise Invalid("a time needs a time zone", field=where)
+    return parsed
+
+
+def parse_date(value: str, where: str) -> date:
+    try:
+        return date.fromisoformat(value)
+    except ValueError as error:
+        raise Invalid("not a FHIR date (YYYY-MM-DD)", field=where) from error
+
+
+def meta(
+    version: int, updated_at: datetime, *, part2: bool = False, redacted: bool = False
+) -> Json:
+    security = [*(dict(label) for label in codes.PART2_LABELS if part2)]
+    if redacted:
+        security.append(dict(codes.REDACTED_LABEL))
+    return {"versionId": str(version), "lastUpdated": instant(updated_at), "security": security}
+
+
+def meta_version(resource: Mapping[str, Any]) -> tuple[int, datetime]:
+    found = resource.get("meta") or {}
+    try:
+        version = int(found.get("versionId", "1"))
+    except ValueError as error:
+        raise Invalid("must be an integer", field="meta.versionId") from error
+    updated = found.get("lastUpdated")
+    return version, parse_instant(updated, "meta.lastUpdated") if updated else datetime.now(UTC)
+
+
+def ref(resource_type: str, resource_id: UUID | str, display: str | None = None) -> Json:
+    return {"reference": f"{resource_type}/{resource_id}", "display": display}
+
+
+def ref_id(reference: Mapping[str, Any] | None, expected: str | Sequence[str], where: str) -> UUID:
+    """The id a relative reference `Type/<uuid>` points at, refusing other targets."""
+    found = parse_ref(reference, where)
+    types = (expected,) if isinstance(expected, str) else tuple(expected)
+    if found[0] not in types:
+        raise Invalid(f"must reference {' or '.join(types)}", field=where)
+    return found[1]
+
+
+def parse_ref(reference: Mapping[str, Any] | None, where: str) -> tuple[str, UUID]:
+    text = (reference or {}).get("reference")
+    if not isinstance(text, str) or text.count("/") != 1:
+        raise Invalid("needs a relative reference Type/id", field=where)
+    resource_type, _, ident = text.partition("/")
+    try:
+        return resource_type, UUID(ident)
+    except ValueError as error:
+        raise Invalid("references an id this server never issued", field=where) from error
+
+
+def coding(system: str, code: str, display: str | None = None) -> Json:
+    return {"system": system, "code": code, "display": display}
+
+
+def concept(system: str, code: str, display: str | None = None, text: str | None = None) -> Json:
+    return {"coding": [coding(system, code, display)], "text": text}
+
+
+def codes_in(concepts: Iterable[Mapping[str, Any]] | None, system: str) -> list[str]:
+    """Every code of `system` in a list of CodeableConcepts (or Codings)."""
+    found = []
+    for item in concepts or ():
+        for code in item["coding"] if "coding" in item else [item]:
+            if code.get("system") == system and "code" in code:
+                found.append(code["code"])
+    return found
+
+
+def extensions(resource: Mapping[str, Any], url: str) -> list[Mapping[str, Any]]:
+    return [e for e in resource.get("extension", ()) if e.get("url") == url]
+
+
+def extension_value(resource: Mapping[str, Any], url: str, kind: str) -> Any:
+    found = extensions(resource, url)
+    return found[0].get(kind) if found else None
+
+
+def languages(concepts: Iterable[Mapping[str, Any]] | None) -> tuple[str, ...]:
+    return tuple(codes_in(concepts, codes.BCP47))
+
+
+def language_concepts(tags: Iterable[str]) -> list[Json]:
+    return [concept(codes.BCP47, tag) for tag in tags]

@@ -1,0 +1,272 @@
+"""Referral ↔ FHIR ServiceRequest + Task (Gravity SDOH Clinical Care, BSeR business status),
+and the Procedure a completed referral produces (HCPCS H0038).
+
+ServiceRequest, Task and Procedure share the referral's id. The Task carries the workflow
+status; the ServiceRequest the order (codes, priority, requester, performers, consent).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+from uuid import UUID
+
+from api.domain.consents import DataClass
+from api.domain.errors import Invalid
+from api.domain.referrals import (
+    BSER_SYSTEM,
+    Coding,
+    Direction,
+    Priority,
+    Referral,
+    ReferralStatus,
+)
+from api.domain.sessions import Attendance
+from api.integrations.fhir import codes
+from api.integrations.fhir.datatypes import (
+    Json,
+    codes_in,
+    coding,
+    concept,
+    extension_value,
+    extensions,
+    finish,
+    instant,
+    meta,
+    meta_version,
+    parse_instant,
+    parse_ref,
+    ref,
+    ref_id,
+)
+from fhir.resources.R4B.procedure import Procedure
+from fhir.resources.R4B.servicerequest import ServiceRequest
+from fhir.resources.R4B.task import Task
+
+
+def _meta(referral: Referral, redacted: bool) -> Json:
+    return meta(referral.version, referral.updated_at, part2=referral.is_part2, redacted=redacted)
+
+
+def _direction_concept(direction: Direction) -> Json:
+    return concept(codes.CS_DIRECTION, direction.value)
+
+
+def to_fhir_service_request(referral: Referral, *, redacted: bool = False) -> Json:
+    code, display = codes.REFERRAL_CODE[referral.direction]
+    performers = [ref("Organization", referral.performer_organization_id)]
+    if referral.program_id:
+        performers.append(ref("HealthcareService", referral.program_id))
+    if referral.assigned_supporter_id:
+        performers.append(ref("PractitionerRole", referral.assigned_supporter_id))
+    reasons: list[Json] = [
+        {"coding": [coding(c.system, c.code, c.display)]} for c in referral.reason_codes
+    ]
+    if referral.reason_text:
+        reasons.append({"text": referral.reason_text})
+    return finish(
+        ServiceRequest,
+        {
+            "resourceType": "ServiceRequest",
+            "id": str(referral.id),
+            "meta": _meta(referral, redacted),
+            "extension": [
+                *(
+                    {
+                        "url": codes.EXT_SHARED_DATA_CLASS,
+                        "valueCoding": coding(codes.CS_DATA_CLASS, c.value),
+                    }
+                    for c in sorted(referral.shared_data_classes)
+                ),
+                *(
+                    [
+                        {
+                            "url": codes.EXT_ESCALATED_FROM,
+                            "valueReference": ref("ServiceRequest", referral.escalated_from_id),
+                        }
+                    ]
+                    if referral.escalated_from_id
+                    else []
+                ),
+            ],
+            "status": codes.SERVICE_REQUEST_STATUS[referral.status],
+            "intent": "order",
+            "category": [_direction_concept(referral.direction)],
+            "priority": referral.priority.value,
+            "code": concept(codes.SNOMED, code, display),
+            "subject": ref("Patient", referral.patient_id),
+            "authoredOn": instant(referral.created_at),
+            "requester": ref("Organization", referral.requester_organization_id),
+            "performer": performers,
+            "reasonCode": reasons,
+            "supportingInfo": [ref("Consent", referral.consent_id)] if referral.consent_id else [],
+        },
+    )
+
+
+def _business_status(referral: Referral) -> Json | None:
+    found = referral.business_status
+    return concept(BSER_SYSTEM, *found) if found else None
+
+
+def to_fhir_task(referral: Referral, *, redacted: bool = False) -> Json:
+    completed = referral.status is ReferralStatus.COMPLETED
+    return finish(
+        Task,
+        {
+            "resourceType": "Task",
+            "id": str(referral.id),
+            "meta": _meta(referral, redacted),
+            "extension": [
+                {
+                    "url": codes.EXT_ASSIGNED_SUPPORTER,
+                    "valueReference": ref("PractitionerRole", referral.assigned_supporter_id),
+                }
+            ]
+            if referral.assigned_supporter_id
+            else [],
+            "status": referral.status.value,
+            "statusReason": {"text": referral.status_reason} if referral.status_reason else None,
+            "businessStatus": _business_status(referral),
+            "intent": "order",
+            "priority": referral.priority.value,
+            "code": concept(codes.TASK_CODE, "fulfill", "Fulfill the focal request"),
+            "focus": ref("ServiceRequest", referral.id),
+            "for": ref("Patient", referral.patient_id),
+            "authoredOn": instant(referral.created_at),
+            "lastModified": instant(referral.updated_at),
+            "requester": ref("Organization", referral.requester_organization_id),
+            "owner": ref("Organization", referral.performer_organization_id),
+            "output": [
+                {
+                    "type": concept(codes.GRAVITY_TEMP, "resulting-activity", "Resulting Activity"),
+                    "valueReference": ref("Procedure", referral.id),
+                }
+            ]
+            if completed
+            else [],
+        },
+    )
+
+
+def to_fhir_procedure(referral: Referral, attendance: Sequence[Attendance] = ()) -> Json | None:
+    """What a completed referral delivered: peer services (H0038), units from attendance."""
+    if referral.status is not ReferralStatus.COMPLETED:
+        return None
+    units = sum(a.billing.units for a in attendance if a.referral_id == referral.id)
+    performers = [{"actor": ref("Organization", referral.performer_organization_id)}]
+    if referral.assigned_supporter_id:
+        performers.append(
+            {
+                "actor": ref("PractitionerRole", referral.assigned_supporter_id),
+                "onBehalfOf": ref("Organization", referral.performer_organization_id),
+            }
+        )
+    return finish(
+        Procedure,
+        {
+            "resourceType": "Procedure",
+            "id": str(referral.id),
+            "meta": _meta(referral, False),
+            "extension": [
+                {
+                    "url": codes.EXT_BILLING,
+                    "extension": [{"url": "units", "valueUnsignedInt": units}],
+                }
+            ],
+            "basedOn": [ref("ServiceRequest", referral.id)],
+            "status": "completed",
+            "category": _direction_concept(referral.direction),
+            "code": {
+                "coding": [
+                    coding(codes.HCPCS, "H0038", codes.H0038_DISPLAY),
+                    coding(codes.SNOMED, *codes.REFERRAL_CODE[referral.direction]),
+                ]
+            },
+            "subject": ref("Patient", referral.patient_id),
+            "performedDateTime": instant(referral.updated_at),
+            "performer": performers,
+        },
+    )
+
+
+def _priority(resource: Mapping[str, Any], where: str) -> Priority:
+    try:
+        return Priority(resource.get("priority", "routine"))
+    except ValueError as error:
+        raise Invalid("must be routine, urgent, asap or stat", field=where) from error
+
+
+def _reasons(resource: Mapping[str, Any]) -> tuple[tuple[Coding, ...], str | None]:
+    reason_codes: list[Coding] = []
+    texts: list[str] = []
+    for item in resource.get("reasonCode", ()):
+        for c in item.get("coding", ()):
+            reason_codes.append(Coding(c.get("system", ""), c.get("code", ""), c.get("display")))
+        if "text" in item and not item.get("coding"):
+            texts.append(item["text"])
+    return tuple(reason_codes), "\n".join(texts) or None
+
+
+def _data_classes(resource: Mapping[str, Any]) -> frozenset[DataClass]:
+    try:
+        return frozenset(
+            DataClass(e["valueCoding"]["code"])
+            for e in extensions(resource, codes.EXT_SHARED_DATA_CLASS)
+        )
+    except (KeyError, ValueError) as error:
+        raise Invalid("unknown data class", field="ServiceRequest.extension") from error
+
+
+def _performers(resource: Mapping[str, Any]) -> dict[str, UUID]:
+    found: dict[str, UUID] = {}
+    for index, performer in enumerate(resource.get("performer", ())):
+        kind, ident = parse_ref(performer, f"ServiceRequest.performer[{index}]")
+        if kind in found or kind not in ("Organization", "HealthcareService", "PractitionerRole"):
+            raise Invalid(
+                "one Organization, at most one HealthcareService and one PractitionerRole",
+                field=f"ServiceRequest.performer[{index}]",
+            )
+        found[kind] = ident
+    if "Organization" not in found:
+        raise Invalid("name the performing organization", field="ServiceRequest.performer")
+    return found
+
+
+def from_fhir_referral(service_request: Mapping[str, Any], task: Mapping[str, Any]) -> Referral:
+    """Rebuild the referral from its ServiceRequest and Task (what we store, nothing more)."""
+    version, updated_at = meta_version(task)
+    performers = _performers(service_request)
+    directions = codes_in(service_request.get("category"), codes.CS_DIRECTION)
+    reason_codes, reason_text = _reasons(service_request)
+    escalated = extension_value(service_request, codes.EXT_ESCALATED_FROM, "valueReference")
+    assigned = extension_value(task, codes.EXT_ASSIGNED_SUPPORTER, "valueReference")
+    consents = service_request.get("supportingInfo") or []
+    return Referral(
+        id=UUID(service_request["id"]),
+        direction=Direction(directions[0]) if directions else Direction.CLINIC_TO_PEER,
+        requester_organization_id=ref_id(
+            service_request.get("requester"), "Organization", "ServiceRequest.requester"
+        ),
+        performer_organization_id=performers["Organization"],
+        program_id=performers.get("HealthcareService"),
+        patient_id=ref_id(service_request.get("subject"), "Patient", "ServiceRequest.subject"),
+        priority=_priority(service_request, "ServiceRequest.priority"),
+        reason_codes=reason_codes,
+        reason_text=reason_text,
+        shared_data_classes=_data_classes(service_request),
+        consent_id=ref_id(consents[0], "Consent", "ServiceRequest.supportingInfo[0]")
+        if consents
+        else None,
+        status=ReferralStatus(task["status"]),
+        status_reason=(task.get("statusReason") or {}).get("text"),
+        assigned_supporter_id=ref_id(assigned, "PractitionerRole", "Task.extension")
+        if assigned
+        else None,
+        escalated_from_id=ref_id(escalated, "ServiceRequest", "ServiceRequest.extension")
+        if escalated
+        else None,
+        version=version,
+        created_at=parse_instant(task["authoredOn"], "Task.authoredOn"),
+        updated_at=updated_at,
+    )

@@ -1,0 +1,123 @@
+"""Every FHIR resource PeerBridge produces passes two independent R4 validators with zero
+errors: @medplum/core 4.5 (R4 StructureDefinitions) and FHIR.js 4.12 — one Node process each
+for the mapper samples and for everything the API returned in the FHIR flows."""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+sys.path.insert(0, str(Path(__file__).parents[1] / "unit"))
+sys.path.insert(0, str(Path(__file__).parent))
+
+import fhir_strategies as s  # noqa: E402
+from fhir_validator import expand, node_available, validate  # noqa: E402
+
+from api.domain.referrals import ReferralStatus  # noqa: E402
+from api.integrations.fhir.audit import to_fhir_audit_event  # noqa: E402
+from api.integrations.fhir.consents import to_fhir_consent, to_fhir_consent_document  # noqa: E402
+from api.integrations.fhir.measures import (  # noqa: E402
+    to_fhir_observation,
+    to_fhir_questionnaire_response,
+)
+from api.integrations.fhir.organizations import to_fhir_organization  # noqa: E402
+from api.integrations.fhir.patients import to_fhir_patient  # noqa: E402
+from api.integrations.fhir.programs import to_fhir_healthcare_service  # noqa: E402
+from api.integrations.fhir.referrals import (  # noqa: E402
+    to_fhir_procedure,
+    to_fhir_service_request,
+    to_fhir_task,
+)
+from api.integrations.fhir.sessions import (  # noqa: E402
+    to_fhir_attendance_encounter,
+    to_fhir_session_encounter,
+)
+from api.integrations.fhir.supporters import (  # noqa: E402
+    to_fhir_practitioner,
+    to_fhir_practitioner_role,
+)
+
+pytestmark = [
+    pytest.mark.contract,
+    pytest.mark.skipif(not node_available(), reason="needs Node and the locked npm packages"),
+]
+NOW = datetime(2026, 11, 1, tzinfo=UTC)
+
+
+def _mapped_samples() -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+
+    @settings(max_examples=25, database=None, derandomize=True, deadline=None)
+    @given(st.data())
+    def collect(data: st.DataObject) -> None:
+        out.append(to_fhir_organization(data.draw(s.organizations)))
+        out.append(to_fhir_healthcare_service(data.draw(s.programs)))
+        supporter = data.draw(s.supporters())
+        out.extend([to_fhir_practitioner(supporter), to_fhir_practitioner_role(supporter)])
+        out.append(to_fhir_patient(data.draw(s.patients)))
+        consent = data.draw(s.consents())
+        out.append(to_fhir_consent(consent, now=NOW))
+        document = to_fhir_consent_document(consent)
+        out.extend([document] if document else [])
+        referral = data.draw(s.referrals())
+        out.extend([to_fhir_service_request(referral), to_fhir_task(referral)])
+        done = replace(referral, status=ReferralStatus.COMPLETED)
+        procedure = to_fhir_procedure(done)
+        out.extend([to_fhir_task(done), procedure] if procedure else [])
+        attendance, session = data.draw(s.attendances())
+        out.append(to_fhir_session_encounter(session))
+        out.append(to_fhir_attendance_encounter(attendance, session))
+        measure = data.draw(s.measures())
+        out.extend([to_fhir_questionnaire_response(measure), to_fhir_observation(measure)])
+        out.append(to_fhir_audit_event(data.draw(s.audit_events)))
+
+    collect()
+    return out
+
+
+def test_every_mapped_resource_type_passes_both_validators() -> None:
+    resources = _mapped_samples()
+    types = {r["resourceType"] for r in resources}
+    assert types == {
+        "Organization",
+        "HealthcareService",
+        "Practitioner",
+        "PractitionerRole",
+        "Patient",
+        "Consent",
+        "DocumentReference",
+        "ServiceRequest",
+        "Task",
+        "Procedure",
+        "Encounter",
+        "QuestionnaireResponse",
+        "Observation",
+        "AuditEvent",
+    }
+    assert validate(resources) == []
+
+
+def test_validators_catch_what_fhir_resources_lets_through() -> None:
+    """The validators are live: the wrong input fhir.resources accepts is refused here."""
+    bad = [
+        {"resourceType": "Task", "status": "bogus", "intent": "order"},
+        {"resourceType": "Patient", "active": "yes"},
+    ]
+    problems = validate(bad)
+    assert any("fhirjs" in p and "Task" in p for p in problems)
+    assert any("medplum" in p and "Patient" in p for p in problems)
+
+
+def test_everything_the_fhir_api_returned_passes_both_validators(
+    fhir_api_responses: list[dict[str, Any]],
+) -> None:
+    resources = expand(fhir_api_responses)
+    assert len(resources) > 0
+    assert validate(resources) == []

@@ -1,0 +1,158 @@
+"""Domain → FHIR → domain is lossless for what we store (FHIR has no creation time for some
+types: there `created_at` is not carried, and the comparison takes `updated_at` for it)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import UTC, datetime
+from typing import Any
+
+from fhir_strategies import (
+    attendances,
+    audit_events,
+    consents,
+    measures,
+    organizations,
+    patients,
+    programs,
+    referrals,
+    sessions,
+    supporters,
+)
+from hypothesis import given, settings
+
+from api.domain.audit import AuditEvent
+from api.domain.consents import Consent
+from api.domain.organizations import Organization
+from api.domain.outcomes import OutcomeMeasure
+from api.domain.patients import Patient
+from api.domain.programs import PeerProgram
+from api.domain.referrals import Referral
+from api.domain.sessions import Attendance, PeerSession
+from api.domain.supporters import PeerSupporter
+from api.integrations.fhir.audit import from_fhir_audit_event, to_fhir_audit_event
+from api.integrations.fhir.consents import (
+    from_fhir_consent,
+    to_fhir_consent,
+    to_fhir_consent_document,
+)
+from api.integrations.fhir.measures import (
+    from_fhir_outcome_measure,
+    to_fhir_observation,
+    to_fhir_questionnaire_response,
+)
+from api.integrations.fhir.organizations import from_fhir_organization, to_fhir_organization
+from api.integrations.fhir.patients import from_fhir_patient, to_fhir_patient
+from api.integrations.fhir.programs import (
+    from_fhir_healthcare_service,
+    to_fhir_healthcare_service,
+)
+from api.integrations.fhir.referrals import (
+    from_fhir_referral,
+    to_fhir_procedure,
+    to_fhir_service_request,
+    to_fhir_task,
+)
+from api.integrations.fhir.sessions import (
+    from_fhir_attendance,
+    from_fhir_session,
+    to_fhir_attendance_encounter,
+    to_fhir_session_encounter,
+)
+from api.integrations.fhir.supporters import (
+    from_fhir_peer_supporter,
+    to_fhir_practitioner,
+    to_fhir_practitioner_role,
+)
+
+NOW = datetime(2026, 11, 1, tzinfo=UTC)
+RUNS = settings(max_examples=60, deadline=None)
+
+
+def _no_created(record: Any) -> Any:
+    return replace(record, created_at=record.updated_at)
+
+
+@RUNS
+@given(organizations)
+def test_organization_round_trips(organization: Organization) -> None:
+    assert from_fhir_organization(to_fhir_organization(organization)) == organization
+
+
+@RUNS
+@given(programs)
+def test_peer_program_round_trips_through_healthcare_service(program: PeerProgram) -> None:
+    assert from_fhir_healthcare_service(to_fhir_healthcare_service(program)) == program
+
+
+@RUNS
+@given(supporters())
+def test_peer_supporter_round_trips_through_practitioner_and_role(
+    supporter: PeerSupporter,
+) -> None:
+    back = from_fhir_peer_supporter(
+        to_fhir_practitioner(supporter), to_fhir_practitioner_role(supporter)
+    )
+    assert back == supporter
+
+
+@RUNS
+@given(patients)
+def test_patient_round_trips(patient: Patient) -> None:
+    assert from_fhir_patient(to_fhir_patient(patient)) == patient
+
+
+@RUNS
+@given(consents())
+def test_consent_round_trips_with_its_source_document(consent: Consent) -> None:
+    back = from_fhir_consent(to_fhir_consent(consent, now=NOW), to_fhir_consent_document(consent))
+    assert back == consent
+
+
+@RUNS
+@given(referrals())
+def test_referral_round_trips_through_service_request_and_task(referral: Referral) -> None:
+    back = from_fhir_referral(to_fhir_service_request(referral), to_fhir_task(referral))
+    assert back == referral
+
+
+@RUNS
+@given(referrals())
+def test_only_a_completed_referral_has_a_procedure_and_task_output(referral: Referral) -> None:
+    procedure = to_fhir_procedure(referral)
+    task = to_fhir_task(referral)
+    assert (procedure is not None) == (referral.status == "completed") == ("output" in task)
+    if procedure is not None:
+        assert procedure["code"]["coding"][0]["code"] == "H0038"
+        assert task["output"][0]["valueReference"]["reference"] == f"Procedure/{referral.id}"
+
+
+@RUNS
+@given(sessions())
+def test_session_round_trips_through_encounter(session: PeerSession) -> None:
+    assert from_fhir_session(to_fhir_session_encounter(session)) == session
+
+
+@RUNS
+@given(attendances())
+def test_attendance_round_trips_through_encounter(pair: tuple[Attendance, PeerSession]) -> None:
+    attendance, session = pair
+    assert from_fhir_attendance(to_fhir_attendance_encounter(attendance, session)) == attendance
+
+
+@RUNS
+@given(measures())
+def test_outcome_measure_round_trips_through_questionnaire_response(
+    measure: OutcomeMeasure,
+) -> None:
+    assert from_fhir_outcome_measure(to_fhir_questionnaire_response(measure)) == _no_created(
+        measure
+    )
+    observation = to_fhir_observation(measure)
+    assert observation["valueInteger"] == measure.total
+
+
+@RUNS
+@given(audit_events)
+def test_audit_event_round_trips(event: AuditEvent) -> None:
+    assert from_fhir_audit_event(to_fhir_audit_event(event)) == event
