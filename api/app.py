@@ -18,6 +18,9 @@ from starlette.middleware import Middleware
 from starlette.routing import BaseRoute
 
 from api import health
+from api.auth import routes as auth_routes
+from api.auth import runtime as auth_runtime
+from api.auth.middleware import AuthenticationMiddleware
 from api.db.pool import create_pool
 from api.middleware import AccessLogMiddleware, BodySizeLimitMiddleware
 from api.settings import Settings
@@ -27,10 +30,11 @@ LifespanPart = Callable[[Starlette], AbstractAsyncContextManager[None]]
 
 _ROUTE_BUILDERS: tuple[RouteBuilder, ...] = (
     health.routes,
+    auth_routes.routes,
 )
 
 # Entered in order after the pool opens, exited in reverse before it closes.
-_LIFESPAN_PARTS: tuple[LifespanPart, ...] = ()
+_LIFESPAN_PARTS: tuple[LifespanPart, ...] = (auth_runtime.lifespan,)
 
 # Requests still running at shutdown get this long to give their connections back.
 _POOL_CLOSE_TIMEOUT_S = 10.0
@@ -43,6 +47,7 @@ def _middleware(settings: Settings) -> list[Middleware]:
     return [
         Middleware(AccessLogMiddleware),
         Middleware(BodySizeLimitMiddleware, max_bytes=settings.max_request_body_bytes),
+        Middleware(AuthenticationMiddleware),
     ]
 
 

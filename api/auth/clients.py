@@ -1,4 +1,4 @@
-"""Client registry use cases: register, list, revoke (RFC 6749 2; SMART Backend Services registration).
+"""Client registry use cases: register, list, revoke (RFC 6749 2; SMART Backend Services).
 
 https://hl7.org/fhir/smart-app-launch/backend-services.html#registering-a-smart-backend-service
 """

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from api.settings import Settings
+
 # RFC 7519 4.1.4 lets verifiers allow "a small leeway" for clock skew between machines.
 DEFAULT_LEEWAY = 30
 
@@ -65,3 +67,39 @@ class AuthConfig:
     @property
     def jwks_url(self) -> str:
         return f"{self.issuer}/.well-known/jwks.json"
+
+
+def from_settings(settings: Settings) -> AuthConfig:
+    external = None
+    if settings.external_issuer or settings.external_jwks_url or settings.external_audience:
+        if not (settings.external_issuer and settings.external_jwks_url
+                and settings.external_audience):
+            raise ValueError(
+                "external issuer mode needs PEERBRIDGE_EXTERNAL_ISSUER, "
+                "PEERBRIDGE_EXTERNAL_AUDIENCE and PEERBRIDGE_EXTERNAL_JWKS_URL together"
+            )
+        external = ExternalIssuer(
+            issuer=settings.external_issuer,
+            audience=settings.external_audience,
+            jwks_url=settings.external_jwks_url,
+            organization_claim=settings.external_organization_claim,
+            scope_claim=settings.external_scope_claim,
+            client_id_claim=settings.external_client_id_claim,
+            token_types=tuple(
+                t.strip().lower() for t in settings.external_token_types.split(",") if t.strip()
+            ),
+            jwks_ttl_seconds=settings.auth_jwks_ttl_s,
+            jwks_min_refetch_seconds=settings.auth_jwks_min_refetch_s,
+        )
+    return AuthConfig(
+        public_url=settings.base_url,
+        data_dir=settings.data_dir,
+        key_encryption_key=settings.key_encryption_key,
+        access_token_lifetime=settings.access_token_lifetime_s,
+        leeway_seconds=settings.auth_leeway_s,
+        client_status_ttl_seconds=settings.auth_client_status_ttl_s,
+        signing_key_refresh_seconds=settings.auth_signing_key_refresh_s,
+        client_jwks_ttl_seconds=settings.auth_jwks_ttl_s,
+        client_jwks_min_refetch_seconds=settings.auth_jwks_min_refetch_s,
+        external=external,
+    )

@@ -83,7 +83,7 @@ def mint(
 
 
 async def verify(
-    token: str,
+    jwt: jws.UnverifiedJWT,
     find_key: Callable[[str], Awaitable[tuple[str, Key] | None]],
     *,
     issuer: str,
@@ -92,7 +92,6 @@ async def verify(
     leeway: int,
 ) -> AccessToken:
     """Validate one of our access tokens as RFC 9068 4 lists, plus our own lifetime bound."""
-    jwt = jws.parse(token)
     jws.check_header(jwt, TOKEN_ALGORITHMS, ACCESS_TOKEN_TYPES)
     found = await find_key(jwt.kid)
     if found is None:
