@@ -23,6 +23,7 @@ from api.auth import runtime as auth_runtime
 from api.auth.middleware import AuthenticationMiddleware
 from api.db.pool import create_pool
 from api.middleware import AccessLogMiddleware, BodySizeLimitMiddleware
+from api.schema import http as graphql_http
 from api.settings import Settings
 
 RouteBuilder = Callable[[Settings], Sequence[BaseRoute]]
@@ -31,6 +32,7 @@ LifespanPart = Callable[[Starlette], AbstractAsyncContextManager[None]]
 _ROUTE_BUILDERS: tuple[RouteBuilder, ...] = (
     health.routes,
     auth_routes.routes,
+    graphql_http.routes,
 )
 
 # Entered in order after the pool opens, exited in reverse before it closes.

@@ -82,6 +82,17 @@ class Settings(BaseSettings):
     # Accepted JOSE `typ` values, lower case, comma-separated; add `jwt` for Keycloak/Entra.
     external_token_types: str = "at+jwt,application/at+jwt"
 
+    # --- GraphQL (api/schema) ------------------------------------------------------------------
+    # Introspection and GraphiQL: None = on in development, off in production.
+    graphql_introspection: bool | None = None
+    graphql_ide: bool | None = None
+    # Documents beyond these limits are refused before anything runs.
+    graphql_max_depth: int = Field(default=12, ge=2)
+    graphql_max_aliases: int = Field(default=30, ge=0)
+    graphql_max_tokens: int = Field(default=2000, ge=100)
+    # Require a token even for `_service { sdl }` (gateways then need one to compose).
+    graphql_sdl_requires_token: bool = False
+
     @model_validator(mode="after")
     def _check_pool_bounds(self) -> Settings:
         if self.db_pool_min_size > self.db_pool_max_size:
@@ -91,6 +102,16 @@ class Settings(BaseSettings):
     @property
     def is_production(self) -> bool:
         return self.environment == "production"
+
+    @property
+    def graphql_introspection_enabled(self) -> bool:
+        if self.graphql_introspection is None:
+            return not self.is_production
+        return self.graphql_introspection
+
+    @property
+    def graphql_ide_enabled(self) -> bool:
+        return not self.is_production if self.graphql_ide is None else self.graphql_ide
 
     @property
     def base_url(self) -> str:

@@ -11,7 +11,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from uuid import UUID
 
-from api.domain.audit import AuditAction
+from api.domain.audit import AuditAction, AuditRecord
 from api.domain.consents import Consent, DataClass, Purpose
 from api.domain.errors import (
     DomainError,
@@ -298,3 +298,59 @@ async def list_consents(uow: UnitOfWork, principal: Principal, patient_id: UUID)
         )
         await uow.commit()
     return visible
+
+
+async def consents_of_patients(
+    uow: UnitOfWork, principal: Principal, patient_ids: Sequence[UUID]
+) -> list[list[Consent] | DomainError]:
+    """Per patient, the consents the caller is party to, or why it may see none (DataLoaders).
+
+    The batch form of `list_consents`: the same rule, one query for all the patients.
+    """
+    require(principal, Capability.READ_CONSENTS)
+    async with uow:
+        patients = dict(zip(patient_ids, await uow.patients.get_many(patient_ids), strict=True))
+        present = sorted(p.id for p in patients.values() if p is not None)
+        consents = await uow.consents.for_patients(present) if present else []
+        results: list[list[Consent] | DomainError] = []
+        records: list[AuditRecord] = []
+        for patient_id in patient_ids:
+            patient = patients[patient_id]
+            if patient is None:
+                results.append(NotFound("Patient", patient_id))
+                continue
+            visible = [
+                c
+                for c in consents
+                if c.patient_id == patient_id
+                and principal.organization_id in _parties(c, patient.managing_organization_id)
+            ]
+            if not visible and principal.organization_id != patient.managing_organization_id:
+                error = Forbidden("no consent of this patient is addressed to your organization")
+                results.append(error)
+                denied(
+                    uow,
+                    principal,
+                    error,
+                    action=AuditAction.READ,
+                    operation="listConsents",
+                    resource_type="Consent",
+                    resource_id=None,
+                    patient_id=patient_id,
+                )
+                continue
+            results.append(visible)
+            records.extend(
+                audit(
+                    principal,
+                    action=AuditAction.READ,
+                    operation="listConsents",
+                    resource_type="Consent",
+                    resource_id=c.id,
+                    patient_id=patient_id,
+                )
+                for c in visible
+            )
+        await uow.audit.add_many(records)
+        await uow.commit()
+    return results

@@ -1,0 +1,88 @@
+"""The one place GraphQL errors get their wire form: `extensions.code` from the domain error's
+stable code; anything unexpected is masked. Logs carry codes, paths and exception types only:
+never messages, variables or results, which may hold PHI."""
+
+from __future__ import annotations
+
+import logging
+import traceback
+from typing import Any
+
+from graphql import GraphQLError, GraphQLSyntaxError
+
+from api.domain.errors import DomainError, Forbidden, Invalid
+
+MASKED_MESSAGE = "Unexpected error."
+INTERNAL = "INTERNAL_SERVER_ERROR"
+PARSE_FAILED = "GRAPHQL_PARSE_FAILED"
+VALIDATION_FAILED = "GRAPHQL_VALIDATION_FAILED"
+BAD_USER_INPUT = "BAD_USER_INPUT"
+
+_log = logging.getLogger("peerbridge.graphql")
+
+
+def domain_error_of(error: GraphQLError) -> DomainError | None:
+    original = error.original_error
+    while isinstance(original, GraphQLError):
+        original = original.original_error
+    return original if isinstance(original, DomainError) else None
+
+
+def _is_document_error(error: GraphQLError) -> bool:
+    """Parse and validation errors (and bad variables) point into the document, not the data."""
+    return error.path is None and bool(error.locations or error.nodes)
+
+
+def error_code(error: GraphQLError) -> str:
+    domain = domain_error_of(error)
+    if domain is not None:
+        return domain.code
+    if isinstance(error, GraphQLSyntaxError):
+        return PARSE_FAILED
+    if _is_document_error(error):
+        return BAD_USER_INPUT if error.message.startswith("Variable '$") else VALIDATION_FAILED
+    return INTERNAL
+
+
+def format_error(error: GraphQLError) -> dict[str, Any]:
+    """The error as the client sees it: a safe message, where, and `extensions.code`."""
+    code = error_code(error)
+    extensions: dict[str, Any] = {"code": code}
+    domain = domain_error_of(error)
+    if isinstance(domain, Invalid):
+        extensions["details"] = [{"field": d.field, "message": d.message} for d in domain.details]
+    if isinstance(domain, Forbidden) and domain.needed_scope:
+        extensions["neededScope"] = domain.needed_scope
+    formatted: dict[str, Any] = {
+        "message": error.message if code != INTERNAL else MASKED_MESSAGE,
+        "extensions": extensions,
+    }
+    if error.locations:
+        formatted["locations"] = [
+            {"line": loc.line, "column": loc.column} for loc in error.locations
+        ]
+    if error.path is not None:
+        formatted["path"] = error.path
+    return formatted
+
+
+def log_errors(errors: list[GraphQLError]) -> None:
+    """Domain errors at debug (they are answers, not faults); unexpected ones with their
+    traceback frames but without the exception text, which may echo data."""
+    for error in errors:
+        code = error_code(error)
+        if code != INTERNAL:
+            _log.debug("graphql error %s at %s", code, _where(error))
+            continue
+        original = error.original_error
+        frames = "".join(traceback.format_tb(original.__traceback__)) if original else ""
+        _log.error(
+            "unexpected %s at %s\n%s",
+            type(original).__qualname__ if original else "error",
+            _where(error),
+            frames,
+        )
+
+
+def _where(error: GraphQLError) -> str:
+    return ".".join(str(part) for part in error.path) if error.path else "(document)"

@@ -1,0 +1,103 @@
+"""Per-request DataLoaders: every relation batches through one service `get_*` call per tick.
+
+Each batch runs in its own unit of work (its own connection), so loaders that fire in the same
+tick run concurrently; the services decide scope, tenancy and consent for every key.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import TypeVar
+from uuid import UUID
+
+from strawberry.dataloader import DataLoader
+
+from api.domain.consents import Consent
+from api.domain.errors import DomainError, NotFound
+from api.domain.organizations import Organization
+from api.domain.outcomes import OutcomeMeasure
+from api.domain.patients import Patient
+from api.domain.principal import Principal
+from api.domain.programs import PeerProgram
+from api.domain.referrals import StatusChange
+from api.domain.sessions import Attendance, PeerSession
+from api.domain.supporters import PeerSupporter
+from api.services import (
+    consents,
+    organizations,
+    outcomes,
+    patients,
+    programs,
+    referrals,
+    sessions,
+    supporters,
+)
+from api.services.referrals import ReferralView
+from api.services.repositories import UnitOfWork
+
+UnitOfWorkFactory = Callable[[], UnitOfWork]
+V = TypeVar("V")
+# A service's batch read: one result per id, in order, or the reason for that id.
+BatchRead = Callable[[UnitOfWork, Principal, list[UUID]], Awaitable[Sequence[V | DomainError]]]
+OptionalRead = Callable[[UnitOfWork, Principal, Sequence[UUID]], Awaitable[list[V | None]]]
+
+
+def _absent_as_not_found(resource_type: str, read: OptionalRead[V]) -> BatchRead[V]:
+    """Adapt a `get_*` service that answers None for absent ids to per-id NOT_FOUND."""
+
+    async def read_or_not_found(
+        uow: UnitOfWork, principal: Principal, ids: list[UUID]
+    ) -> list[V | DomainError]:
+        found = await read(uow, principal, ids)
+        return [
+            item if item is not None else NotFound(resource_type, key)
+            for key, item in zip(ids, found, strict=True)
+        ]
+
+    return read_or_not_found
+
+
+_read_organizations = _absent_as_not_found("Organization", organizations.get_organizations)
+_read_programs = _absent_as_not_found("PeerProgram", programs.get_programs)
+_read_supporters = _absent_as_not_found("PeerSupporter", supporters.get_supporters)
+_read_sessions = _absent_as_not_found("Session", sessions.get_sessions)
+
+
+@dataclass(frozen=True)
+class Loaders:
+    organizations: DataLoader[UUID, Organization]
+    programs: DataLoader[UUID, PeerProgram]
+    supporters: DataLoader[UUID, PeerSupporter]
+    patients: DataLoader[UUID, Patient]
+    consents: DataLoader[UUID, Consent]
+    referrals: DataLoader[UUID, ReferralView]
+    referral_histories: DataLoader[UUID, list[StatusChange]]
+    sessions: DataLoader[UUID, PeerSession]
+    consents_by_patient: DataLoader[UUID, list[Consent]]
+    attendance_by_session: DataLoader[UUID, list[Attendance]]
+    attendance_by_patient: DataLoader[UUID, list[Attendance]]
+    outcomes_by_patient: DataLoader[UUID, list[OutcomeMeasure]]
+
+    @classmethod
+    def for_request(cls, unit_of_work: UnitOfWorkFactory, principal: Principal) -> Loaders:
+        def loader(read: BatchRead[V]) -> DataLoader[UUID, V]:
+            async def load(ids: list[UUID]) -> Sequence[V | DomainError]:
+                return await read(unit_of_work(), principal, ids)
+
+            return DataLoader(load)
+
+        return cls(
+            organizations=loader(_read_organizations),
+            programs=loader(_read_programs),
+            supporters=loader(_read_supporters),
+            patients=loader(patients.get_patients),
+            consents=loader(consents.get_consents),
+            referrals=loader(referrals.get_referrals),
+            referral_histories=loader(referrals.referral_histories),
+            sessions=loader(_read_sessions),
+            consents_by_patient=loader(consents.consents_of_patients),
+            attendance_by_session=loader(sessions.attendance_for_sessions),
+            attendance_by_patient=loader(sessions.attendance_for_patients),
+            outcomes_by_patient=loader(outcomes.outcomes_for_patients),
+        )

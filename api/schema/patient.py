@@ -1,0 +1,121 @@
+"""Patient (participant). Every field beyond the id is PHI, disclosed only as the services
+decide (the holding organization, or a consent naming the caller for `demographics`)."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import TYPE_CHECKING, Annotated
+from uuid import UUID
+
+import strawberry
+
+from api.domain import patients as domain
+from api.domain.patients import Gender
+from api.schema.connection import Connection
+from api.schema.context import Info
+from api.schema.ids import parse_id, to_id
+from api.schema.node import Node
+from api.schema.organization import Organization, load_organization
+
+if TYPE_CHECKING:
+    from api.schema.attendance import Attendance
+    from api.schema.consent import Consent
+    from api.schema.outcome import OutcomeMeasure
+    from api.schema.referral import Referral, ReferralFilterInput
+
+
+@strawberry.type(description="A business identifier, e.g. a clinic's MRN (system + value).")
+class Identifier:
+    system: str
+    value: str
+
+
+@strawberry.federation.type(
+    keys=["id"], description="A participant (FHIR Patient); demographics are consent-gated."
+)
+class Patient(Node):
+    id: strawberry.ID
+    identifiers: list[Identifier]
+    given_name: str
+    family_name: str
+    birth_date: date | None
+    gender: Gender
+    phone: str | None
+    email: str | None
+    preferred_language: str | None
+    version: int
+    created_at: datetime
+    updated_at: datetime
+    record: strawberry.Private[domain.Patient]
+
+    @classmethod
+    def from_domain(cls, patient: domain.Patient) -> Patient:
+        return cls(
+            id=to_id(patient.id),
+            identifiers=[Identifier(system=i.system, value=i.value) for i in patient.identifiers],
+            given_name=patient.given_name,
+            family_name=patient.family_name,
+            birth_date=patient.birth_date,
+            gender=patient.gender,
+            phone=patient.phone,
+            email=patient.email,
+            preferred_language=patient.preferred_language,
+            version=patient.version,
+            created_at=patient.created_at,
+            updated_at=patient.updated_at,
+            record=patient,
+        )
+
+    @classmethod
+    async def resolve_reference(cls, info: Info, id: strawberry.ID) -> Patient:
+        return await load_patient(info, parse_id(id, "id"))
+
+    @strawberry.field(description="The organization that holds the patient's record.")
+    async def managing_organization(self, info: Info) -> Organization | None:
+        return await load_organization(info, self.record.managing_organization_id)
+
+    @strawberry.field(description="The patient's consents your organization is party to.")
+    async def consents(
+        self, info: Info
+    ) -> list[Annotated[Consent, strawberry.lazy("api.schema.consent")]] | None:
+        from api.schema.consent import Consent
+
+        found = await info.context.loaders.consents_by_patient.load(self.record.id)
+        return [Consent.from_domain(consent) for consent in found]
+
+    @strawberry.field(description="The patient's referrals your organization is party to.")
+    async def referrals(
+        self,
+        info: Info,
+        filter: Annotated[ReferralFilterInput, strawberry.lazy("api.schema.referral")]
+        | None = None,
+        first: int | None = None,
+        after: str | None = None,
+    ) -> Connection[Annotated[Referral, strawberry.lazy("api.schema.referral")]] | None:
+        from api.schema.referral import ReferralFilterInput, referral_connection
+
+        where = (filter or ReferralFilterInput()).to_filter(patient_id=self.record.id)
+        return await referral_connection(info, where, first, after)
+
+    @strawberry.field(description="Session attendance you recorded or may see under consent.")
+    async def attendance(
+        self, info: Info
+    ) -> list[Annotated[Attendance, strawberry.lazy("api.schema.attendance")]] | None:
+        from api.schema.attendance import Attendance
+
+        found = await info.context.loaders.attendance_by_patient.load(self.record.id)
+        return [Attendance.from_domain(attendance) for attendance in found]
+
+    @strawberry.field(description="Outcome measures you recorded or may see under consent.")
+    async def outcome_measures(
+        self, info: Info
+    ) -> list[Annotated[OutcomeMeasure, strawberry.lazy("api.schema.outcome")]] | None:
+        from api.schema.outcome import OutcomeMeasure
+
+        found = await info.context.loaders.outcomes_by_patient.load(self.record.id)
+        return [OutcomeMeasure.from_domain(measure) for measure in found]
+
+
+async def load_patient(info: Info, patient_id: UUID) -> Patient:
+    """The patient, or NOT_FOUND / FORBIDDEN / CONSENT_REQUIRED / CONSENT_REVOKED."""
+    return Patient.from_domain(await info.context.loaders.patients.load(patient_id))

@@ -1,0 +1,192 @@
+"""Referral: requester → performer, on the Gravity Task workflow (FHIR ServiceRequest + Task).
+
+PHI fields (reason, patient) are null with a CONSENT_REQUIRED / CONSENT_REVOKED error when the
+services withheld them; the stub (ids, status, dates) stays so the performer's workflow holds.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from uuid import UUID
+
+import strawberry
+
+from api.domain.consents import PART2_REDISCLOSURE_NOTICE, DataClass
+from api.domain.referrals import (
+    BSER_SYSTEM,
+    Direction,
+    Priority,
+    ReferralStatus,
+    Role,
+    Transition,
+    allowed_transitions,
+)
+from api.schema.coding import Coding
+from api.schema.connection import Connection, connection_from_page
+from api.schema.consent import Consent, load_consent
+from api.schema.context import Info
+from api.schema.history import StatusChange
+from api.schema.ids import parse_id, parse_optional_id, to_id
+from api.schema.node import Node
+from api.schema.organization import Organization, load_organization
+from api.schema.patient import Patient, load_patient
+from api.schema.program import PeerProgram, load_program
+from api.schema.supporter import PeerSupporter, load_supporter
+from api.services import referrals
+from api.services.filters import ReferralBox, ReferralFilter
+from api.services.pagination import Keyset, PageRequest
+from api.services.referrals import ReferralView
+
+
+@strawberry.federation.type(
+    keys=["id"], description="A referral between organizations (FHIR ServiceRequest + Task)."
+)
+class Referral(Node):
+    id: strawberry.ID
+    version: int = strawberry.field(description="Send it back as `expectedVersion` to move it.")
+    direction: Direction
+    status: ReferralStatus
+    status_reason: str | None
+    priority: Priority
+    role: Role = strawberry.field(description="Your side of this referral.")
+    shared_data_classes: list[DataClass]
+    patient_id: strawberry.ID
+    created_at: datetime
+    updated_at: datetime
+    view: strawberry.Private[ReferralView]
+
+    @classmethod
+    def from_view(cls, view: ReferralView) -> Referral:
+        referral = view.referral
+        return cls(
+            id=to_id(referral.id),
+            version=referral.version,
+            direction=referral.direction,
+            status=referral.status,
+            status_reason=referral.status_reason,
+            priority=referral.priority,
+            role=view.role,
+            shared_data_classes=sorted(referral.shared_data_classes),
+            patient_id=to_id(referral.patient_id),
+            created_at=referral.created_at,
+            updated_at=referral.updated_at,
+            view=view,
+        )
+
+    @classmethod
+    async def resolve_reference(cls, info: Info, id: strawberry.ID) -> Referral:
+        return await load_referral(info, parse_id(id, "id"))
+
+    def _disclosed(self) -> None:
+        if self.view.withheld is not None:
+            raise self.view.withheld
+
+    @strawberry.field(description="Why the patient is referred (withheld without consent).")
+    def reason_text(self) -> str | None:
+        self._disclosed()
+        return self.view.referral.reason_text
+
+    @strawberry.field(description="Coded reasons (withheld without consent).")
+    def reason_codes(self) -> list[Coding] | None:
+        self._disclosed()
+        return [Coding.from_domain(code) for code in self.view.referral.reason_codes]
+
+    @strawberry.field(description="42 CFR Part 2 notice that travels with substance-use data.")
+    def redisclosure_notice(self) -> str | None:
+        return PART2_REDISCLOSURE_NOTICE if self.view.referral.is_part2 else None
+
+    @strawberry.field(description="BSeR Task.businessStatus; null for on-hold.")
+    def business_status(self) -> Coding | None:
+        status = self.view.referral.business_status
+        return (
+            None
+            if status is None
+            else Coding(system=BSER_SYSTEM, code=status[0], display=status[1])
+        )
+
+    @strawberry.field(description="The moves your organization may make now.")
+    def allowed_transitions(self) -> list[Transition]:
+        return list(allowed_transitions(self.status, self.role))
+
+    @strawberry.field(description="The patient (null with a consent error when withheld).")
+    async def patient(self, info: Info) -> Patient | None:
+        self._disclosed()
+        return await load_patient(info, self.view.referral.patient_id)
+
+    @strawberry.field
+    async def requester(self, info: Info) -> Organization | None:
+        return await load_organization(info, self.view.referral.requester_organization_id)
+
+    @strawberry.field
+    async def performer(self, info: Info) -> Organization | None:
+        return await load_organization(info, self.view.referral.performer_organization_id)
+
+    @strawberry.field
+    async def program(self, info: Info) -> PeerProgram | None:
+        program_id = self.view.referral.program_id
+        return None if program_id is None else await load_program(info, program_id)
+
+    @strawberry.field
+    async def assigned_supporter(self, info: Info) -> PeerSupporter | None:
+        supporter_id = self.view.referral.assigned_supporter_id
+        return None if supporter_id is None else await load_supporter(info, supporter_id)
+
+    @strawberry.field(description="The consent the referral was sent under.")
+    async def consent(self, info: Info) -> Consent | None:
+        consent_id = self.view.referral.consent_id
+        return None if consent_id is None else await load_consent(info, consent_id)
+
+    @strawberry.field(description="The referral this one escalates (peer → clinic).")
+    async def escalated_from(self, info: Info) -> Referral | None:
+        original = self.view.referral.escalated_from_id
+        return None if original is None else await load_referral(info, original)
+
+    @strawberry.field(description="Every status change: who, when, why.")
+    async def history(self, info: Info) -> list[StatusChange] | None:
+        changes = await info.context.loaders.referral_histories.load(self.view.referral.id)
+        return [StatusChange.from_domain(change) for change in changes]
+
+
+async def load_referral(info: Info, referral_id: UUID) -> Referral:
+    return Referral.from_view(await info.context.loaders.referrals.load(referral_id))
+
+
+@strawberry.input(description="Narrow the referral list; every condition must hold.")
+class ReferralFilterInput:
+    box: ReferralBox = ReferralBox.ALL
+    direction: list[Direction] | None = None
+    status: list[ReferralStatus] | None = None
+    priority: list[Priority] | None = None
+    program_id: strawberry.ID | None = None
+    assigned_supporter_id: strawberry.ID | None = None
+    updated_since: datetime | None = strawberry.field(
+        default=None, description="Only referrals changed after this instant (exclusive)."
+    )
+
+    def to_filter(self, *, patient_id: UUID | None = None) -> ReferralFilter:
+        return ReferralFilter(
+            box=self.box,
+            directions=frozenset(self.direction or ()),
+            statuses=frozenset(self.status or ()),
+            priorities=frozenset(self.priority or ()),
+            program_id=parse_optional_id(self.program_id, "filter.programId"),
+            patient_id=patient_id,
+            assigned_supporter_id=parse_optional_id(
+                self.assigned_supporter_id, "filter.assignedSupporterId"
+            ),
+            updated_since=self.updated_since,
+        )
+
+
+async def referral_connection(
+    info: Info, where: ReferralFilter, first: int | None, after: str | None
+) -> Connection[Referral]:
+    page = await referrals.list_referrals(
+        info.context.unit_of_work(), info.context.principal, where, PageRequest.of(first, after)
+    )
+    loader = info.context.loaders.referrals
+    for view in page.items:
+        loader.prime(view.referral.id, view)
+    return connection_from_page(
+        page, Referral.from_view, lambda v: Keyset(v.referral.updated_at, v.referral.id)
+    )

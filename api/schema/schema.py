@@ -1,0 +1,43 @@
+"""The federated schema: Query, Mutation, entities, limits, error logging without PHI."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import strawberry
+from graphql import GraphQLError
+from strawberry.printer import print_schema
+from strawberry.schema.config import StrawberryConfig
+
+from api.schema import enums  # noqa: F401  (registers the domain enums before the types load)
+from api.schema.errors import log_errors
+from api.schema.extensions import schema_extensions
+from api.schema.mutation import Mutation
+from api.schema.query import Query
+from api.settings import Settings
+
+# 2.10+ is refused by The Guild's composer.
+FEDERATION_VERSION: Literal["2.9"] = "2.9"
+
+
+class PeerBridgeSchema(strawberry.federation.Schema):
+    def process_errors(
+        self, errors: list[GraphQLError], execution_context: Any | None = None
+    ) -> None:
+        # The stock hook logs each error with its message and traceback (PHI risk).
+        log_errors(errors)
+
+
+def build_schema(settings: Settings) -> PeerBridgeSchema:
+    return PeerBridgeSchema(
+        query=Query,
+        mutation=Mutation,
+        extensions=schema_extensions(settings),
+        config=StrawberryConfig(disable_field_suggestions=True),
+        federation_version=FEDERATION_VERSION,
+    )
+
+
+def print_sdl(settings: Settings | None = None) -> str:
+    """The subgraph SDL, exactly as `_service { sdl }` serves it."""
+    return print_schema(build_schema(settings or Settings()))
