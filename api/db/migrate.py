@@ -44,8 +44,9 @@ class Migration:
         return text, hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-def discover(directory: Path = MIGRATIONS_DIR) -> list[Migration]:
+def discover(directory: Path | None = None) -> list[Migration]:
     """The migration files in version order; refuses misnamed files and duplicate versions."""
+    directory = directory or MIGRATIONS_DIR
     migrations: dict[int, Migration] = {}
     for path in sorted(directory.glob("*.sql")):
         match = _FILE_NAME.match(path.name)
@@ -79,14 +80,14 @@ async def _applied(conn: asyncpg.Connection) -> dict[int, tuple[str, str]]:
     return {row["version"]: (row["name"], row["checksum"]) for row in rows}
 
 
-async def pending(conn: asyncpg.Connection, directory: Path = MIGRATIONS_DIR) -> list[str]:
+async def pending(conn: asyncpg.Connection, directory: Path | None = None) -> list[str]:
     """Names of the migration files not yet applied (readiness: not ready while any remain)."""
     applied = await _applied(conn)
     return [m.name for m in discover(directory) if m.version not in applied]
 
 
 async def migrate(
-    conn_or_dsn: asyncpg.Connection | str, directory: Path = MIGRATIONS_DIR
+    conn_or_dsn: asyncpg.Connection | str, directory: Path | None = None
 ) -> list[str]:
     """Apply the pending migrations in order; return the names applied by this call."""
     if isinstance(conn_or_dsn, str):
@@ -101,7 +102,7 @@ async def migrate(
     return await _migrate_locked(conn_or_dsn, directory)
 
 
-async def _migrate_locked(conn: asyncpg.Connection, directory: Path) -> list[str]:
+async def _migrate_locked(conn: asyncpg.Connection, directory: Path | None) -> list[str]:
     migrations = discover(directory)
     await conn.execute("SELECT pg_advisory_lock($1)", _ADVISORY_LOCK_KEY)
     try:

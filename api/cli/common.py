@@ -1,0 +1,132 @@
+"""What every command shares: user-facing errors, settings, the database (URL or embedded)."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from typing import Any, TypeVar
+
+import asyncpg
+from pydantic import ValidationError
+
+from api.db.embedded import EmbeddedPostgres
+from api.db.migrate import pending
+from api.db.pool import create_pool
+from api.settings import Settings
+
+T = TypeVar("T")
+
+
+class CliError(Exception):
+    """A problem the user can fix; main() prints it without a traceback and exits 1."""
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Settings from the environment, with command-line overrides on top."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as error:
+        problems = [
+            f"  {_env_name(problem['loc'])}: {problem['msg']}"
+            for problem in error.errors(include_input=False, include_url=False)
+        ]
+        raise CliError("invalid configuration:\n" + "\n".join(problems)) from None
+
+
+def _env_name(location: tuple[int | str, ...]) -> str:
+    if not location:
+        return "settings"
+    field = str(location[0])
+    return "DATABASE_URL" if field.lower() == "database_url" else f"PEERBRIDGE_{field.upper()}"
+
+
+@contextmanager
+def database(settings: Settings) -> Iterator[Settings]:
+    """`settings` with a usable database URL: DATABASE_URL, else the embedded server.
+
+    The embedded server is started here and released on exit (it stops when no other
+    PeerBridge process still uses it).
+    """
+    if settings.database_url:
+        yield settings
+        return
+    if settings.is_production:
+        raise CliError(
+            "DATABASE_URL is required when PEERBRIDGE_ENVIRONMENT=production "
+            "(the embedded PostgreSQL is for development)"
+        )
+    embedded = EmbeddedPostgres(settings.data_dir)
+    try:
+        uri = embedded.start()
+    except (OSError, subprocess.SubprocessError) as error:
+        raise CliError(
+            f"could not start the embedded PostgreSQL in {embedded.pgdata} "
+            f"({type(error).__name__}); its log is {embedded.pgdata / 'log'}"
+        ) from None
+    try:
+        yield settings.model_copy(update={"database_url": uri})
+    finally:
+        embedded.stop()
+
+
+def database_url(settings: Settings) -> str:
+    """The URL `database()` resolved."""
+    if not settings.database_url:
+        raise CliError("no database URL: set DATABASE_URL")
+    return settings.database_url
+
+
+# Connection failures a user fixes by correcting DATABASE_URL or starting PostgreSQL.
+CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
+    OSError,
+    TimeoutError,
+    asyncpg.InterfaceError,
+    asyncpg.InvalidAuthorizationSpecificationError,
+    asyncpg.InvalidPasswordError,
+    asyncpg.InvalidCatalogNameError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.TooManyConnectionsError,
+)
+
+
+def connection_failed(error: BaseException) -> CliError:
+    # The class name only: asyncpg messages can echo the user name or host of the URL.
+    return CliError(
+        f"cannot connect to the database ({type(error).__name__}): "
+        "check DATABASE_URL and that PostgreSQL is running"
+    )
+
+
+@asynccontextmanager
+async def open_pool(settings: Settings) -> AsyncIterator[asyncpg.Pool]:
+    """A small pool on a database whose schema is current (else a CliError saying what to run)."""
+    try:
+        pool = await create_pool(
+            settings.model_copy(update={"db_pool_min_size": 1, "db_pool_max_size": 2})
+        )
+    except CONNECTION_ERRORS as error:
+        raise connection_failed(error) from None
+    try:
+        async with pool.acquire() as conn:
+            not_applied = await pending(conn)
+        if not_applied:
+            raise CliError(
+                f"the database schema is not current ({len(not_applied)} migration(s) pending): "
+                "run `peerbridge migrate` first"
+            )
+        yield pool
+    finally:
+        await pool.close()
+
+
+def run_with_pool(work: Callable[[asyncpg.Pool], Awaitable[T]]) -> T:
+    """Run `work(pool)` on the configured database (started if embedded), then clean up."""
+    with database(load_settings()) as settings:
+
+        async def _run() -> T:
+            async with open_pool(settings) as pool:
+                return await work(pool)
+
+        return asyncio.run(_run())
