@@ -5,10 +5,13 @@ from __future__ import annotations
 from datetime import datetime
 
 import strawberry
+from strawberry.scalars import JSON
 
 from api.domain import sessions as domain
 from api.domain.sessions import AttendanceStatus
+from api.integrations.fhir.sessions import to_fhir_attendance_encounter
 from api.schema.context import Info
+from api.schema.fhir import FHIR_DESCRIPTION, as_json
 from api.schema.ids import to_id
 from api.schema.node import Node
 from api.schema.patient import Patient, load_patient
@@ -55,6 +58,11 @@ class Attendance(Node):
             updated_at=attendance.updated_at,
             record=attendance,
         )
+
+    @strawberry.field(description=FHIR_DESCRIPTION + " Encounter of this attendee.")
+    async def fhir(self, info: Info) -> JSON | None:
+        session = await info.context.loaders.sessions.load(self.record.session_id)
+        return as_json(to_fhir_attendance_encounter(self.record, session))
 
     @strawberry.field
     async def session(self, info: Info) -> Session | None:

@@ -5,10 +5,13 @@ from __future__ import annotations
 from datetime import datetime
 
 import strawberry
+from strawberry.scalars import JSON
 
 from api.domain import audit as domain
 from api.domain.audit import AuditAction, AuditOutcome
+from api.integrations.fhir.audit import to_fhir_audit_event
 from api.schema.context import Info
+from api.schema.fhir import FHIR_DESCRIPTION, as_json
 from api.schema.ids import to_id
 from api.schema.node import Node
 from api.schema.organization import Organization, load_organization
@@ -50,6 +53,10 @@ class AuditEvent(Node):
             detail_code=record.detail_code,
             record=event,
         )
+
+    @strawberry.field(description=FHIR_DESCRIPTION)
+    def fhir(self) -> JSON:
+        return as_json(to_fhir_audit_event(self.record))
 
     @strawberry.field(description="The organization whose client made the access.")
     async def organization(self, info: Info) -> Organization | None:

@@ -7,10 +7,13 @@ from datetime import datetime
 from uuid import UUID
 
 import strawberry
+from strawberry.scalars import JSON
 
 from api.domain import consents as domain
 from api.domain.consents import ConsentStatus, DataClass, Purpose
+from api.integrations.fhir.consents import to_fhir_consent
 from api.schema.context import Info
+from api.schema.fhir import FHIR_DESCRIPTION, as_json
 from api.schema.ids import parse_id, to_id
 from api.schema.node import Node
 from api.schema.organization import Organization, load_organization
@@ -57,6 +60,10 @@ class Consent(Node):
     @classmethod
     async def resolve_reference(cls, info: Info, id: strawberry.ID) -> Consent:
         return await load_consent(info, parse_id(id, "id"))
+
+    @strawberry.field(description=FHIR_DESCRIPTION)
+    def fhir(self) -> JSON:
+        return as_json(to_fhir_consent(self.record, now=utcnow()))
 
     @strawberry.field(description="The patient (null with an error when not disclosed to you).")
     async def patient(self, info: Info) -> Patient | None:

@@ -7,11 +7,14 @@ from typing import TYPE_CHECKING, Annotated
 from uuid import UUID
 
 import strawberry
+from strawberry.scalars import JSON
 
 from api.domain import organizations as domain
 from api.domain.organizations import OrganizationKind
+from api.integrations.fhir.organizations import to_fhir_organization
 from api.schema.connection import Connection
 from api.schema.context import Info
+from api.schema.fhir import FHIR_DESCRIPTION, as_json
 from api.schema.ids import parse_id, to_id
 from api.schema.node import Node
 
@@ -30,6 +33,7 @@ class Organization(Node):
     version: int
     created_at: datetime
     updated_at: datetime
+    record: strawberry.Private[domain.Organization]
 
     @classmethod
     def from_domain(cls, organization: domain.Organization) -> Organization:
@@ -42,11 +46,16 @@ class Organization(Node):
             version=organization.version,
             created_at=organization.created_at,
             updated_at=organization.updated_at,
+            record=organization,
         )
 
     @classmethod
     async def resolve_reference(cls, info: Info, id: strawberry.ID) -> Organization:
         return await load_organization(info, parse_id(id, "id"))
+
+    @strawberry.field(description=FHIR_DESCRIPTION)
+    def fhir(self) -> JSON:
+        return as_json(to_fhir_organization(self.record))
 
     @strawberry.field(description="The organization's peer programs, newest change first.")
     async def programs(

@@ -6,11 +6,14 @@ from __future__ import annotations
 from datetime import datetime
 
 import strawberry
+from strawberry.scalars import JSON
 
 from api.domain import outcomes as domain
 from api.domain.outcomes import INSTRUMENTS, Instrument
+from api.integrations.fhir.measures import to_fhir_observation, to_fhir_questionnaire_response
 from api.schema.coding import Coding
 from api.schema.context import Info
+from api.schema.fhir import FHIR_DESCRIPTION, as_json
 from api.schema.ids import to_id
 from api.schema.node import Node
 from api.schema.organization import Organization, load_organization
@@ -52,6 +55,14 @@ class OutcomeMeasure(Node):
             updated_at=measure.updated_at,
             record=measure,
         )
+
+    @strawberry.field(description=FHIR_DESCRIPTION)
+    def fhir(self) -> JSON:
+        return as_json(to_fhir_questionnaire_response(self.record))
+
+    @strawberry.field(description="The total score as a FHIR Observation.")
+    def fhir_observation(self) -> JSON:
+        return as_json(to_fhir_observation(self.record))
 
     @strawberry.field(description="The participant (null with an error when not disclosed).")
     async def patient(self, info: Info) -> Patient | None:

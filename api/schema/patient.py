@@ -8,11 +8,14 @@ from typing import TYPE_CHECKING, Annotated
 from uuid import UUID
 
 import strawberry
+from strawberry.scalars import JSON
 
 from api.domain import patients as domain
 from api.domain.patients import Gender
+from api.integrations.fhir.patients import to_fhir_patient
 from api.schema.connection import Connection
 from api.schema.context import Info
+from api.schema.fhir import FHIR_DESCRIPTION, as_json
 from api.schema.ids import parse_id, to_id
 from api.schema.node import Node
 from api.schema.organization import Organization, load_organization
@@ -69,6 +72,10 @@ class Patient(Node):
     @classmethod
     async def resolve_reference(cls, info: Info, id: strawberry.ID) -> Patient:
         return await load_patient(info, parse_id(id, "id"))
+
+    @strawberry.field(description=FHIR_DESCRIPTION)
+    def fhir(self) -> JSON:
+        return as_json(to_fhir_patient(self.record))
 
     @strawberry.field(description="The organization that holds the patient's record.")
     async def managing_organization(self, info: Info) -> Organization | None:

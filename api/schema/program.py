@@ -7,11 +7,14 @@ from typing import TYPE_CHECKING, Annotated
 from uuid import UUID
 
 import strawberry
+from strawberry.scalars import JSON
 
 from api.domain import programs as domain
 from api.domain.programs import DeliveryMode, ProgramKind
+from api.integrations.fhir.programs import to_fhir_healthcare_service
 from api.schema.connection import Connection, connection_from_page
 from api.schema.context import Info
+from api.schema.fhir import FHIR_DESCRIPTION, as_json
 from api.schema.ids import parse_id, parse_optional_id, to_id
 from api.schema.node import Node
 from api.schema.organization import Organization, load_organization
@@ -62,6 +65,10 @@ class PeerProgram(Node):
     @classmethod
     async def resolve_reference(cls, info: Info, id: strawberry.ID) -> PeerProgram:
         return await load_program(info, parse_id(id, "id"))
+
+    @strawberry.field(description=FHIR_DESCRIPTION)
+    def fhir(self) -> JSON:
+        return as_json(to_fhir_healthcare_service(self.record))
 
     @strawberry.field
     async def organization(self, info: Info) -> Organization | None:

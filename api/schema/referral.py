@@ -10,6 +10,7 @@ from datetime import datetime
 from uuid import UUID
 
 import strawberry
+from strawberry.scalars import JSON
 
 from api.domain.consents import PART2_REDISCLOSURE_NOTICE, DataClass
 from api.domain.referrals import (
@@ -21,10 +22,12 @@ from api.domain.referrals import (
     Transition,
     allowed_transitions,
 )
+from api.integrations.fhir.referrals import to_fhir_service_request, to_fhir_task
 from api.schema.coding import Coding
 from api.schema.connection import Connection, connection_from_page
 from api.schema.consent import Consent, load_consent
 from api.schema.context import Info
+from api.schema.fhir import FHIR_DESCRIPTION, as_json
 from api.schema.history import StatusChange
 from api.schema.ids import parse_id, parse_optional_id, to_id
 from api.schema.node import Node
@@ -107,6 +110,16 @@ class Referral(Node):
     @strawberry.field(description="The moves your organization may make now.")
     def allowed_transitions(self) -> list[Transition]:
         return list(allowed_transitions(self.status, self.role))
+
+    @strawberry.field(description=FHIR_DESCRIPTION + " ServiceRequest; redacted when withheld.")
+    def fhir(self) -> JSON:
+        redacted = self.view.withheld is not None
+        return as_json(to_fhir_service_request(self.view.referral, redacted=redacted))
+
+    @strawberry.field(description="The referral's FHIR Task (Gravity workflow state).")
+    def fhir_task(self) -> JSON:
+        redacted = self.view.withheld is not None
+        return as_json(to_fhir_task(self.view.referral, redacted=redacted))
 
     @strawberry.field(description="The patient (null with a consent error when withheld).")
     async def patient(self, info: Info) -> Patient | None:

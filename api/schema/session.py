@@ -7,11 +7,14 @@ from typing import TYPE_CHECKING, Annotated
 from uuid import UUID
 
 import strawberry
+from strawberry.scalars import JSON
 
 from api.domain import sessions as domain
 from api.domain.programs import DeliveryMode
 from api.domain.sessions import SessionFormat
+from api.integrations.fhir.sessions import to_fhir_session_encounter
 from api.schema.context import Info
+from api.schema.fhir import FHIR_DESCRIPTION, as_json
 from api.schema.ids import to_id
 from api.schema.node import Node
 from api.schema.organization import Organization, load_organization
@@ -53,6 +56,10 @@ class Session(Node):
             updated_at=session.updated_at,
             record=session,
         )
+
+    @strawberry.field(description=FHIR_DESCRIPTION)
+    def fhir(self) -> JSON:
+        return as_json(to_fhir_session_encounter(self.record))
 
     @strawberry.field
     async def program(self, info: Info) -> PeerProgram | None:

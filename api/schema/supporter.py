@@ -7,6 +7,7 @@ from datetime import date, datetime
 from uuid import UUID
 
 import strawberry
+from strawberry.scalars import JSON
 
 from api.domain import supporters as domain
 from api.domain.supporters import (
@@ -15,8 +16,10 @@ from api.domain.supporters import (
     LivedExperience,
     SupervisorKind,
 )
+from api.integrations.fhir.supporters import to_fhir_practitioner, to_fhir_practitioner_role
 from api.schema.connection import Connection, connection_from_page
 from api.schema.context import Info
+from api.schema.fhir import FHIR_DESCRIPTION, as_json
 from api.schema.ids import parse_id, parse_optional_id, to_id
 from api.schema.node import Node
 from api.schema.organization import Organization, load_organization
@@ -106,6 +109,14 @@ class PeerSupporter(Node):
     @classmethod
     async def resolve_reference(cls, info: Info, id: strawberry.ID) -> PeerSupporter:
         return await load_supporter(info, parse_id(id, "id"))
+
+    @strawberry.field(description=FHIR_DESCRIPTION)
+    def fhir(self) -> JSON:
+        return as_json(to_fhir_practitioner(self.record))
+
+    @strawberry.field(description="The supporter's FHIR PractitionerRole (NUCC 175T00000X).")
+    def fhir_practitioner_role(self) -> JSON:
+        return as_json(to_fhir_practitioner_role(self.record))
 
     @strawberry.field
     async def organization(self, info: Info) -> Organization | None:

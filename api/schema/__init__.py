@@ -1,0 +1,1 @@
+"""The GraphQL door: a federated strawberry schema translating GraphQL onto the services."""
