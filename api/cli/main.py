@@ -14,7 +14,7 @@ from typing import Protocol
 
 import asyncpg
 
-from api.cli import migrate, orgs, schema, serve
+from api.cli import clients, keys, migrate, orgs, schema, serve
 from api.cli.common import CliError
 from api.domain.errors import DomainError
 
@@ -23,7 +23,7 @@ class _CommandGroup(Protocol):
     def register(self, subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None: ...
 
 
-_COMMAND_GROUPS: tuple[_CommandGroup, ...] = (serve, migrate, orgs, schema)
+_COMMAND_GROUPS: tuple[_CommandGroup, ...] = (serve, migrate, orgs, schema, clients, keys)
 
 
 def build_parser() -> argparse.ArgumentParser:
