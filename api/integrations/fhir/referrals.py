@@ -190,14 +190,14 @@ def to_fhir_procedure(referral: Referral, attendance: Sequence[Attendance] = ())
     )
 
 
-def _priority(resource: Mapping[str, Any], where: str) -> Priority:
+def priority_of(resource: Mapping[str, Any], where: str) -> Priority:
     try:
         return Priority(resource.get("priority", "routine"))
     except ValueError as error:
         raise Invalid("must be routine, urgent, asap or stat", field=where) from error
 
 
-def _reasons(resource: Mapping[str, Any]) -> tuple[tuple[Coding, ...], str | None]:
+def reasons_of(resource: Mapping[str, Any]) -> tuple[tuple[Coding, ...], str | None]:
     reason_codes: list[Coding] = []
     texts: list[str] = []
     for item in resource.get("reasonCode", ()):
@@ -208,7 +208,7 @@ def _reasons(resource: Mapping[str, Any]) -> tuple[tuple[Coding, ...], str | Non
     return tuple(reason_codes), "\n".join(texts) or None
 
 
-def _data_classes(resource: Mapping[str, Any]) -> frozenset[DataClass]:
+def shared_classes_of(resource: Mapping[str, Any]) -> frozenset[DataClass]:
     try:
         return frozenset(
             DataClass(e["valueCoding"]["code"])
@@ -218,7 +218,7 @@ def _data_classes(resource: Mapping[str, Any]) -> frozenset[DataClass]:
         raise Invalid("unknown data class", field="ServiceRequest.extension") from error
 
 
-def _performers(resource: Mapping[str, Any]) -> dict[str, UUID]:
+def performers_of(resource: Mapping[str, Any]) -> dict[str, UUID]:
     found: dict[str, UUID] = {}
     for index, performer in enumerate(resource.get("performer", ())):
         kind, ident = parse_ref(performer, f"ServiceRequest.performer[{index}]")
@@ -236,9 +236,9 @@ def _performers(resource: Mapping[str, Any]) -> dict[str, UUID]:
 def from_fhir_referral(service_request: Mapping[str, Any], task: Mapping[str, Any]) -> Referral:
     """Rebuild the referral from its ServiceRequest and Task (what we store, nothing more)."""
     version, updated_at = meta_version(task)
-    performers = _performers(service_request)
+    performers = performers_of(service_request)
     directions = codes_in(service_request.get("category"), codes.CS_DIRECTION)
-    reason_codes, reason_text = _reasons(service_request)
+    reason_codes, reason_text = reasons_of(service_request)
     escalated = extension_value(service_request, codes.EXT_ESCALATED_FROM, "valueReference")
     assigned = extension_value(task, codes.EXT_ASSIGNED_SUPPORTER, "valueReference")
     consents = service_request.get("supportingInfo") or []
@@ -251,10 +251,10 @@ def from_fhir_referral(service_request: Mapping[str, Any], task: Mapping[str, An
         performer_organization_id=performers["Organization"],
         program_id=performers.get("HealthcareService"),
         patient_id=ref_id(service_request.get("subject"), "Patient", "ServiceRequest.subject"),
-        priority=_priority(service_request, "ServiceRequest.priority"),
+        priority=priority_of(service_request, "ServiceRequest.priority"),
         reason_codes=reason_codes,
         reason_text=reason_text,
-        shared_data_classes=_data_classes(service_request),
+        shared_data_classes=shared_classes_of(service_request),
         consent_id=ref_id(consents[0], "Consent", "ServiceRequest.supportingInfo[0]")
         if consents
         else None,

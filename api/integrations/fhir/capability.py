@@ -1,0 +1,117 @@
+"""The CapabilityStatement: exactly what this server supports, built from the same tables the
+handlers use (search parameters, includes, interactions)."""
+
+from __future__ import annotations
+
+from api.integrations.fhir.datatypes import Json
+from api.integrations.fhir.search import INCLUDES, REVINCLUDES, SEARCH_PARAMS
+
+# resource type → interactions. Reads go through the consent rule; creates and updates through
+# the same services as GraphQL.
+INTERACTIONS: dict[str, tuple[str, ...]] = {
+    "ServiceRequest": ("read", "vread", "search-type", "create"),
+    "Task": ("read", "vread", "search-type", "create", "update"),
+    "Procedure": ("read", "vread", "search-type"),
+    "Patient": ("read", "vread", "search-type", "create"),
+    "Consent": ("read", "vread", "search-type", "create", "update"),
+    "DocumentReference": ("read", "vread"),
+    "HealthcareService": ("read", "vread", "search-type"),
+    "Practitioner": ("read", "vread", "search-type"),
+    "PractitionerRole": ("read", "vread", "search-type"),
+    "Organization": ("read", "vread", "search-type"),
+    "Observation": ("read", "vread", "search-type"),
+    "QuestionnaireResponse": ("read", "vread", "search-type", "create"),
+    "Encounter": ("read", "vread", "search-type", "create"),
+}
+_DOCS = {
+    "Task": "Update: the author (requester) may change status (cancel), statusReason and "
+    "priority; the owner (performer) only status, statusReason and the assigned-supporter "
+    'extension. Status moves follow the referral state machine; If-Match W/"<version>" is '
+    "honoured (412 on mismatch).",
+    "Consent": "Update revokes (status inactive); nothing else changes.",
+    "Encounter": "Read: session Encounters. Attendance Encounters: search by patient.",
+    "Procedure": "Derived from a completed referral (same id as its ServiceRequest and Task).",
+}
+_UPDATED_INTERACTIONS = {"update"}
+_REST_DOCS = (
+    "Search: unknown parameters are refused (400); _count is capped at 100; next links carry "
+    "a keyset _cursor; total is given when the result fits one page. Consent is enforced on "
+    "every read: a revoked consent hides the patient's data on the next request."
+)
+
+
+def capability_statement(base_url: str, token_url: str, software_version: str) -> Json:
+    resources = []
+    for kind, interactions in INTERACTIONS.items():
+        entry: Json = {
+            "type": kind,
+            "interaction": [{"code": code} for code in interactions],
+            "versioning": "versioned-update"
+            if _UPDATED_INTERACTIONS & set(interactions)
+            else "versioned",
+            "readHistory": False,
+            "updateCreate": False,
+            "conditionalCreate": False,
+            "conditionalUpdate": False,
+            "conditionalDelete": "not-supported",
+            "searchParam": [
+                {"name": p.name, "type": p.kind.value, "documentation": p.documentation}
+                for p in SEARCH_PARAMS.get(kind, ())
+            ],
+        }
+        if kind in _DOCS:
+            entry["documentation"] = _DOCS[kind]
+        if kind in INCLUDES:
+            entry["searchInclude"] = list(INCLUDES[kind])
+        if kind in REVINCLUDES:
+            entry["searchRevInclude"] = list(REVINCLUDES[kind])
+        if not entry["searchParam"]:
+            del entry["searchParam"]
+        resources.append(entry)
+    return {
+        "resourceType": "CapabilityStatement",
+        "id": "peerbridge",
+        "url": f"{base_url}/metadata",
+        "name": "PeerBridge",
+        "title": "PeerBridge FHIR R4 API (Gravity Coordination Platform role)",
+        "status": "active",
+        "date": "2026-11-25",
+        "publisher": "PeerBridge",
+        "kind": "instance",
+        "instantiates": [
+            "http://hl7.org/fhir/us/sdoh-clinicalcare/CapabilityStatement/SDOHCC-CoordinationPlatform"
+        ],
+        "software": {"name": "PeerBridge", "version": software_version},
+        "implementation": {"description": "PeerBridge FHIR door", "url": base_url},
+        "fhirVersion": "4.0.1",
+        "format": ["application/fhir+json", "json"],
+        "rest": [
+            {
+                "mode": "server",
+                "documentation": _REST_DOCS,
+                "security": {
+                    "cors": False,
+                    "service": [
+                        {
+                            "coding": [
+                                {
+                                    "system": "http://terminology.hl7.org/CodeSystem/restful-security-service",
+                                    "code": "SMART-on-FHIR",
+                                }
+                            ]
+                        }
+                    ],
+                    "extension": [
+                        {
+                            "url": "http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris",
+                            "extension": [{"url": "token", "valueUri": token_url}],
+                        }
+                    ],
+                    "description": "SMART Backend Services (private_key_jwt) or client secret; "
+                    "SMART v2 scopes on the FHIR type.",
+                },
+                "resource": resources,
+                "interaction": [{"code": "transaction"}, {"code": "batch"}],
+            }
+        ],
+    }

@@ -1,0 +1,21 @@
+"""What every FHIR interaction needs: the caller, a unit of work per use case, the base URL."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from api.domain.principal import Principal
+from api.services.repositories import UnitOfWork
+
+
+@dataclass(frozen=True)
+class FhirContext:
+    principal: Principal
+    new_uow: Callable[[], UnitOfWork]
+    base_url: str  # .../fhir, no trailing slash
+    now: datetime = field(default_factory=lambda: datetime.now(UTC))
+
+    def full_url(self, resource_type: str, resource_id: str) -> str:
+        return f"{self.base_url}/{resource_type}/{resource_id}"

@@ -1,0 +1,95 @@
+"""The FHIR REST door at /fhir: `application/fhir+json`, OperationOutcome errors, ETags."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from email.utils import format_datetime
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
+
+from api.db.uow import PostgresUnitOfWork
+from api.domain.errors import DomainError, Unauthenticated
+from api.domain.principal import Principal
+from api.integrations.fhir.capability import capability_statement
+from api.integrations.fhir.context import FhirContext
+from api.integrations.fhir.interactions import handle
+from api.integrations.fhir.outcomes import BadRequest, internal_error, operation_outcome
+from api.integrations.fhir.validation import parse_json
+from api.settings import Settings
+
+FHIR_JSON = "application/fhir+json; charset=utf-8"
+_log = logging.getLogger(__name__)
+
+
+def fhir_response(status: int, body: Any, headers: dict[str, str] | None = None) -> Response:
+    content = json.dumps(body, separators=(",", ":"), ensure_ascii=False)
+    return Response(content, status_code=status, media_type=FHIR_JSON, headers=headers)
+
+
+def _error(error: DomainError, resource_type: str | None) -> Response:
+    status, outcome = operation_outcome(error, resource_type=resource_type)
+    headers = {"WWW-Authenticate": 'Bearer realm="fhir"'} if status == 401 else None
+    return fhir_response(status, outcome, headers)
+
+
+def _base_url(request: Request) -> str:
+    settings: Settings = request.app.state.settings
+    return f"{settings.base_url}/fhir"
+
+
+async def metadata(request: Request) -> Response:
+    settings: Settings = request.app.state.settings
+    return fhir_response(
+        200,
+        capability_statement(_base_url(request), f"{settings.base_url}/oauth/token", "0.1.0"),
+    )
+
+
+async def interaction(request: Request) -> Response:
+    path = request.path_params.get("path", "")
+    resource_type = path.split("/", 1)[0] or None
+    try:
+        principal: Principal | None = getattr(request.state, "principal", None)
+        if principal is None:
+            raise Unauthenticated("a bearer access token is required")
+        body = None
+        if request.method in ("POST", "PUT"):
+            raw = await request.body()
+            if not raw:
+                raise BadRequest("the request has no body")
+            body = parse_json(raw)
+        pool = request.app.state.pool
+        ctx = FhirContext(principal, lambda: PostgresUnitOfWork(pool), _base_url(request))
+        url = f"{path}?{request.url.query}" if request.url.query else path
+        reply = await handle(ctx, request.method, url, body, request.headers.get("if-match"))
+    except DomainError as error:
+        return _error(error, resource_type)
+    except Exception as error:  # noqa: BLE001 - never leak detail; the type is enough to trace
+        _log.error("FHIR interaction failed", extra={"error_type": type(error).__name__})
+        status, outcome = internal_error()
+        return fhir_response(status, outcome)
+    headers = {}
+    if reply.etag:
+        headers["ETag"] = reply.etag
+    if reply.location:
+        headers["Location"] = f"{ctx.base_url}/{reply.location}"
+    last = (reply.resource.get("meta") or {}).get("lastUpdated")
+    if last:
+        headers["Last-Modified"] = format_datetime(datetime.fromisoformat(last), usegmt=True)
+    return fhir_response(reply.status, reply.resource, headers)
+
+
+def routes(settings: Settings) -> Sequence[BaseRoute]:
+    """Mounted by `api.app.create_app`."""
+    methods = ["GET", "POST", "PUT", "DELETE", "PATCH"]
+    return [
+        Route("/fhir/metadata", metadata, methods=["GET"]),
+        Route("/fhir", interaction, methods=["POST"]),
+        Route("/fhir/{path:path}", interaction, methods=methods),
+    ]

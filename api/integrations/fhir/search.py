@@ -1,0 +1,248 @@
+"""FHIR search parsed once into a `SearchRequest`; the supported parameters live in one table
+that the CapabilityStatement also reads, so it states exactly what works.
+
+Unknown parameters are refused (400) rather than silently ignored: a clinic that filters on a
+parameter we do not support must not receive an unfiltered list of referrals.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from enum import StrEnum
+from uuid import UUID
+
+from api.domain.errors import Invalid, InvalidDetail
+from api.integrations.fhir.datatypes import parse_instant
+from api.integrations.fhir.outcomes import BadRequest
+from api.services.pagination import MAX_PAGE_SIZE
+
+DEFAULT_COUNT = 20
+
+
+class Op(StrEnum):
+    """Prefixes (dates) and the equality of tokens and references."""
+
+    EQ = "eq"
+    GT = "gt"
+    GE = "ge"
+    LT = "lt"
+    LE = "le"
+
+
+class Kind(StrEnum):
+    TOKEN = "token"
+    REFERENCE = "reference"
+    DATE = "date"
+    STRING = "string"
+
+
+@dataclass(frozen=True)
+class SearchParam:
+    name: str
+    kind: Kind
+    documentation: str
+
+
+def _p(name: str, kind: Kind, documentation: str) -> SearchParam:
+    return SearchParam(name, kind, documentation)
+
+
+_ID = _p("_id", Kind.TOKEN, "Logical id")
+_UPDATED = _p("_lastUpdated", Kind.DATE, "gt/ge/lt/le on meta.lastUpdated")
+_PATIENT = _p("patient", Kind.REFERENCE, "Patient/<id>")
+
+# resource type → supported search parameters (besides _count, _cursor, _include, _revinclude).
+SEARCH_PARAMS: dict[str, tuple[SearchParam, ...]] = {
+    "ServiceRequest": (
+        _ID,
+        _UPDATED,
+        _PATIENT,
+        _p("subject", Kind.REFERENCE, "Patient/<id>"),
+        _p("status", Kind.TOKEN, "active | on-hold | completed | revoked"),
+        _p("intent", Kind.TOKEN, "order"),
+        _p("category", Kind.TOKEN, "clinic_to_peer | peer_to_clinic"),
+        _p("requester", Kind.REFERENCE, "Organization/<id>"),
+        _p("performer", Kind.REFERENCE, "Organization/<id>"),
+    ),
+    "Task": (
+        _ID,
+        _UPDATED,
+        _PATIENT,
+        _p("status", Kind.TOKEN, "Task status"),
+        _p("code", Kind.TOKEN, "fulfill"),
+        _p("focus", Kind.REFERENCE, "ServiceRequest/<id>"),
+        _p("owner", Kind.REFERENCE, "Organization/<id>"),
+        _p("requester", Kind.REFERENCE, "Organization/<id>"),
+        _p("output", Kind.REFERENCE, "Procedure/<id>"),
+    ),
+    "Procedure": (
+        _ID,
+        _UPDATED,
+        _PATIENT,
+        _p("based-on", Kind.REFERENCE, "ServiceRequest/<id>"),
+        _p("status", Kind.TOKEN, "completed"),
+        _p("performer", Kind.REFERENCE, "Organization/<id>"),
+    ),
+    "Patient": (_ID, _p("identifier", Kind.TOKEN, "system|value (both required)")),
+    "Consent": (
+        _ID,
+        _PATIENT,
+        _p("status", Kind.TOKEN, "active | inactive"),
+    ),
+    "HealthcareService": (
+        _ID,
+        _UPDATED,
+        _p("type", Kind.TOKEN, "program kind, or SNOMED 711281004"),
+        _p("organization", Kind.REFERENCE, "Organization/<id>"),
+    ),
+    "Practitioner": (_ID, _p("organization", Kind.REFERENCE, "via the PractitionerRole")),
+    "PractitionerRole": (
+        _ID,
+        _p("organization", Kind.REFERENCE, "Organization/<id>"),
+        _p("practitioner", Kind.REFERENCE, "Practitioner/<id>"),
+    ),
+    "Organization": (_ID,),
+    "Observation": (_PATIENT, _p("code", Kind.TOKEN, "LOINC total score code")),
+    "QuestionnaireResponse": (_PATIENT,),
+    "Encounter": (_PATIENT,),
+}
+
+# resource type → the _include / _revinclude values it supports.
+INCLUDES: dict[str, tuple[str, ...]] = {
+    "ServiceRequest": (
+        "ServiceRequest:patient",
+        "ServiceRequest:subject",
+        "ServiceRequest:supporting-info",
+        "ServiceRequest:requester",
+        "ServiceRequest:performer",
+    ),
+    "Task": ("Task:focus", "Task:output", "Task:patient", "Task:owner"),
+    "Consent": ("Consent:source-reference",),
+    "PractitionerRole": ("PractitionerRole:organization", "PractitionerRole:practitioner"),
+}
+REVINCLUDES: dict[str, tuple[str, ...]] = {"ServiceRequest": ("Task:focus",)}
+
+_CONTROL = frozenset({"_count", "_cursor", "_include", "_revinclude", "_total", "_format"})
+
+
+@dataclass(frozen=True)
+class Filter:
+    name: str
+    op: Op
+    values: tuple[str, ...]  # OR-ed
+
+    def one(self) -> str:
+        return self.values[0]
+
+
+@dataclass(frozen=True)
+class SearchRequest:
+    resource_type: str
+    filters: tuple[Filter, ...] = ()
+    count: int = DEFAULT_COUNT
+    cursor: str | None = None
+    includes: tuple[str, ...] = ()
+    revincludes: tuple[str, ...] = ()
+    unparsed: tuple[tuple[str, str], ...] = field(default=(), compare=False)
+
+    def get(self, name: str) -> list[Filter]:
+        return [f for f in self.filters if f.name == name]
+
+    def first(self, name: str) -> Filter | None:
+        found = self.get(name)
+        return found[0] if found else None
+
+
+def _date_filter(name: str, value: str) -> Filter:
+    prefix = value[:2]
+    op = Op(prefix) if prefix in {o.value for o in Op} else Op.EQ
+    stamp = value[2:] if prefix in {o.value for o in Op} else value
+    parse_instant(stamp, name)
+    return Filter(name, op, (stamp,))
+
+
+def parse_search(resource_type: str, query: Iterable[tuple[str, str]]) -> SearchRequest:
+    """Parse a query string (as key/value pairs) against the table; refuse what it lacks."""
+    allowed = {p.name: p for p in SEARCH_PARAMS.get(resource_type, ())}
+    problems: list[InvalidDetail] = []
+    filters: list[Filter] = []
+    count = DEFAULT_COUNT
+    cursor = None
+    includes: list[str] = []
+    revincludes: list[str] = []
+    pairs = tuple(query)
+    for raw_name, value in pairs:
+        name, _, modifier = raw_name.partition(":")
+        if name in _CONTROL:
+            if name == "_count":
+                if not value.isdigit() or int(value) < 1:
+                    problems.append(InvalidDetail("_count", "must be a positive integer"))
+                else:
+                    count = min(int(value), MAX_PAGE_SIZE)  # capped, as FHIR allows
+            elif name == "_cursor":
+                cursor = value
+            elif name == "_include":
+                if value in INCLUDES.get(resource_type, ()):
+                    includes.append(value)
+                else:
+                    problems.append(InvalidDetail("_include", f"unsupported {value}"))
+            elif name == "_revinclude":
+                if value in REVINCLUDES.get(resource_type, ()):
+                    revincludes.append(value)
+                else:
+                    problems.append(InvalidDetail("_revinclude", f"unsupported {value}"))
+            continue
+        param = allowed.get(name)
+        if param is None or (modifier and modifier != "exact"):
+            problems.append(
+                InvalidDetail(raw_name, f"unsupported search parameter on {resource_type}")
+            )
+            continue
+        try:
+            if param.kind is Kind.DATE:
+                filters.append(_date_filter(name, value))
+            else:
+                filters.append(Filter(name, Op.EQ, tuple(v for v in value.split(",") if v)))
+        except Invalid as error:
+            problems.extend(error.details)
+    if problems:
+        raise BadRequest(problems)
+    return SearchRequest(
+        resource_type,
+        tuple(filters),
+        count,
+        cursor,
+        tuple(includes),
+        tuple(revincludes),
+        pairs,
+    )
+
+
+def reference_id(value: str, resource_type: str, where: str) -> UUID:
+    """`Type/<uuid>` or a bare `<uuid>` (FHIR allows both for reference parameters)."""
+    text = value.removeprefix(f"{resource_type}/")
+    if "/" in text:
+        text = text.rsplit("/", 1)[-1] if text.startswith("http") else ""
+    try:
+        return UUID(text)
+    except ValueError as error:
+        raise BadRequest(f"must be {resource_type}/<id>", field=where) from error
+
+
+def since(request: SearchRequest) -> tuple[datetime | None, datetime | None]:
+    """`_lastUpdated` as (exclusive lower, exclusive upper) bounds."""
+    lower = upper = None
+    for f in request.get("_lastUpdated"):
+        stamp = parse_instant(f.one(), "_lastUpdated")
+        if f.op in (Op.GT, Op.GE):
+            lower = stamp if f.op is Op.GT else stamp - _EPSILON
+        elif f.op in (Op.LT, Op.LE):
+            upper = stamp if f.op is Op.LT else stamp + _EPSILON
+        else:
+            raise BadRequest("use a prefix: gt, ge, lt or le", field="_lastUpdated")
+    return lower, upper
+
+
+_EPSILON = timedelta(microseconds=1)

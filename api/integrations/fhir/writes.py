@@ -1,0 +1,277 @@
+"""Create and update through the services: FHIR in, a command out, FHIR of the result back."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+from uuid import UUID
+
+from api.domain.errors import Forbidden, Invalid, NotFound
+from api.domain.programs import DeliveryMode
+from api.domain.referrals import Priority, ReferralStatus, Role
+from api.domain.sessions import AttendanceStatus, SessionFormat
+from api.integrations.fhir import codes
+from api.integrations.fhir.consents import grant_consent_command, to_fhir_consent
+from api.integrations.fhir.context import FhirContext
+from api.integrations.fhir.datatypes import (
+    Json,
+    codes_in,
+    extension_value,
+    extensions,
+    parse_instant,
+    ref_id,
+)
+from api.integrations.fhir.measures import record_outcome_command, to_fhir_questionnaire_response
+from api.integrations.fhir.outcomes import MethodNotAllowed
+from api.integrations.fhir.patients import register_patient_command, to_fhir_patient
+from api.integrations.fhir.referrals import (
+    performers_of,
+    priority_of,
+    reasons_of,
+    shared_classes_of,
+    to_fhir_service_request,
+    to_fhir_task,
+)
+from api.integrations.fhir.sessions import (
+    attendance_status,
+    to_fhir_attendance_encounter,
+    to_fhir_session_encounter,
+)
+from api.services import consents, outcomes, patients, referrals, sessions, tasks
+from api.services.referrals import DEFAULT_SHARED, CreateReferral
+
+
+async def create(ctx: FhirContext, resource: Json) -> Json:
+    kind = resource["resourceType"]
+    uow, who = ctx.new_uow(), ctx.principal
+    if kind == "Patient":
+        patient = await patients.register_patient(uow, who, register_patient_command(resource))
+        return to_fhir_patient(patient)
+    if kind == "Consent":
+        return await _create_consent(ctx, resource)
+    if kind == "ServiceRequest":
+        view = await referrals.create_referral(uow, who, _create_referral(ctx, resource))
+        return to_fhir_service_request(view.referral)
+    if kind == "Task":
+        return await _create_task(ctx, resource)
+    if kind == "QuestionnaireResponse":
+        measure = await outcomes.record_outcome_measure(uow, who, record_outcome_command(resource))
+        return to_fhir_questionnaire_response(measure)
+    if kind == "Encounter":
+        return await _create_encounter(ctx, resource)
+    raise MethodNotAllowed(f"create is not supported for {kind}")
+
+
+async def _create_consent(ctx: FhirContext, resource: Json) -> Json:
+    if resource.get("status") != "active":
+        raise Invalid("a new consent is active", field="Consent.status")
+    if "patient-privacy" not in codes_in([resource.get("scope", {})], codes.CONSENT_SCOPE):
+        raise Invalid("PeerBridge records patient-privacy consents", field="Consent.scope")
+    command = grant_consent_command(resource)
+    source = resource.get("sourceAttachment", {}).get("url") or (
+        resource.get("sourceReference", {}).get("reference")
+    )
+    if source:
+        command = replace(command, source_reference=source)
+    consent = await consents.grant_consent(ctx.new_uow(), ctx.principal, command)
+    return to_fhir_consent(consent, now=ctx.now)
+
+
+def _create_referral(ctx: FhirContext, resource: Json) -> CreateReferral:
+    if resource.get("intent") != "order":
+        raise Invalid("a referral is an order", field="ServiceRequest.intent")
+    if resource.get("status", "active") != "active":
+        raise Invalid("a new referral is active", field="ServiceRequest.status")
+    requester = resource.get("requester")
+    if (
+        requester is not None
+        and ref_id(requester, "Organization", "ServiceRequest.requester")
+        != ctx.principal.organization_id
+    ):
+        raise Forbidden("the requester is the caller's own organization")
+    for index, info in enumerate(resource.get("supportingInfo", ())):
+        ref_id(info, "Consent", f"ServiceRequest.supportingInfo[{index}]")
+    performers = performers_of(resource)
+    if "PractitionerRole" in performers:
+        raise Invalid("the performer assigns its supporter", field="ServiceRequest.performer")
+    reason_codes, reason_text = reasons_of(resource)
+    return CreateReferral(
+        patient_id=ref_id(resource.get("subject"), "Patient", "ServiceRequest.subject"),
+        performer_organization_id=performers["Organization"],
+        priority=priority_of(resource, "ServiceRequest.priority"),
+        program_id=performers.get("HealthcareService"),
+        reason_codes=reason_codes,
+        reason_text=reason_text,
+        shared_data_classes=shared_classes_of(resource) or DEFAULT_SHARED,
+    )
+
+
+async def _create_task(ctx: FhirContext, resource: Json) -> Json:
+    """A referral's Task exists with its ServiceRequest: "creating" it confirms that pairing."""
+    if resource.get("intent") != "order":
+        raise Invalid("a referral Task is an order", field="Task.intent")
+    if "fulfill" not in codes_in([resource.get("code", {})], codes.TASK_CODE):
+        raise Invalid("a referral Task has code fulfill", field="Task.code")
+    focus = ref_id(resource.get("focus"), "ServiceRequest", "Task.focus")
+    view = await referrals.get_referral(ctx.new_uow(), ctx.principal, focus)
+    referral = view.referral
+    if view.role is not Role.REQUESTER:
+        raise Forbidden("the requester creates the referral's Task")
+    checks = (
+        ("Task.for", resource.get("for"), "Patient", referral.patient_id),
+        ("Task.owner", resource.get("owner"), "Organization", referral.performer_organization_id),
+    )
+    for where, reference, kind, expected in checks:
+        if reference is not None and ref_id(reference, kind, where) != expected:
+            raise Invalid("does not match the focus ServiceRequest", field=where)
+    if resource.get("status") != ReferralStatus.REQUESTED.value or referral.status is not (
+        ReferralStatus.REQUESTED
+    ):
+        raise Invalid("a new referral Task is requested", field="Task.status")
+    return to_fhir_task(referral)
+
+
+async def _create_encounter(ctx: FhirContext, resource: Json) -> Json:
+    uow, who = ctx.new_uow(), ctx.principal
+    if "subject" not in resource:
+        command = _session_command(resource)
+        return to_fhir_session_encounter(await sessions.record_session(uow, who, command))
+    session_id = ref_id(resource.get("partOf"), "Encounter", "Encounter.partOf")
+    based_on = resource.get("basedOn") or []
+    status = attendance_status(resource)
+    attendance = await sessions.record_attendance(
+        uow,
+        who,
+        sessions.RecordAttendance(
+            session_id=session_id,
+            patient_id=ref_id(resource.get("subject"), "Patient", "Encounter.subject"),
+            status=AttendanceStatus(status),
+            referral_id=ref_id(based_on[0], "ServiceRequest", "Encounter.basedOn[0]")
+            if based_on
+            else None,
+            note=extension_value(resource, codes.EXT_NOTE, "valueString"),
+        ),
+    )
+    (session,) = await sessions.get_sessions(ctx.new_uow(), who, [session_id])
+    if session is None:
+        raise NotFound("Encounter", session_id)
+    return to_fhir_attendance_encounter(attendance, session)
+
+
+def _session_command(resource: Json) -> sessions.RecordSession:
+    period = resource.get("period", {})
+    formats = codes_in(resource.get("type"), codes.CS_SESSION_FORMAT)
+    modes = codes_in(resource.get("type"), codes.CS_DELIVERY_MODE)
+    if not formats or not modes:
+        raise Invalid("name the session format and delivery mode", field="Encounter.type")
+    program = extension_value(resource, codes.EXT_PROGRAM, "valueReference")
+    return sessions.RecordSession(
+        program_id=ref_id(program, "HealthcareService", "Encounter.extension"),
+        format=SessionFormat(formats[0]),
+        delivery_mode=DeliveryMode(modes[0]),
+        starts_at=parse_instant(period.get("start", ""), "Encounter.period.start"),
+        ends_at=parse_instant(period.get("end", ""), "Encounter.period.end"),
+        facilitator_ids=tuple(
+            ref_id(e.get("valueReference"), "PractitionerRole", "Encounter.extension")
+            for e in extensions(resource, codes.EXT_FACILITATOR)
+        ),
+        capacity=extension_value(resource, codes.EXT_SESSION_CAPACITY, "valuePositiveInt"),
+        topic=extension_value(resource, codes.EXT_TOPIC, "valueString"),
+    )
+
+
+# Task elements compared to find what an update changes (the rest is derived or server-set).
+_IGNORED = frozenset({"resourceType", "id", "meta", "text", "lastModified", "businessStatus"})
+
+
+def _changed(current: Json, incoming: Json) -> frozenset[str]:
+    changed = set()
+    for key in (set(current) | set(incoming)) - _IGNORED:
+        if key == "extension":
+            mine = extension_value(current, codes.EXT_ASSIGNED_SUPPORTER, "valueReference")
+            theirs = extension_value(incoming, codes.EXT_ASSIGNED_SUPPORTER, "valueReference")
+            if (mine or {}).get("reference") != (theirs or {}).get("reference"):
+                changed.add("assignedSupporter")
+            others = [
+                e
+                for e in incoming.get("extension", ())
+                if e.get("url") != codes.EXT_ASSIGNED_SUPPORTER
+            ]
+            if others:
+                changed.add("extension")
+        elif key == "output":
+            continue  # derived: a completed referral's output is its Procedure
+        elif _comparable(current.get(key)) != _comparable(incoming.get(key)):
+            changed.add(key)
+    return frozenset(changed)
+
+
+def _comparable(value: Any) -> Any:
+    """References compare by target, codings by system and code (displays may differ)."""
+    if isinstance(value, dict):
+        if "reference" in value:
+            return value["reference"]
+        if "system" in value and "code" in value:
+            return (value["system"], value["code"])
+        return {k: _comparable(v) for k, v in value.items() if k != "display"}
+    if isinstance(value, list):
+        return [_comparable(v) for v in value]
+    return value
+
+
+async def update_task(
+    ctx: FhirContext, task_id: UUID, resource: Json, expected_version: int | None
+) -> Json:
+    if resource.get("id") != str(task_id):
+        raise Invalid("must equal the id in the URL", field="Task.id")
+    view = await referrals.get_referral(ctx.new_uow(), ctx.principal, task_id)
+    current = to_fhir_task(view.referral)
+    assigned = extension_value(resource, codes.EXT_ASSIGNED_SUPPORTER, "valueReference")
+    try:
+        status = ReferralStatus(str(resource.get("status")))
+    except ValueError as error:
+        raise Invalid("not a status PeerBridge referrals take", field="Task.status") from error
+    try:
+        priority = Priority(resource.get("priority", view.referral.priority.value))
+    except ValueError as error:
+        raise Invalid("must be routine, urgent, asap or stat", field="Task.priority") from error
+    updated = await tasks.update_task(
+        ctx.new_uow(),
+        ctx.principal,
+        tasks.UpdateTask(
+            referral_id=task_id,
+            status=status,
+            status_reason=(resource.get("statusReason") or {}).get("text"),
+            priority=priority,
+            assigned_supporter_id=ref_id(assigned, "PractitionerRole", "Task.extension")
+            if assigned
+            else None,
+            changed=_changed(current, resource),
+            expected_version=expected_version,
+        ),
+    )
+    return to_fhir_task(updated.referral, redacted=updated.withheld is not None)
+
+
+async def update_consent(
+    ctx: FhirContext, consent_id: UUID, resource: Json, expected_version: int | None
+) -> Json:
+    """The one update a Consent takes here: revocation (status `inactive`)."""
+    if resource.get("id") != str(consent_id):
+        raise Invalid("must equal the id in the URL", field="Consent.id")
+    if resource.get("status") != "inactive":
+        raise Invalid("a consent is updated only to revoke it (inactive)", field="Consent.status")
+    revoked = await consents.revoke_consent(
+        ctx.new_uow(), ctx.principal, consent_id, expected_version=expected_version
+    )
+    return to_fhir_consent(revoked, now=ctx.now)
+
+
+async def update(
+    ctx: FhirContext, resource_type: str, resource_id: UUID, resource: Json, expected: int | None
+) -> Json:
+    if resource_type == "Task":
+        return await update_task(ctx, resource_id, resource, expected)
+    if resource_type == "Consent":
+        return await update_consent(ctx, resource_id, resource, expected)
+    raise MethodNotAllowed(f"update is not supported for {resource_type}")

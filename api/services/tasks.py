@@ -1,0 +1,157 @@
+"""Updating a referral's Task as a whole (FHIR `PUT Task/<id>`), Gravity's rule for who may
+change what: the Task's author (the requester) may update everything we store; its owner (the
+performer) only `status`, `statusReason` and `output` (and the supporter it assigns); nobody else.
+
+See https://hl7.org/fhir/us/sdoh-clinicalcare/CapabilityStatement-SDOHCC-CoordinationPlatform.html
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from uuid import UUID
+
+from api.domain.audit import AuditAction
+from api.domain.errors import Forbidden, Invalid, InvalidDetail, InvalidTransition, NotFound
+from api.domain.events import DomainEvent
+from api.domain.principal import Principal
+from api.domain.referrals import (
+    TRANSITIONS,
+    Priority,
+    ReferralStatus,
+    Role,
+    Transition,
+)
+from api.services import referrals
+from api.services.policy import Capability, audit, denied, require, utcnow
+from api.services.referrals import ReferralView
+from api.services.repositories import UnitOfWork
+from api.services.transactions import SharedTransaction
+
+# Elements of the Task (names as in FHIR) each party may change.
+OWNER_MAY_CHANGE = frozenset({"status", "statusReason", "output", "assignedSupporter"})
+AUTHOR_MAY_CHANGE = frozenset({"status", "statusReason", "output", "priority"})
+# Elements PeerBridge derives or does not store: a change to them is refused, not ignored.
+DERIVED = frozenset({"businessStatus", "lastModified", "meta", "output"})
+
+
+@dataclass(frozen=True)
+class UpdateTask:
+    referral_id: UUID
+    status: ReferralStatus
+    status_reason: str | None
+    priority: Priority
+    assigned_supporter_id: UUID | None
+    changed: frozenset[str]  # Task elements that differ from the stored Task
+    expected_version: int | None = None
+
+
+def transition_to(current: ReferralStatus, target: ReferralStatus, role: Role) -> Transition:
+    """The one state-machine move that takes `current` to `target` for this party."""
+    for (status, move, party), reached in TRANSITIONS.items():
+        if status is current and party is role and reached is target:
+            return move
+    raise InvalidTransition(f"the {role} cannot move a Task from {current} to {target}")
+
+
+def _check_elements(command: UpdateTask, role: Role) -> None:
+    allowed = OWNER_MAY_CHANGE if role is Role.PERFORMER else AUTHOR_MAY_CHANGE
+    refused = sorted(command.changed - allowed - DERIVED)
+    if refused and role is Role.PERFORMER:
+        raise Forbidden(
+            f"the Task's owner may change only status, statusReason and output; "
+            f"not {', '.join(refused)}"
+        )
+    if refused:
+        raise Invalid([InvalidDetail(f"Task.{name}", "cannot be changed") for name in refused])
+
+
+async def update_task(uow: UnitOfWork, principal: Principal, command: UpdateTask) -> ReferralView:
+    """Apply a whole-Task update: state-machine move, reassignment, priority; one transaction."""
+    require(principal, Capability.TRANSITION_REFERRAL)
+    async with uow:
+        shared = SharedTransaction(uow)
+        current = await uow.referrals.get_for_update(command.referral_id)
+        if current is None:
+            raise NotFound("Task", command.referral_id)
+        role = current.role_of(principal.organization_id)
+        try:
+            if role is None:
+                raise Forbidden("only the Task's author or owner may update it")
+            _check_elements(command, role)
+        except Forbidden as error:
+            denied(
+                uow,
+                principal,
+                error,
+                action=AuditAction.UPDATE,
+                operation="updateTask",
+                resource_type="Referral",
+                resource_id=current.id,
+                patient_id=current.patient_id,
+            )
+            raise
+        current.check_version(command.expected_version)
+        version = current.version
+        view: ReferralView | None = None
+        if command.status is not current.status:
+            move = transition_to(current.status, command.status, role)
+            view = await referrals.transition_referral(
+                shared,
+                principal,
+                current.id,
+                move,
+                reason=command.status_reason,
+                expected_version=version,
+            )
+            version = view.referral.version
+        elif "statusReason" in command.changed:
+            raise Invalid("statusReason changes together with status", field="Task.statusReason")
+        if "assignedSupporter" in command.changed and command.assigned_supporter_id is not None:
+            view = await referrals.assign_supporter(
+                shared,
+                principal,
+                current.id,
+                command.assigned_supporter_id,
+                expected_version=version,
+            )
+            version = view.referral.version
+        if "priority" in command.changed and command.priority is not current.priority:
+            latest = await uow.referrals.get_for_update(current.id)
+            assert latest is not None
+            saved = await uow.referrals.save(
+                replace(
+                    latest,
+                    priority=command.priority,
+                    version=latest.version + 1,
+                    updated_at=utcnow(),
+                ),
+                None,
+            )
+            await uow.audit.add_many(
+                [
+                    audit(
+                        principal,
+                        action=AuditAction.UPDATE,
+                        operation="reprioritizeReferral",
+                        resource_type="Referral",
+                        resource_id=current.id,
+                        patient_id=current.patient_id,
+                    )
+                ]
+            )
+            await uow.outbox.add_many(
+                [
+                    DomainEvent(
+                        "ReferralReprioritized",
+                        "Referral",
+                        saved.id,
+                        (saved.requester_organization_id, saved.performer_organization_id),
+                        {"priority": saved.priority.value, "version": saved.version},
+                    )
+                ]
+            )
+            view = None
+        if view is None:
+            view = await referrals.get_referral(shared, principal, current.id)
+        await uow.commit()
+    return view
