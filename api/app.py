@@ -22,6 +22,7 @@ from api.auth import routes as auth_routes
 from api.auth import runtime as auth_runtime
 from api.auth.middleware import AuthenticationMiddleware
 from api.db.pool import create_pool
+from api.integrations.fhir import routes as fhir_routes
 from api.middleware import AccessLogMiddleware, BodySizeLimitMiddleware
 from api.schema import http as graphql_http
 from api.settings import Settings
@@ -33,6 +34,7 @@ _ROUTE_BUILDERS: tuple[RouteBuilder, ...] = (
     health.routes,
     auth_routes.routes,
     graphql_http.routes,
+    fhir_routes.routes,
 )
 
 # Entered in order after the pool opens, exited in reverse before it closes.
