@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime
-from email.utils import format_datetime
 import logging
 from collections.abc import Sequence
+from datetime import datetime
+from email.utils import format_datetime
 from typing import Any
 
 from starlette.requests import Request
@@ -53,7 +53,8 @@ async def metadata(request: Request) -> Response:
 
 async def interaction(request: Request) -> Response:
     path = request.path_params.get("path", "")
-    resource_type = path.split("/", 1)[0] or None
+    # Body errors name elements of this type; query errors name the search parameter.
+    resource_type = path.split("/", 1)[0] or None if request.method != "GET" else None
     try:
         principal: Principal | None = getattr(request.state, "principal", None)
         if principal is None:
