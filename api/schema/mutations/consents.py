@@ -73,5 +73,5 @@ class ConsentMutations:
             reason=input.reason,
             expected_version=input.expected_version,
         )
-        info.context.loaders.consents.clear(consent.id)
+        info.context.loaders.consents.prime(consent.id, consent, force=True)
         return Consent.from_domain(consent)
