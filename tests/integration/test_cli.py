@@ -15,6 +15,7 @@ import pytest
 
 from api.cli.main import main
 from api.db.migrate import discover
+from api.settings import Settings
 
 
 def _run(argv: list[str]) -> int:
@@ -170,3 +171,14 @@ async def test_two_replicas_start_together_on_one_database(
     first = [m.name for m in discover()][0]
     assert sorted(f"migrations: {first}" in log for log in logs) == [False, True], logs
     assert sorted("migrations: none pending" in log for log in logs) == [False, True], logs
+
+
+def test_readme_documents_every_setting() -> None:
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    variables = [
+        "DATABASE_URL" if name == "database_url" else f"PEERBRIDGE_{name.upper()}"
+        for name in Settings.model_fields
+    ]
+
+    missing = [variable for variable in variables if f"| `{variable}` |" not in readme]
+    assert missing == [], "add these to the configuration table in README.md"
