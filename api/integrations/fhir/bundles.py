@@ -125,8 +125,9 @@ def _urns(value: Any) -> set[str]:
 def _resolve(value: Any, assigned: dict[str, str]) -> Any:
     if isinstance(value, dict):
         out = {k: _resolve(v, assigned) for k, v in value.items()}
-        if out.get("reference") in assigned:
-            out["reference"] = assigned[out["reference"]]
+        reference = out.get("reference")
+        if isinstance(reference, str) and reference in assigned:
+            out["reference"] = assigned[reference]
         return out
     if isinstance(value, list):
         return [_resolve(v, assigned) for v in value]

@@ -12,6 +12,7 @@ from uuid import UUID
 
 from api.domain.errors import DomainError, NotFound
 from api.domain.referrals import ReferralStatus
+from api.domain.sessions import Attendance
 from api.integrations.fhir.consents import to_fhir_consent, to_fhir_consent_document
 from api.integrations.fhir.context import FhirContext
 from api.integrations.fhir.datatypes import Json
@@ -42,17 +43,37 @@ T = TypeVar("T")
 Outcome = Json | DomainError
 
 
-def referral_resource(resource_type: str, view: ReferralView) -> Json | None:
+def referral_resource(
+    resource_type: str, view: ReferralView, attendance: Sequence[Attendance] = ()
+) -> Json | None:
     redacted = view.withheld is not None
     if resource_type == "ServiceRequest":
         return to_fhir_service_request(view.referral, redacted=redacted)
     if resource_type == "Task":
         return to_fhir_task(view.referral, redacted=redacted)
-    return to_fhir_procedure(view.referral)
+    return to_fhir_procedure(view.referral, attendance)
+
+
+async def delivered(ctx: FhirContext, views: Sequence[ReferralView]) -> list[Attendance]:
+    """The attendance behind completed referrals' Procedures, as far as the caller may see it."""
+    patient_ids = sorted({v.referral.patient_id for v in views})
+    if not patient_ids:
+        return []
+    try:
+        found = await sessions.attendance_for_patients(ctx.new_uow(), ctx.principal, patient_ids)
+    except DomainError:
+        return []  # no sessions scope: the Procedure still stands, without billed units
+    return [a for rows in found for a in rows]
 
 
 async def _referrals(ctx: FhirContext, resource_type: str, ids: Sequence[UUID]) -> list[Outcome]:
     found = await referrals.get_referrals(ctx.new_uow(), ctx.principal, ids)
+    attendance: list[Attendance] = []
+    if resource_type == "Procedure":
+        attendance = await delivered(
+            ctx,
+            [v for v in found if isinstance(v, ReferralView) and v.withheld is None],
+        )
     out: list[Outcome] = []
     for ident, item in zip(ids, found, strict=True):
         if isinstance(item, DomainError):
@@ -61,7 +82,7 @@ async def _referrals(ctx: FhirContext, resource_type: str, ids: Sequence[UUID]) 
         if resource_type == "Procedure" and item.referral.status is not ReferralStatus.COMPLETED:
             out.append(NotFound("Procedure", ident))
             continue
-        resource = referral_resource(resource_type, item)
+        resource = referral_resource(resource_type, item, attendance)
         out.append(resource if resource is not None else NotFound(resource_type, ident))
     return out
 

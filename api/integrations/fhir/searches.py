@@ -17,7 +17,7 @@ from api.integrations.fhir.measures import to_fhir_observation, to_fhir_question
 from api.integrations.fhir.outcomes import BadRequest
 from api.integrations.fhir.patients import to_fhir_patient
 from api.integrations.fhir.programs import to_fhir_healthcare_service
-from api.integrations.fhir.reads import read_many, referral_resource
+from api.integrations.fhir.reads import delivered, read_many, referral_resource
 from api.integrations.fhir.search import SearchRequest, reference_id, since
 from api.integrations.fhir.sessions import to_fhir_attendance_encounter
 from api.integrations.fhir.supporters import to_fhir_practitioner, to_fhir_practitioner_role
@@ -120,7 +120,8 @@ async def _referral_search(ctx: FhirContext, request: SearchRequest) -> SearchRe
         )
         views = list(page.items)
         cursor = page.end_cursor if page.has_next_page else None
-    matches = [r for v in views if (r := referral_resource(kind, v)) is not None]
+    attendance = await delivered(ctx, views) if kind == "Procedure" else []
+    matches = [r for v in views if (r := referral_resource(kind, v, attendance)) is not None]
     included = await _includes(ctx, request, matches)
     return SearchResult(matches, included, cursor, len(matches) if cursor is None else None)
 
