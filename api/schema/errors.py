@@ -29,8 +29,9 @@ def domain_error_of(error: GraphQLError) -> DomainError | None:
 
 
 def _is_document_error(error: GraphQLError) -> bool:
-    """Parse and validation errors (and bad variables) point into the document, not the data."""
-    return error.path is None and bool(error.locations or error.nodes)
+    """Parse and validation errors (and bad variables) are about the document, not the data:
+    raised by the validators themselves, or by a scalar's parser at a place in the document."""
+    return error.path is None and (error.original_error is None or bool(error.locations))
 
 
 def error_code(error: GraphQLError) -> str:
@@ -75,13 +76,22 @@ def log_errors(errors: list[GraphQLError]) -> None:
             _log.debug("graphql error %s at %s", code, _where(error))
             continue
         original = error.original_error
-        frames = "".join(traceback.format_tb(original.__traceback__)) if original else ""
         _log.error(
             "unexpected %s at %s\n%s",
             type(original).__qualname__ if original else "error",
             _where(error),
-            frames,
+            _frames(original),
         )
+
+
+def _frames(error: BaseException | None) -> str:
+    """Where it happened: file, line and function of each frame; no source text, no values."""
+    if error is None:
+        return ""
+    return "\n".join(
+        f"  {frame.filename}:{frame.lineno} in {frame.name}"
+        for frame in traceback.extract_tb(error.__traceback__)
+    )
 
 
 def _where(error: GraphQLError) -> str:

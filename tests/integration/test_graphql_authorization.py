@@ -225,8 +225,8 @@ async def test_node_and_entities_obey_the_same_rules(
 ) -> None:
     referral = await _refer(clinic, network)
     stranger = await GraphQL.as_organization(client, pool, network.stranger)
-    entities = """query($reps: [_Any!]!) { _entities(representations: $reps) {
-        __typename ... on Patient { givenName } ... on Referral { status } ... on PeerProgram { name } } }"""
+    entities = """query($reps: [_Any!]!) { _entities(representations: $reps) { __typename
+        ... on Patient { givenName } ... on Referral { status } ... on PeerProgram { name } } }"""
     reps = [
         {"__typename": "Patient", "id": str(network.patient.id)},
         {"__typename": "Referral", "id": referral["id"]},
@@ -262,7 +262,8 @@ async def test_the_holding_clinic_sees_every_read_of_its_patient_in_the_audit_tr
     )
 
     trail = await clinic.data(
-        "query($id: ID!) { auditEvents(patientId: $id) { action outcome operation organization { id } } }",
+        "query($id: ID!) { auditEvents(patientId: $id) {"
+        " action outcome operation organization { id } } }",
         id=str(network.patient.id),
     )
 
@@ -276,8 +277,9 @@ async def test_the_holding_clinic_sees_every_read_of_its_patient_in_the_audit_tr
 
 async def test_fhir_fields_carry_each_records_resource(peer: GraphQL, network: Network) -> None:
     data = await peer.data(
-        "query($p: ID!, $g: ID!) { patient(id: $p) { fhir } peerProgram(id: $g) { fhir organization { fhir } } "
-        "viewer { organization { fhir } } peerSupporters { edges { node { fhir fhirPractitionerRole } } } }",
+        "query($p: ID!, $g: ID!) { patient(id: $p) { fhir }"
+        " peerProgram(id: $g) { fhir organization { fhir } } viewer { organization { fhir } }"
+        " peerSupporters { edges { node { fhir fhirPractitionerRole } } } }",
         p=str(network.patient.id),
         g=str(network.program.id),
     )

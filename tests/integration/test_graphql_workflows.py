@@ -39,7 +39,9 @@ query Follow($id: ID!) {
 INBOX = """
 query Inbox($first: Int) {
   referrals(filter: {box: INBOX, status: [REQUESTED]}, first: $first) {
-    edges { cursor node { id version priority status reasonText patient { givenName } program { name } } }
+    edges { cursor node {
+      id version priority status reasonText patient { givenName } program { name }
+    } }
     pageInfo { hasNextPage endCursor }
   }
 }"""
@@ -49,7 +51,9 @@ mutation Move($input: ReferralTransitionInput!) {
 }"""
 ASSIGN = """
 mutation Assign($input: AssignSupporterInput!) {
-  assignSupporter(input: $input) { id version assignedSupporter { displayName hasValidCertification } }
+  assignSupporter(input: $input) {
+    id version assignedSupporter { displayName hasValidCertification }
+  }
 }"""
 SESSION = """
 mutation Session($input: RecordSessionInput!) {
