@@ -15,6 +15,7 @@ from uuid import UUID
 
 import asyncpg
 
+from api.cli.clients import demo_clients
 from api.cli.common import run_with_pool
 from api.db.uow import PostgresUnitOfWork
 from api.domain.consents import DataClass, Purpose
@@ -502,5 +503,8 @@ def describe(summary: DemoSummary) -> str:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    print(describe(run_with_pool(_load)))
+    summary = run_with_pool(_load)
+    print(describe(summary))
+    # OAuth demo clients (api/auth/demo.py) and the copy-paste command to call the API.
+    print(demo_clients((name, org.id) for name, org in summary.organizations.items()))
     return 0

@@ -136,6 +136,19 @@ class ClientRepository:
             raise NotFound("Client", client_id)
         return _record(row)
 
+    async def replace_jwks(self, client_id: str, jwks: dict[str, Any]) -> ClientRecord:
+        """Register new public keys for a private_key_jwt client (the old ones stop working)."""
+        row = await self._conn.fetchrow(
+            f"""UPDATE oauth_clients SET jwks = $2
+                WHERE client_id = $1 AND auth_method = 'private_key_jwt' AND jwks_uri IS NULL
+                RETURNING {_COLUMNS}""",
+            client_id,
+            jwks,
+        )
+        if row is None:
+            raise NotFound("Client", client_id)
+        return _record(row)
+
     async def status(self, client_id: str) -> ClientStatus | None:
         """Whether the client and its organization may still act; None when unknown."""
         row = await self._conn.fetchrow(

@@ -9,6 +9,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -19,7 +20,11 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from api.app import create_app
+from api.auth.demo import describe_demo_clients, register_demo_clients
+from api.auth.smart_client import sign_assertion
 from api.cli.main import main
+from api.db.uow import PostgresUnitOfWork
+from api.services.organizations import create_organization
 from api.settings import Settings
 
 
@@ -186,3 +191,30 @@ async def test_clients_token_gets_a_token_from_a_running_server(
     assert await _run("clients", "token", "--client-id", "nobody", "--key",
                       str(env / "key.jwk"), "--url", server) == 1
     assert "invalid_client" in capsys.readouterr().err
+
+
+async def test_demo_clients_are_idempotent_and_their_keys_get_tokens(
+    env: Path, pool: Any, client: httpx.AsyncClient
+) -> None:
+    org = await create_organization(PostgresUnitOfWork(pool), name="Demo Clinic", kind="clinic")
+    first = await register_demo_clients(pool, [("Demo Clinic", org.id)], env)
+    again = await register_demo_clients(pool, [("Demo Clinic", org.id)], env)
+    assert first == again
+    (demo,) = first
+    assert demo.key_path.stat().st_mode & 0o777 == 0o600
+    key = json.loads(demo.key_path.read_text())
+    token_url = (await client.get("/.well-known/smart-configuration")).json()["token_endpoint"]
+    response = await client.post(token_url, data={
+        "grant_type": "client_credentials",
+        "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+        "client_assertion": sign_assertion(demo.client_id, key, token_url),
+    })
+    assert response.status_code == 200, response.text
+
+    # A wiped data directory re-keys the client instead of failing.
+    demo.key_path.unlink()
+    (rekeyed,) = await register_demo_clients(pool, [("Demo Clinic", org.id)], env)
+    assert json.loads(rekeyed.key_path.read_text())["d"] != key["d"]
+    text = describe_demo_clients([rekeyed], "http://127.0.0.1:8000")
+    assert f"peerbridge clients token --client-id {demo.client_id}" in text
+    assert "Authorization: Bearer $TOKEN" in text
