@@ -10,6 +10,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import asyncpg
+import httpx
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -18,7 +20,10 @@ sys.path.insert(0, str(Path(__file__).parents[1] / "unit"))
 sys.path.insert(0, str(Path(__file__).parent))
 
 import fhir_strategies as s  # noqa: E402
+from fhir_flows import peer_side, referral_transaction  # noqa: E402
+from fhir_support import Fhir, entries  # noqa: E402
 from fhir_validator import expand, node_available, validate  # noqa: E402
+from network import Network  # noqa: E402
 
 from api.domain.referrals import ReferralStatus  # noqa: E402
 from api.integrations.fhir.audit import to_fhir_audit_event  # noqa: E402
@@ -115,9 +120,87 @@ def test_validators_catch_what_fhir_resources_lets_through() -> None:
     assert any("medplum" in p and "Patient" in p for p in problems)
 
 
-def test_everything_the_fhir_api_returned_passes_both_validators(
+@pytest.fixture
+async def fhir_api_responses(
+    client: httpx.AsyncClient, pool: asyncpg.Pool, network: Network
+) -> list[dict[str, Any]]:
+    """Walk both FHIR flows and every read/search/error shape; keep every body returned."""
+    seen: list[dict[str, Any]] = [(await client.get("/fhir/metadata")).json()]
+    clinic = await Fhir.as_organization(client, pool, network.clinic, seen=seen)
+    peer = await Fhir.as_organization(client, pool, network.peer, seen=seen)
+    started = datetime.now(UTC).isoformat()
+    posted = await clinic.ok("POST", "", referral_transaction(network))
+    patient_id = posted["entry"][0]["resource"]["id"]
+    consent_id = posted["entry"][1]["resource"]["id"]
+    referral_id = await peer_side(peer, network, started)
+    patient = f"Patient/{patient_id}"
+    for path in (
+        f"ServiceRequest/{referral_id}",
+        f"Procedure/{referral_id}",
+        f"Consent/{consent_id}",
+        f"DocumentReference/{consent_id}",
+        f"Organization/{network.peer.id}",
+        f"HealthcareService/{network.program.id}",
+        f"Practitioner/{network.supporter.id}",
+        f"PractitionerRole/{network.supporter.id}",
+        f"ServiceRequest?patient={patient}&_include=ServiceRequest:patient"
+        "&_include=ServiceRequest:supporting-info&_include=ServiceRequest:performer"
+        "&_include=ServiceRequest:requester&_revinclude=Task:focus",
+        f"Task?_id={referral_id}&_include=Task:focus&_include=Task:output&_include=Task:owner",
+        f"Procedure?patient={patient}",
+        f"Consent?patient={patient}&_include=Consent:source-reference",
+        f"Observation?patient={patient}",
+        f"QuestionnaireResponse?patient={patient}",
+        f"Encounter?patient={patient}",
+        f"PractitionerRole?organization=Organization/{network.peer.id}"
+        "&_include=PractitionerRole:organization&_include=PractitionerRole:practitioner",
+        "HealthcareService?type=support_group",
+        "Task?colour=blue",
+        f"Task/{network.peer.id}",
+    ):
+        await clinic.get(path)
+    observations = await clinic.ok("GET", f"Observation?patient={patient}")
+    for observation in entries(observations):
+        await clinic.ok("GET", f"Observation/{observation['id']}")
+        await clinic.ok("GET", f"QuestionnaireResponse/{observation['id']}")
+    await peer.ok(
+        "POST",
+        "",
+        {
+            "resourceType": "Bundle",
+            "type": "batch",
+            "entry": [
+                {"request": {"method": "GET", "url": f"Task/{referral_id}"}},
+                {"request": {"method": "GET", "url": f"Patient/{network.peer.id}"}},
+                {"request": {"method": "GET", "url": f"Task?owner=Organization/{network.peer.id}"}},
+            ],
+        },
+    )
+    return seen
+
+
+async def test_everything_the_fhir_api_returned_passes_both_validators(
     fhir_api_responses: list[dict[str, Any]],
 ) -> None:
     resources = expand(fhir_api_responses)
-    assert len(resources) > 0
+    types = {r["resourceType"] for r in resources}
+    assert {
+        "CapabilityStatement",
+        "Bundle",
+        "OperationOutcome",
+        "Procedure",
+        "Task",
+        "Patient",
+        "ServiceRequest",
+        "Consent",
+        "DocumentReference",
+        "Observation",
+        "Encounter",
+        "QuestionnaireResponse",
+        "Practitioner",
+        "PractitionerRole",
+        "HealthcareService",
+        "Organization",
+    } <= types
+    print(f"validated {len(resources)} API resources of {len(types)} types")
     assert validate(resources) == []
