@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import subprocess
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager, contextmanager
 from typing import Any, TypeVar
 
@@ -43,13 +44,18 @@ def _env_name(location: tuple[int | str, ...]) -> str:
 
 
 @contextmanager
-def database(settings: Settings) -> Iterator[Settings]:
+def database(
+    settings: Settings, *, while_starting: Callable[[], object] | None = None
+) -> Iterator[Settings]:
     """`settings` with a usable database URL: DATABASE_URL, else the embedded server.
 
     The embedded server is started here and released on exit (it stops when no other
-    PeerBridge process still uses it).
+    PeerBridge process still uses it). `while_starting` runs meanwhile (serve imports the app),
+    since a first start spends a second or more in initdb.
     """
     if settings.database_url:
+        if while_starting is not None:
+            while_starting()
         yield settings
         return
     if settings.is_production:
@@ -59,16 +65,28 @@ def database(settings: Settings) -> Iterator[Settings]:
         )
     embedded = EmbeddedPostgres(settings.data_dir)
     try:
-        uri = embedded.start()
-    except (OSError, subprocess.SubprocessError) as error:
-        raise CliError(
-            f"could not start the embedded PostgreSQL in {embedded.pgdata} "
-            f"({type(error).__name__}); its log is {embedded.pgdata / 'log'}"
-        ) from None
-    try:
+        uri = _start_embedded(embedded, while_starting)
         yield settings.model_copy(update={"database_url": uri})
     finally:
         embedded.stop()
+
+
+def _start_embedded(
+    embedded: EmbeddedPostgres, while_starting: Callable[[], object] | None
+) -> str:
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="embedded-postgres") as executor:
+        starting = executor.submit(embedded.start)
+        try:
+            if while_starting is not None:
+                while_starting()
+        finally:
+            failure = starting.exception()  # waits, so the caller can always stop the server
+    if isinstance(failure, OSError | subprocess.SubprocessError):
+        raise CliError(
+            f"could not start the embedded PostgreSQL in {embedded.pgdata} "
+            f"({type(failure).__name__}); its log is {embedded.pgdata / 'log'}"
+        )
+    return starting.result()
 
 
 def database_url(settings: Settings) -> str:

@@ -1,32 +1,38 @@
 """`peerbridge`: the operator's command line. Entry point: `main()`.
 
-Command groups plug in through `_COMMAND_GROUPS`: a module with `register(subparsers)` that adds
+Command groups plug in through `_COMMANDS`: a module with `register(subparsers)` that adds
 its parser(s) and sets `handler=<function(args) -> exit code>` on each.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 from collections.abc import Sequence
 from importlib.metadata import PackageNotFoundError, version
-from typing import Protocol
 
 import asyncpg
 
-from api.cli import clients, keys, migrate, orgs, schema, serve
 from api.cli.common import CliError
 from api.domain.errors import DomainError
 
+# Command name -> the module that registers it. Only the module of the command being run is
+# imported (`peerbridge orgs list` need not build the GraphQL schema, and `serve` imports the
+# app while the embedded database starts); top-level help imports them all.
+_COMMANDS: dict[str, str] = {
+    "serve": "api.cli.serve",
+    "migrate": "api.cli.migrate",
+    "orgs": "api.cli.orgs",
+    "demo": "api.cli.demo",
+    "clients": "api.cli.clients",
+    "keys": "api.cli.keys",
+    "schema": "api.cli.schema",
+}
 
-class _CommandGroup(Protocol):
-    def register(self, subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None: ...
 
-
-_COMMAND_GROUPS: tuple[_CommandGroup, ...] = (serve, migrate, orgs, schema, clients, keys)
-
-
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The parser for one command (by name), or for all of them."""
     parser = argparse.ArgumentParser(
         prog="peerbridge",
         description="PeerBridge: federated GraphQL and FHIR R4 API for clinics and peer-support "
@@ -35,13 +41,21 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for group in _COMMAND_GROUPS:
-        group.register(subparsers)
+    for name, module in _COMMANDS.items():
+        if command in (None, name):
+            importlib.import_module(module).register(subparsers)
     return parser
 
 
+def _command_in(argv: Sequence[str]) -> str | None:
+    # The first positional argument names the command (top-level options take no value).
+    first = next((arg for arg in argv if not arg.startswith("-")), None)
+    return first if first in _COMMANDS else None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else argv
+    parser = build_parser(_command_in(argv))
     args = parser.parse_args(argv)  # exits 2 with a usage message on bad arguments
     if args.command is None:
         parser.print_help(sys.stderr)

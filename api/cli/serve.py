@@ -18,7 +18,6 @@ from typing import Any
 
 import uvicorn
 
-from api.app import create_app
 from api.cli.common import (
     CONNECTION_ERRORS,
     CliError,
@@ -71,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
     load_demo = _demo_loader() if args.demo else None
     source = "DATABASE_URL" if settings.database_url else f"embedded, {settings.data_dir / 'pg'}"
     try:
-        with _sigterm_raises(), database(settings) as settings:
+        with _sigterm_raises(), database(settings, while_starting=_import_app) as settings:
             asyncio.run(_serve(settings, load_demo, _Startup(started, source)))
     except (KeyboardInterrupt, _Terminated):
         _log.info("stopped")
@@ -92,6 +91,11 @@ def _demo_loader() -> DemoLoader:
         raise CliError("--demo is not available: this build has no demo data (api/cli/demo.py)")
     loader: DemoLoader = importlib.import_module(_DEMO_MODULE).load_demo
     return loader
+
+
+def _import_app() -> None:
+    # The heaviest import (GraphQL schema, FHIR models): done while the database starts.
+    importlib.import_module("api.app")
 
 
 @contextmanager
@@ -122,6 +126,8 @@ async def _serve(settings: Settings, load_demo: DemoLoader | None, startup: _Sta
     _log.info("migrations: %s", ", ".join(applied) if applied else "none pending")
     if load_demo is not None:
         await _load_demo(load_demo, settings)
+
+    from api.app import create_app
 
     server = uvicorn.Server(
         uvicorn.Config(

@@ -3,10 +3,12 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -172,6 +174,32 @@ async def test_two_replicas_start_together_on_one_database(
     assert sorted(f"migrations: {first}" in log for log in logs) == [False, True], logs
     assert sorted("migrations: none pending" in log for log in logs) == [False, True], logs
 
+
+
+async def test_serve_starts_the_embedded_database_and_stops_it_on_ctrl_c() -> None:
+    # Not tmp_path: as root the embedded server opens its parents, and pytest's are private.
+    data_dir = Path(tempfile.mkdtemp(prefix="peerbridge-serve-test-"))
+    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
+    env["PEERBRIDGE_DATA_DIR"] = str(data_dir)
+    port = _free_port()
+    serve = subprocess.Popen(
+        [sys.executable, "-m", "api.cli.main", "serve", "--port", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        await _wait_ready(port, serve, time.monotonic() + 90)
+        assert (data_dir / "pg" / "postmaster.pid").exists()
+    finally:
+        serve.send_signal(signal.SIGINT)
+        log = serve.communicate(timeout=30)[1].decode()
+    try:
+        assert serve.returncode == 0, log
+        assert "database: embedded" in log
+        assert not (data_dir / "pg" / "postmaster.pid").exists(), "embedded server still running"
+    finally:
+        shutil.rmtree(data_dir, ignore_errors=True)
 
 def test_readme_documents_every_setting() -> None:
     readme = (Path(__file__).parents[2] / "README.md").read_text()
