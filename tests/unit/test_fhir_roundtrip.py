@@ -3,10 +3,12 @@ types: there `created_at` is not carried, and the comparison takes `updated_at` 
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
+import pytest
 from fhir_strategies import (
     attendances,
     audit_events,
@@ -20,6 +22,7 @@ from fhir_strategies import (
     supporters,
 )
 from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from api.domain.audit import AuditEvent
 from api.domain.consents import Consent
@@ -36,6 +39,7 @@ from api.integrations.fhir.consents import (
     to_fhir_consent,
     to_fhir_consent_document,
 )
+from api.integrations.fhir.datatypes import check_shapes
 from api.integrations.fhir.measures import (
     from_fhir_outcome_measure,
     to_fhir_observation,
@@ -156,3 +160,49 @@ def test_outcome_measure_round_trips_through_questionnaire_response(
 @given(audit_events)
 def test_audit_event_round_trips(event: AuditEvent) -> None:
     assert from_fhir_audit_event(to_fhir_audit_event(event)) == event
+
+
+@pytest.fixture(autouse=True)
+def _shape_checks() -> Iterator[None]:
+    check_shapes(True)
+    yield
+    check_shapes(False)
+
+
+_MAPPERS: list[tuple[str, Callable[[Any], Any]]] = [
+    ("referral", lambda r: [to_fhir_service_request(r), to_fhir_task(r), to_fhir_procedure(r)]),
+    ("consent", lambda c: [to_fhir_consent(c, now=NOW), to_fhir_consent_document(c)]),
+    ("patient", lambda p: [to_fhir_patient(p)]),
+    ("supporter", lambda s: [to_fhir_practitioner(s), to_fhir_practitioner_role(s)]),
+    ("program", lambda p: [to_fhir_healthcare_service(p)]),
+    ("measure", lambda m: [to_fhir_questionnaire_response(m), to_fhir_observation(m)]),
+    ("attendance", lambda pair: [to_fhir_attendance_encounter(*pair)]),
+    ("audit", lambda e: [to_fhir_audit_event(e)]),
+    ("organization", lambda o: [to_fhir_organization(o)]),
+]
+
+
+@RUNS
+@given(
+    st.one_of(
+        referrals().map(lambda r: ("referral", r)),
+        consents().map(lambda c: ("consent", c)),
+        patients.map(lambda p: ("patient", p)),
+        supporters().map(lambda s: ("supporter", s)),
+        programs.map(lambda p: ("program", p)),
+        measures().map(lambda m: ("measure", m)),
+        attendances().map(lambda a: ("attendance", a)),
+        audit_events.map(lambda e: ("audit", e)),
+        organizations.map(lambda o: ("organization", o)),
+    )
+)
+def test_production_output_is_exactly_what_the_r4b_models_shape(case: tuple[str, Any]) -> None:
+    """With shape checks off (production) the mappers emit what the R4B models would."""
+    kind, record = case
+    mapper = dict(_MAPPERS)[kind]
+    checked = mapper(record)
+    check_shapes(False)
+    try:
+        assert mapper(record) == checked
+    finally:
+        check_shapes(True)

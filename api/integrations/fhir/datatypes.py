@@ -17,11 +17,25 @@ from fhir.resources.R4B.resource import Resource
 Json = dict[str, Any]
 
 
+# Re-validating every outgoing resource through its R4B model costs ~2 ms per resource (10x the
+# mapping itself); the tests switch it on (round trips, both Node validators), production trusts
+# the mappers those tests pin down. See benchmarks/fhir_search.py.
+_SHAPE_CHECK = [False]
+
+
+def check_shapes(enabled: bool) -> None:
+    """Validate every mapped resource through its R4B model (tests, debugging)."""
+    _SHAPE_CHECK[0] = enabled
+
+
 def finish(model: type[Resource], resource: Json) -> Json:
-    """Shape a resource through its R4B model (drops empties, checks types) as FHIR JSON."""
-    return model.model_validate(prune(resource)).model_dump(
-        mode="json", by_alias=True, exclude_none=True
-    )
+    """FHIR JSON without empties; with shape checks on, through its R4B model by alias."""
+    pruned: Json = prune(resource)
+    if _SHAPE_CHECK[0]:
+        return model.model_validate(pruned).model_dump(
+            mode="json", by_alias=True, exclude_none=True
+        )
+    return pruned
 
 
 def prune(value: Any) -> Any:
@@ -39,7 +53,7 @@ def instant(value: datetime) -> str:
     """An instant with its time zone; microseconds kept so round trips are exact."""
     if value.tzinfo is None:
         value = value.replace(tzinfo=UTC)
-    return value.isoformat()
+    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 def parse_instant(value: str, where: str) -> datetime:
