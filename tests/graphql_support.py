@@ -15,11 +15,16 @@ ALL_SCOPES = "system/*.cruds"
 
 
 async def token_for(
-    client: httpx.AsyncClient, pool: asyncpg.Pool, organization: Organization, scopes: str = ALL_SCOPES
+    client: httpx.AsyncClient,
+    pool: asyncpg.Pool,
+    organization: Organization,
+    scopes: str = ALL_SCOPES,
 ) -> str:
     """Register an OAuth client for the organization and take a token from /oauth/token."""
     registered = await create_client(
-        pool, organization_id=organization.id, name=f"App of {organization.name}",
+        pool,
+        organization_id=organization.id,
+        name=f"App of {organization.name}",
         scopes=scopes.split(),
     )
     assert registered.secret is not None
@@ -41,7 +46,10 @@ class GraphQL:
 
     @classmethod
     async def as_organization(
-        cls, client: httpx.AsyncClient, pool: asyncpg.Pool, organization: Organization,
+        cls,
+        client: httpx.AsyncClient,
+        pool: asyncpg.Pool,
+        organization: Organization,
         scopes: str = ALL_SCOPES,
     ) -> GraphQL:
         return cls(client, await token_for(client, pool, organization, scopes))

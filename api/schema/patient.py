@@ -11,6 +11,7 @@ import strawberry
 from strawberry.scalars import JSON
 
 from api.domain import patients as domain
+from api.domain.errors import DomainError, NotFound
 from api.domain.patients import Gender
 from api.integrations.fhir.patients import to_fhir_patient
 from api.schema.connection import Connection
@@ -34,52 +35,86 @@ class Identifier:
 
 
 @strawberry.federation.type(
-    keys=["id"], description="A participant (FHIR Patient); demographics are consent-gated."
+    keys=["id"],
+    description="A participant (FHIR Patient). Demographics are consent-gated: a field you may "
+    "not see is null with the reason as an error at its path.",
 )
 class Patient(Node):
     id: strawberry.ID
-    identifiers: list[Identifier]
-    given_name: str
-    family_name: str
-    birth_date: date | None
-    gender: Gender
-    phone: str | None
-    email: str | None
-    preferred_language: str | None
-    version: int
-    created_at: datetime
-    updated_at: datetime
-    record: strawberry.Private[domain.Patient]
+    patient_id: strawberry.Private[UUID]
+    record: strawberry.Private[domain.Patient | None]
+    withheld: strawberry.Private[DomainError | None] = None
 
     @classmethod
     def from_domain(cls, patient: domain.Patient) -> Patient:
-        return cls(
-            id=to_id(patient.id),
-            identifiers=[Identifier(system=i.system, value=i.value) for i in patient.identifiers],
-            given_name=patient.given_name,
-            family_name=patient.family_name,
-            birth_date=patient.birth_date,
-            gender=patient.gender,
-            phone=patient.phone,
-            email=patient.email,
-            preferred_language=patient.preferred_language,
-            version=patient.version,
-            created_at=patient.created_at,
-            updated_at=patient.updated_at,
-            record=patient,
-        )
+        return cls(id=to_id(patient.id), patient_id=patient.id, record=patient)
 
     @classmethod
     async def resolve_reference(cls, info: Info, id: strawberry.ID) -> Patient:
-        return await load_patient(info, parse_id(id, "id"))
+        """Another subgraph's patient: always an object, so the gateway keeps that subgraph's
+        fields; what PeerBridge may not disclose is null with its error (as for a stub)."""
+        patient_id = parse_id(id, "id")
+        try:
+            return await load_patient(info, patient_id)
+        except DomainError as error:
+            return cls(id=to_id(patient_id), patient_id=patient_id, record=None, withheld=error)
+
+    def _disclosed(self) -> domain.Patient:
+        if self.record is None:
+            raise self.withheld or NotFound("Patient", self.patient_id)
+        return self.record
+
+    @strawberry.field
+    def identifiers(self) -> list[Identifier] | None:
+        return [Identifier(system=i.system, value=i.value) for i in self._disclosed().identifiers]
+
+    @strawberry.field
+    def given_name(self) -> str | None:
+        return self._disclosed().given_name
+
+    @strawberry.field
+    def family_name(self) -> str | None:
+        return self._disclosed().family_name
+
+    @strawberry.field
+    def birth_date(self) -> date | None:
+        return self._disclosed().birth_date
+
+    @strawberry.field
+    def gender(self) -> Gender | None:
+        return self._disclosed().gender
+
+    @strawberry.field
+    def phone(self) -> str | None:
+        return self._disclosed().phone
+
+    @strawberry.field
+    def email(self) -> str | None:
+        return self._disclosed().email
+
+    @strawberry.field
+    def preferred_language(self) -> str | None:
+        return self._disclosed().preferred_language
+
+    @strawberry.field
+    def version(self) -> int | None:
+        return self._disclosed().version
+
+    @strawberry.field
+    def created_at(self) -> datetime | None:
+        return self._disclosed().created_at
+
+    @strawberry.field
+    def updated_at(self) -> datetime | None:
+        return self._disclosed().updated_at
 
     @strawberry.field(description=FHIR_DESCRIPTION)
-    def fhir(self) -> JSON:
-        return as_json(to_fhir_patient(self.record))
+    def fhir(self) -> JSON | None:
+        return as_json(to_fhir_patient(self._disclosed()))
 
     @strawberry.field(description="The organization that holds the patient's record.")
     async def managing_organization(self, info: Info) -> Organization | None:
-        return await load_organization(info, self.record.managing_organization_id)
+        return await load_organization(info, self._disclosed().managing_organization_id)
 
     @strawberry.field(description="The patient's consents your organization is party to.")
     async def consents(
@@ -87,7 +122,7 @@ class Patient(Node):
     ) -> list[Annotated[Consent, strawberry.lazy("api.schema.consent")]] | None:
         from api.schema.consent import Consent
 
-        found = await info.context.loaders.consents_by_patient.load(self.record.id)
+        found = await info.context.loaders.consents_by_patient.load(self.patient_id)
         return [Consent.from_domain(consent) for consent in found]
 
     @strawberry.field(description="The patient's referrals your organization is party to.")
@@ -101,7 +136,7 @@ class Patient(Node):
     ) -> Connection[Annotated[Referral, strawberry.lazy("api.schema.referral")]] | None:
         from api.schema.referral import ReferralFilterInput, referral_connection
 
-        where = (filter or ReferralFilterInput()).to_filter(patient_id=self.record.id)
+        where = (filter or ReferralFilterInput()).to_filter(patient_id=self.patient_id)
         return await referral_connection(info, where, first, after)
 
     @strawberry.field(description="Session attendance you recorded or may see under consent.")
@@ -110,7 +145,7 @@ class Patient(Node):
     ) -> list[Annotated[Attendance, strawberry.lazy("api.schema.attendance")]] | None:
         from api.schema.attendance import Attendance
 
-        found = await info.context.loaders.attendance_by_patient.load(self.record.id)
+        found = await info.context.loaders.attendance_by_patient.load(self.patient_id)
         return [Attendance.from_domain(attendance) for attendance in found]
 
     @strawberry.field(description="Outcome measures you recorded or may see under consent.")
@@ -119,7 +154,7 @@ class Patient(Node):
     ) -> list[Annotated[OutcomeMeasure, strawberry.lazy("api.schema.outcome")]] | None:
         from api.schema.outcome import OutcomeMeasure
 
-        found = await info.context.loaders.outcomes_by_patient.load(self.record.id)
+        found = await info.context.loaders.outcomes_by_patient.load(self.patient_id)
         return [OutcomeMeasure.from_domain(measure) for measure in found]
 
 
