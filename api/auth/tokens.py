@@ -40,6 +40,7 @@ class AccessToken:
     jti: str
     expires_at: int
     issued_at: int
+    kid: str = ""
 
 
 def mint(
@@ -64,6 +65,7 @@ def mint(
         jti=secrets.token_urlsafe(16),
         expires_at=now + lifetime,
         issued_at=now,
+        kid=signer.kid,
     )
     claims = {
         "iss": issuer,
@@ -117,6 +119,7 @@ async def verify(
         jti=jws.required_string(claims, "jti", 256),
         expires_at=exp,
         issued_at=iat,
+        kid=jwt.kid,
     )
 
 
