@@ -110,7 +110,7 @@ class RemoteJWKS:
                 self._keys = await self._fetch()
             except JWKSError as error:
                 # Keep the last good keys: an outage of the key server should not log everyone out.
-                log.warning("JWKS fetch failed", extra={"jwks_url": self.url, "reason": str(error)})
+                log.warning("JWKS fetch from %s failed (%s)", self.url, error)
             self._fetched_at = self._clock()
 
     async def _fetch(self) -> dict[str, Key]:

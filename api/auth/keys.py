@@ -192,5 +192,5 @@ async def rotate(
         repo = SigningKeyRepository(conn)
         removed = await repo.remove_retired_before(datetime.now(UTC) - retire_after)
         stored = await repo.rotate_in(record)
-    log.info("signing key rotated", extra={"kid": stored.kid, "removed": removed})
+    log.info("signing key %s now signs; removed %s", stored.kid, removed or "none")
     return stored, removed

@@ -49,7 +49,7 @@ class AuthenticationMiddleware:
                 token, source_ip=client[0] if client else None, trace_id=_trace_id(scope)
             )
         except TokenRejected as rejected:
-            log.info("bearer token refused", extra={"reason": rejected.reason})
+            log.info("bearer token refused (%s)", rejected.reason)
             if scope["type"] == "websocket":
                 # Closing before accept makes the server answer the handshake with 403.
                 await send({"type": "websocket.close", "code": 1008})

@@ -36,6 +36,16 @@ from api.domain.scopes import parse_scopes
 log = logging.getLogger(__name__)
 
 _PURGE_EVERY_SECONDS = 60.0
+# scrypt checks run in threads; cap them so a flood of bad secrets cannot take every worker
+# thread (asyncio's default executor also resolves host names).
+_CONCURRENT_SECRET_CHECKS = 2
+
+
+def loggable(text: str | None, limit: int = 64) -> str:
+    """An unverified identifier as it may appear in a log line: printable and short."""
+    if text is None:
+        return "-"
+    return "".join(c if c.isprintable() else "?" for c in text[:limit])
 
 
 @dataclass(frozen=True)
@@ -70,6 +80,7 @@ class TokenEndpoint:
         self._client_jwks = client_jwks
         self._clock = clock
         self._last_purge = 0.0
+        self._secret_checks = asyncio.Semaphore(_CONCURRENT_SECRET_CHECKS)
 
     async def issue(self, params: Mapping[str, str], authorization: str | None) -> TokenResponse:
         grant_type = params.get("grant_type")
@@ -85,7 +96,7 @@ class TokenEndpoint:
                 parse_scopes(client.default_scopes),
             )
         except grants.ScopeRefused as refused:
-            log.info("token refused: scope", extra={"client_id": client.client_id})
+            log.info("token refused to %s: invalid_scope", client.client_id)
             raise invalid_scope(f"scope not allowed for this client: {refused.scope}") from None
         token, claims = tokens.mint(
             await self._keys.signer(),
@@ -97,7 +108,7 @@ class TokenEndpoint:
             now=int(self._clock()),
             lifetime=self._config.access_token_lifetime,
         )
-        log.info("token issued", extra={"client_id": client.client_id, "scope": claims.scope})
+        log.info("token issued to %s: %s", client.client_id, claims.scope)
         return TokenResponse(token, self._config.access_token_lifetime, claims.scope)
 
     async def _authenticate(
@@ -141,8 +152,8 @@ class TokenEndpoint:
             await self._remember(verified)
         except TokenRejected as rejected:
             # The claimed id helps operators; the assertion itself is never logged.
-            log.info("client assertion refused",
-                     extra={"client_id": claimed, "reason": rejected.reason})
+            log.info("client assertion refused (%s), claimed client %s", rejected.reason,
+                     loggable(claimed))
             raise invalid_client(f"client assertion refused: {rejected.reason}") from None
         return client
 
@@ -184,13 +195,16 @@ class TokenEndpoint:
         async with self._pool.acquire() as conn:
             client = await ClientRepository(conn).get(client_id)
             status = await ClientRepository(conn).status(client_id)
-        if client is None or client.secret_hash is None:
-            # Same work as a real check, so response time does not reveal which ids exist.
-            await asyncio.to_thread(client_secrets.burn_time, secret)
-            ok = False
-        else:
-            ok = await asyncio.to_thread(client_secrets.verify_secret, secret, client.secret_hash)
+        async with self._secret_checks:
+            if client is None or client.secret_hash is None:
+                # Same work as a real check, so response time does not reveal which ids exist.
+                await asyncio.to_thread(client_secrets.burn_time, secret)
+                ok = False
+            else:
+                ok = await asyncio.to_thread(
+                    client_secrets.verify_secret, secret, client.secret_hash
+                )
         if client is None or not ok or status is None or not status.active:
-            log.info("client secret refused", extra={"client_id": client_id})
+            log.info("client secret refused, claimed client %s", loggable(client_id))
             raise invalid_client("unknown client, wrong secret, or inactive client", basic=True)
         return client
