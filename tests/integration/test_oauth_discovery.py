@@ -8,9 +8,12 @@ import asyncpg
 import httpx
 
 from api.db.clients import AssertionReplayStore
+from api.settings import Settings
 
 
-async def test_smart_configuration_has_the_required_fields(client: httpx.AsyncClient) -> None:
+async def test_smart_configuration_has_the_required_fields(
+    client: httpx.AsyncClient, settings: Settings
+) -> None:
     response = await client.get("/.well-known/smart-configuration")
     assert response.status_code == 200
     config = response.json()
@@ -20,8 +23,8 @@ async def test_smart_configuration_has_the_required_fields(client: httpx.AsyncCl
                   "token_endpoint_auth_signing_alg_values_supported", "scopes_supported",
                   "jwks_uri", "issuer"):
         assert field in config, field
-    assert config["issuer"] == "http://127.0.0.1:8000"
-    assert config["token_endpoint"] == "http://127.0.0.1:8000/oauth/token"
+    assert config["issuer"] == settings.base_url
+    assert config["token_endpoint"] == f"{settings.base_url}/oauth/token"
     assert config["grant_types_supported"] == ["client_credentials"]
     assert {"client-confidential-asymmetric", "permission-v2"} <= set(config["capabilities"])
     assert "plain" not in config["code_challenge_methods_supported"]
