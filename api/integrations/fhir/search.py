@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from uuid import UUID
 
@@ -155,11 +155,23 @@ class SearchRequest:
         return found[0] if found else None
 
 
+def search_instant(value: str, where: str) -> datetime:
+    """A search date: a full instant, or a day (YYYY-MM-DD) taken as its start in UTC."""
+    if len(value) == 10:
+        day = datetime.fromisoformat(value) if value[4] == "-" else None
+        if day is not None:
+            return day.replace(tzinfo=UTC)
+    return parse_instant(value, where)
+
+
 def _date_filter(name: str, value: str) -> Filter:
     prefix = value[:2]
     op = Op(prefix) if prefix in {o.value for o in Op} else Op.EQ
     stamp = value[2:] if prefix in {o.value for o in Op} else value
-    parse_instant(stamp, name)
+    try:
+        search_instant(stamp, name)
+    except ValueError as error:
+        raise BadRequest("not a FHIR date or dateTime", field=name) from error
     return Filter(name, op, (stamp,))
 
 
@@ -235,7 +247,7 @@ def since(request: SearchRequest) -> tuple[datetime | None, datetime | None]:
     """`_lastUpdated` as (exclusive lower, exclusive upper) bounds."""
     lower = upper = None
     for f in request.get("_lastUpdated"):
-        stamp = parse_instant(f.one(), "_lastUpdated")
+        stamp = search_instant(f.one(), "_lastUpdated")
         if f.op in (Op.GT, Op.GE):
             lower = stamp if f.op is Op.GT else stamp - _EPSILON
         elif f.op in (Op.LT, Op.LE):
