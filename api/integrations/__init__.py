@@ -1,0 +1,1 @@
+"""Adapters to outside standards: FHIR R4 (both ways, and its REST door)."""
