@@ -15,7 +15,9 @@ from graphql import (
     SelectionSetNode,
 )
 from graphql.utilities import get_operation_ast
+from graphql.validation import ASTValidationRule
 from strawberry.extensions import (
+    AddValidationRules,
     DisableIntrospection,
     MaxAliasesLimiter,
     MaxTokensLimiter,
@@ -108,17 +110,26 @@ class FederationTracing(ApolloFederationTracingExtension):
         return super()._make_error(e, info)
 
 
+def _validation_rules(settings: Settings) -> list[type[ASTValidationRule]]:
+    """The limits' rule classes, made once per schema: `ValidationCache` keys on these classes,
+    and the stock extensions would make new ones per request (a cache miss every time)."""
+    rules = [
+        *QueryDepthLimiter(max_depth=settings.graphql_max_depth).validation_rules,
+        *MaxAliasesLimiter(max_alias_count=settings.graphql_max_aliases).validation_rules,
+    ]
+    if not settings.graphql_introspection_enabled:
+        rules += DisableIntrospection().validation_rules
+    return rules
+
+
 def schema_extensions(settings: Settings) -> list[Callable[[], SchemaExtension]]:
     """Limits first (they refuse before work is done), then caches, the gate and tracing."""
-    extensions: list[Callable[[], SchemaExtension]] = [
+    rules = _validation_rules(settings)
+    return [
         lambda: MaxTokensLimiter(max_token_count=settings.graphql_max_tokens),
         lambda: ParserCache(maxsize=_CACHE_SIZE),
-        lambda: QueryDepthLimiter(max_depth=settings.graphql_max_depth),
-        lambda: MaxAliasesLimiter(max_alias_count=settings.graphql_max_aliases),
+        lambda: AddValidationRules(rules),
         lambda: ValidationCache(maxsize=_CACHE_SIZE),
         lambda: AuthenticationGate(sdl_requires_token=settings.graphql_sdl_requires_token),
         FederationTracing,
     ]
-    if not settings.graphql_introspection_enabled:
-        extensions.insert(2, DisableIntrospection)
-    return extensions
