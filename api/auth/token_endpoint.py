@@ -127,7 +127,10 @@ class TokenEndpoint:
                 raise invalid_client("client_assertion_type must be jwt-bearer, with an assertion")
             return await self._by_assertion(assertion, params.get("client_id"))
         if basic and authorization is not None:
-            return await self._by_secret(authorization[6:].strip())
+            client = await self._by_secret(authorization[6:].strip())
+            if params.get("client_id", client.client_id) != client.client_id:
+                raise invalid_request("client_id differs from the authenticated client")
+            return client
         raise invalid_client("client authentication is required", basic=True)
 
     async def _by_assertion(self, assertion: str, client_id_param: str | None) -> ClientRecord:

@@ -357,3 +357,23 @@ async def test_repeated_parameters_and_json_bodies_are_invalid_requests(
     as_json = await client.post("/oauth/token", json={"grant_type": "client_credentials"})
     assert repeated.json()["error"] == "invalid_request"
     assert as_json.json()["error"] == "invalid_request"
+
+
+async def test_a_client_id_parameter_must_name_the_authenticated_client(
+    pool: asyncpg.Pool, client: httpx.AsyncClient
+) -> None:
+    org = await _organization(pool)
+    registered = await create_client(pool, organization_id=org.id, name="Partner",
+                                     scopes=["user/Organization.rs"])
+    assert registered.secret is not None
+    response = await client.post(
+        "/oauth/token", data={"grant_type": "client_credentials", "client_id": "someone-else"},
+        auth=(registered.client.client_id, registered.secret),
+    )
+    assert response.json()["error"] == "invalid_request"
+    smart = await _smart_client(pool, client, "ES384")
+    token_url = await smart.token_url()
+    response = await client.post(token_url, data={
+        "grant_type": "client_credentials", "client_id": "someone-else",
+        "client_assertion_type": ASSERTION_TYPE, "client_assertion": smart.assertion(token_url)})
+    assert response.json()["error"] == "invalid_client"
