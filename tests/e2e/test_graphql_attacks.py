@@ -101,9 +101,13 @@ async def test_a_typo_gets_no_field_suggestion(gql: GraphQL) -> None:
     assert "Did you mean" not in str(body)
 
 
-async def test_introspection_works_in_development(gql: GraphQL) -> None:
+async def test_introspection_and_graphiql_work_in_development(gql: GraphQL) -> None:
     data = await gql.data("{ __schema { queryType { name } } }")
+    ide = await gql.client.get("/graphql", headers={"accept": "text/html"})
+
     assert data == {"__schema": {"queryType": {"name": "Query"}}}
+    assert ide.status_code == 200
+    assert "graphiql" in ide.text.lower()
 
 
 async def test_introspection_and_graphiql_are_off_in_production(
