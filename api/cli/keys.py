@@ -39,9 +39,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     remove = commands.add_parser(
         "remove", help="stop verifying with a retired key now (e.g. after a compromise)",
         description="Remove a retired key: tokens it signed fail at once, its private part is "
-        "erased. The active key cannot be removed: rotate first.",
+        "erased. The active key cannot be removed: rotate first. A kid is a base64url "
+        "thumbprint and may start with '-': write `peerbridge keys remove -- KID`.",
     )
-    remove.add_argument("kid")
+    remove.add_argument("kid", help="the key id, as `keys list` prints it")
     remove.set_defaults(handler=_remove)
 
 

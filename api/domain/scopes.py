@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 _V2 = re.compile(
     r"^(?P<context>patient|user|system)/(?P<type>\*|[A-Z][A-Za-z]+)"
-    r"\.(?P<perms>c?r?u?d?s?)(?:\?(?P<query>[^\s]+))?$"
+    r"\.(?P<perms>c?r?u?d?s?)(?:\?(?P<query>[^\s]+))?"
 )
 _V1 = re.compile(
     r"^(?P<context>patient|user|system)/(?P<type>\*|[A-Z][A-Za-z]+)\.(?P<v1>read|write|\*)$"
@@ -36,10 +36,10 @@ class Scope:
 
 def parse_scope(text: str) -> Scope | None:
     """Parse one scope; None when it is not a SMART resource scope (e.g. `openid`)."""
-    match = _V2.match(text)
+    match = _V2.fullmatch(text)
     if match and match["perms"]:
         return Scope(match["context"], match["type"], match["perms"], match["query"])
-    match = _V1.match(text)
+    match = _V1.fullmatch(text)
     if match:
         return Scope(match["context"], match["type"], _V1_ALIASES[match["v1"]])
     return None

@@ -125,9 +125,9 @@ async def test_keys_rotate_list_and_remove(
               for row in map(json.loads, capsys.readouterr().out.splitlines())}
     assert states == {old_kid: "retired", new_kid: "active"}
 
-    assert await _run("keys", "remove", new_kid) == 1
+    assert await _run("keys", "remove", "--", new_kid) == 1
     assert "rotate first" in capsys.readouterr().err
-    assert await _run("keys", "remove", old_kid) == 0
+    assert await _run("keys", "remove", "--", old_kid) == 0
     assert "no longer verify" in capsys.readouterr().out
     assert await _run("keys", "list", "--json") == 0
     states = {row["kid"]: row["state"]
