@@ -6,6 +6,8 @@ services withheld them; the stub (ids, status, dates) stays so the performer's w
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Sequence
 from datetime import datetime
 from uuid import UUID
 
@@ -30,11 +32,12 @@ from api.schema.context import Info
 from api.schema.fhir import FHIR_DESCRIPTION, as_json
 from api.schema.history import StatusChange
 from api.schema.ids import parse_id, parse_optional_id, to_id
+from api.schema.lookahead import prefetch, resolved, selects
 from api.schema.node import Node
-from api.schema.organization import Organization, load_organization
-from api.schema.patient import Patient, load_patient
-from api.schema.program import PeerProgram, load_program
-from api.schema.supporter import PeerSupporter, load_supporter
+from api.schema.organization import Organization
+from api.schema.patient import Patient
+from api.schema.program import PeerProgram
+from api.schema.supporter import PeerSupporter
 from api.services import referrals
 from api.services.filters import ReferralBox, ReferralFilter
 from api.services.pagination import Keyset, PageRequest
@@ -121,28 +124,42 @@ class Referral(Node):
         redacted = self.view.withheld is not None
         return as_json(to_fhir_task(self.view.referral, redacted=redacted))
 
+    # The relations answer from the loaders, at once when the page prefetched them.
+
     @strawberry.field(description="The patient (null with a consent error when withheld).")
-    async def patient(self, info: Info) -> Patient | None:
+    def patient(self, info: Info) -> Patient | None:
         self._disclosed()
-        return await load_patient(info, self.view.referral.patient_id)
+        loader = info.context.loaders.patients
+        return resolved(loader, self.view.referral.patient_id, Patient.from_domain)
 
     @strawberry.field
-    async def requester(self, info: Info) -> Organization | None:
-        return await load_organization(info, self.view.referral.requester_organization_id)
+    def requester(self, info: Info) -> Organization | None:
+        loader = info.context.loaders.organizations
+        return resolved(
+            loader, self.view.referral.requester_organization_id, Organization.from_domain
+        )
 
     @strawberry.field
-    async def performer(self, info: Info) -> Organization | None:
-        return await load_organization(info, self.view.referral.performer_organization_id)
+    def performer(self, info: Info) -> Organization | None:
+        loader = info.context.loaders.organizations
+        return resolved(
+            loader, self.view.referral.performer_organization_id, Organization.from_domain
+        )
 
     @strawberry.field
-    async def program(self, info: Info) -> PeerProgram | None:
+    def program(self, info: Info) -> PeerProgram | None:
         program_id = self.view.referral.program_id
-        return None if program_id is None else await load_program(info, program_id)
+        if program_id is None:
+            return None
+        return resolved(info.context.loaders.programs, program_id, PeerProgram.from_domain)
 
     @strawberry.field
-    async def assigned_supporter(self, info: Info) -> PeerSupporter | None:
+    def assigned_supporter(self, info: Info) -> PeerSupporter | None:
         supporter_id = self.view.referral.assigned_supporter_id
-        return None if supporter_id is None else await load_supporter(info, supporter_id)
+        if supporter_id is None:
+            return None
+        loader = info.context.loaders.supporters
+        return resolved(loader, supporter_id, PeerSupporter.from_domain)
 
     @strawberry.field(description="The consent the referral was sent under.")
     async def consent(self, info: Info) -> Consent | None:
@@ -200,6 +217,30 @@ async def referral_connection(
     loader = info.context.loaders.referrals
     for view in page.items:
         loader.prime(view.referral.id, view)
+    await _prefetch_relations(info, page.items)
     return connection_from_page(
         page, Referral.from_view, lambda v: Keyset(v.referral.updated_at, v.referral.id)
     )
+
+
+async def _prefetch_relations(info: Info, views: Sequence[ReferralView]) -> None:
+    """One batch per relation the operation selects under the page's nodes."""
+    loaders = info.context.loaders
+    shown = [v.referral for v in views]
+    disclosed = [v.referral for v in views if v.withheld is None]
+    batches = []
+    for path in (("edges", "node"), ("nodes",)):
+        if selects(info, *path, "patient"):
+            batches.append(prefetch(loaders.patients, (r.patient_id for r in disclosed)))
+        if selects(info, *path, "program"):
+            batches.append(prefetch(loaders.programs, (r.program_id for r in shown)))
+        if selects(info, *path, "assignedSupporter"):
+            supporters = (r.assigned_supporter_id for r in shown)
+            batches.append(prefetch(loaders.supporters, supporters))
+        for relation, organization in (
+            ("requester", lambda r: r.requester_organization_id),
+            ("performer", lambda r: r.performer_organization_id),
+        ):
+            if selects(info, *path, relation):
+                batches.append(prefetch(loaders.organizations, map(organization, shown)))
+    await asyncio.gather(*batches)

@@ -121,3 +121,33 @@ async def test_the_inbox_runs_the_same_statements_for_5_and_100_referrals(
     # One search, then one batch per relation (patients, programs, supporters, histories), each
     # in its own short transaction with its consent decision and audit insert.
     assert len(five.statements) <= 30
+
+
+async def test_fragments_prefetch_alike_and_a_skipped_patient_is_neither_read_nor_audited(
+    app: Starlette, client: httpx.AsyncClient, pool: asyncpg.Pool, network: Network
+) -> None:
+    await _fill_inbox(network, 3)
+    peer = await GraphQL.as_organization(client, pool, network.peer)
+    by_fragment = """query { referrals { ...Page } } fragment Page on ReferralConnection {
+        edges { node { ... on Referral { patient { givenName } } } } }"""
+    skipped = """query($with: Boolean!) { referrals { edges { node {
+        id patient @include(if: $with) { givenName } } } } }"""
+
+    async def patient_reads() -> int:
+        async with pool.acquire() as connection:
+            return int(
+                await connection.fetchval(
+                    "SELECT count(*) FROM audit_events WHERE operation = 'readPatient'"
+                )
+            )
+
+    with _counting(app) as fragment_run:
+        data = await peer.data(by_fragment)
+    before = await patient_reads()
+    with _counting(app) as skipped_run:
+        await peer.data(skipped, **{"with": False})
+
+    assert [e["node"]["patient"]["givenName"] for e in data["referrals"]["edges"]]
+    assert await patient_reads() == before
+    assert not any("FROM patients" in statement for statement in skipped_run.statements)
+    assert sum("FROM patients" in statement for statement in fragment_run.statements) == 1
