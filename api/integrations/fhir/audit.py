@@ -7,6 +7,8 @@ from collections.abc import Mapping
 from typing import Any
 from uuid import UUID
 
+from fhir.resources.R4B.auditevent import AuditEvent as FhirAuditEvent
+
 from api.domain.audit import AuditAction, AuditEvent, AuditOutcome, AuditRecord
 from api.integrations.fhir import codes
 from api.integrations.fhir.datatypes import (
@@ -19,7 +21,6 @@ from api.integrations.fhir.datatypes import (
     ref,
     ref_id,
 )
-from fhir.resources.R4B.auditevent import AuditEvent as FhirAuditEvent
 
 _OBJECT_ROLE = "http://terminology.hl7.org/CodeSystem/object-role"
 _ENTITY_TYPE = "http://terminology.hl7.org/CodeSystem/audit-entity-type"

@@ -11,6 +11,9 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
+from fhir.resources.R4B.consent import Consent as FhirConsent
+from fhir.resources.R4B.documentreference import DocumentReference
+
 from api.domain.consents import Consent, ConsentStatus, DataClass
 from api.domain.errors import Invalid
 from api.integrations.fhir import codes
@@ -29,8 +32,6 @@ from api.integrations.fhir.datatypes import (
     ref_id,
 )
 from api.services.consents import GrantConsent
-from fhir.resources.R4B.consent import Consent as FhirConsent
-from fhir.resources.R4B.documentreference import DocumentReference
 
 
 def to_fhir_consent(consent: Consent, *, now: datetime) -> Json:

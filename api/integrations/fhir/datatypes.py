@@ -10,9 +10,10 @@ from datetime import UTC, date, datetime
 from typing import Any
 from uuid import UUID
 
+from fhir.resources.R4B.resource import Resource
+
 from api.domain.errors import Invalid
 from api.integrations.fhir import codes
-from fhir.resources.R4B.resource import Resource
 
 Json = dict[str, Any]
 

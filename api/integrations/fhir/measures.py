@@ -9,6 +9,9 @@ from collections.abc import Mapping
 from typing import Any
 from uuid import UUID
 
+from fhir.resources.R4B.observation import Observation
+from fhir.resources.R4B.questionnaireresponse import QuestionnaireResponse
+
 from api.domain.errors import Invalid
 from api.domain.outcomes import INSTRUMENTS, Instrument, OutcomeMeasure
 from api.integrations.fhir import codes
@@ -24,8 +27,6 @@ from api.integrations.fhir.datatypes import (
     ref_id,
 )
 from api.services.outcomes import RecordOutcomeMeasure
-from fhir.resources.R4B.observation import Observation
-from fhir.resources.R4B.questionnaireresponse import QuestionnaireResponse
 
 
 def questionnaire_url(instrument: Instrument) -> str:

@@ -6,11 +6,12 @@ from collections.abc import Mapping
 from typing import Any
 from uuid import UUID
 
+from fhir.resources.R4B.organization import Organization as FhirOrganization
+
 from api.domain.errors import Invalid
 from api.domain.organizations import Organization, OrganizationKind
 from api.integrations.fhir import codes
 from api.integrations.fhir.datatypes import Json, coding, finish, meta, meta_version
-from fhir.resources.R4B.organization import Organization as FhirOrganization
 
 
 def to_fhir_organization(organization: Organization) -> Json:

@@ -6,6 +6,8 @@ from collections.abc import Mapping
 from typing import Any
 from uuid import UUID
 
+from fhir.resources.R4B.patient import Patient as FhirPatient
+
 from api.domain.errors import Invalid
 from api.domain.patients import Gender, Patient, PatientIdentifier
 from api.integrations.fhir import codes
@@ -20,7 +22,6 @@ from api.integrations.fhir.datatypes import (
     ref_id,
 )
 from api.services.patients import RegisterPatient
-from fhir.resources.R4B.patient import Patient as FhirPatient
 
 
 def to_fhir_patient(patient: Patient) -> Json:

@@ -6,6 +6,8 @@ from collections.abc import Mapping
 from typing import Any
 from uuid import UUID
 
+from fhir.resources.R4B.healthcareservice import HealthcareService
+
 from api.domain.errors import Invalid
 from api.domain.programs import DeliveryMode, PeerProgram, ProgramKind
 from api.integrations.fhir import codes
@@ -23,7 +25,6 @@ from api.integrations.fhir.datatypes import (
     ref,
     ref_id,
 )
-from fhir.resources.R4B.healthcareservice import HealthcareService
 
 
 def to_fhir_healthcare_service(program: PeerProgram) -> Json:

@@ -11,6 +11,10 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 from uuid import UUID
 
+from fhir.resources.R4B.procedure import Procedure
+from fhir.resources.R4B.servicerequest import ServiceRequest
+from fhir.resources.R4B.task import Task
+
 from api.domain.consents import DataClass
 from api.domain.errors import Invalid
 from api.domain.referrals import (
@@ -39,9 +43,6 @@ from api.integrations.fhir.datatypes import (
     ref,
     ref_id,
 )
-from fhir.resources.R4B.procedure import Procedure
-from fhir.resources.R4B.servicerequest import ServiceRequest
-from fhir.resources.R4B.task import Task
 
 
 def _meta(referral: Referral, redacted: bool) -> Json:

@@ -11,6 +11,8 @@ from collections.abc import Mapping
 from typing import Any
 from uuid import UUID
 
+from fhir.resources.R4B.encounter import Encounter
+
 from api.domain.errors import Invalid
 from api.domain.programs import DeliveryMode
 from api.domain.referrals import BSER_SYSTEM
@@ -37,7 +39,6 @@ from api.integrations.fhir.datatypes import (
     ref,
     ref_id,
 )
-from fhir.resources.R4B.encounter import Encounter
 
 _ENCOUNTER_CLASS = {
     DeliveryMode.IN_PERSON: ("AMB", "ambulatory"),

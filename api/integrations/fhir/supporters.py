@@ -10,6 +10,9 @@ from collections.abc import Mapping
 from typing import Any
 from uuid import UUID
 
+from fhir.resources.R4B.practitioner import Practitioner
+from fhir.resources.R4B.practitionerrole import PractitionerRole
+
 from api.domain.supporters import (
     Certification,
     CertificationStatus,
@@ -33,8 +36,6 @@ from api.integrations.fhir.datatypes import (
     ref,
     ref_id,
 )
-from fhir.resources.R4B.practitioner import Practitioner
-from fhir.resources.R4B.practitionerrole import PractitionerRole
 
 
 def _qualification(cert: Certification) -> Json:
