@@ -3,13 +3,18 @@ services and arrive as null fields with an error at their path, never as silent 
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import asyncpg
 import httpx
 import pytest
+from asgi_lifespan import LifespanManager
 from graphql_support import GraphQL, error_codes
 from network import Network
+
+from api.app import create_app
+from api.settings import Settings
 
 CREATE = """
 mutation Create($input: CreateReferralInput!) {
@@ -326,3 +331,22 @@ async def test_ftv1_traces_only_when_the_gateway_asks(peer: GraphQL) -> None:
 
     assert len(traced.json()["extensions"]["ftv1"]) > 20
     assert "extensions" not in plain.json()
+
+
+async def test_a_setting_can_require_a_token_even_for_the_sdl(
+    database_url: str, tmp_path: Path
+) -> None:
+    settings = Settings(
+        database_url=database_url, data_dir=tmp_path, graphql_sdl_requires_token=True
+    )
+    app = create_app(settings)
+    async with (
+        LifespanManager(app),
+        httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://testserver"
+        ) as client,
+    ):
+        response = await client.post("/graphql", json={"query": "{ _service { sdl } }"})
+
+    assert response.status_code == 401
+    assert error_codes(response.json()) == [("", "UNAUTHENTICATED")]
