@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 from uuid import UUID
@@ -13,7 +12,6 @@ from uuid import UUID
 import asyncpg
 
 from api.auth import clients
-from api.auth.demo import DemoClient, describe_demo_clients, register_demo_clients
 from api.auth.smart_client import TokenRequestFailed, request_token
 from api.cli.common import CliError, load_settings, run_with_pool
 from api.db.clients import ClientRecord
@@ -168,17 +166,6 @@ def _token(args: argparse.Namespace) -> int:
     except TokenRequestFailed as error:
         raise CliError(str(error)) from None
     return 0
-
-
-def demo_clients(organizations: Iterable[tuple[str, UUID]]) -> str:
-    """Register the demo organizations' OAuth clients; say how to use them (peerbridge demo)."""
-    settings = load_settings()
-    wanted = list(organizations)
-
-    async def register_all(pool: asyncpg.Pool) -> list[DemoClient]:
-        return await register_demo_clients(pool, wanted, settings.data_dir)
-
-    return describe_demo_clients(run_with_pool(register_all), settings.base_url)
 
 
 def _as_json(record: ClientRecord) -> dict[str, object]:

@@ -15,8 +15,8 @@ from uuid import UUID
 
 import asyncpg
 
-from api.cli.clients import demo_clients
-from api.cli.common import run_with_pool
+from api.auth.demo import describe_demo_clients, register_demo_clients
+from api.cli.common import load_settings, run_with_pool
 from api.db.uow import PostgresUnitOfWork
 from api.domain.consents import DataClass, Purpose
 from api.domain.errors import SupporterUnavailable
@@ -103,14 +103,16 @@ class DemoSummary:
     already_loaded: bool = False
 
 
-async def load_demo(pool: asyncpg.Pool, settings: Settings | None = None) -> DemoSummary:
-    """Create the demo network unless it is already there (matched by organization names).
-
-    `settings` is accepted so `peerbridge serve --demo` can call every loader the same way.
-    """
+async def load_demo(pool: asyncpg.Pool, settings: Settings) -> str:
+    """Create the demo network unless it is already there (matched by organization names),
+    register one OAuth client per demo organization, and say how to call the API as one."""
     summary = await _load(pool)
-    _log.info("%s", describe(summary))
-    return summary
+    clients = await register_demo_clients(
+        pool, ((name, org.id) for name, org in summary.organizations.items()), settings.data_dir
+    )
+    text = describe(summary) + "\n" + describe_demo_clients(clients, settings.base_url)
+    _log.info("%s", text)
+    return text
 
 
 async def _load(pool: asyncpg.Pool) -> DemoSummary:
@@ -503,8 +505,10 @@ def describe(summary: DemoSummary) -> str:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    summary = run_with_pool(_load)
-    print(describe(summary))
-    # OAuth demo clients (api/auth/demo.py) and the copy-paste command to call the API.
-    print(demo_clients((name, org.id) for name, org in summary.organizations.items()))
+    settings = load_settings()
+
+    async def load(pool: asyncpg.Pool) -> str:
+        return await load_demo(pool, settings)
+
+    print(run_with_pool(load))
     return 0
