@@ -7,7 +7,7 @@ from uuid import UUID
 
 import asyncpg
 
-from api.db.sql import Where
+from api.db.sql import Where, first_per_parent
 from api.domain.errors import VersionConflict
 from api.domain.programs import DeliveryMode, PeerProgram, ProgramKind
 from api.services.filters import ProgramFilter
@@ -114,3 +114,15 @@ class PostgresProgramRepository:
             *w.params,
         )
         return [_program(row) for row in rows]
+
+    async def for_organizations(
+        self, organization_ids: Sequence[UUID], after: Keyset | None, limit: int
+    ) -> list[PeerProgram]:
+        w = Where()
+        w.add("organization_id = ANY({}::uuid[])", list(organization_ids))
+        if after is not None:
+            w.add("(updated_at, id) < ({}, {})", after.updated_at, after.id)
+        sql = first_per_parent(
+            _COLUMNS, "peer_programs", "organization_id", w, "updated_at DESC, id DESC", limit
+        )
+        return [_program(row) for row in await self._db.fetch(sql, *w.params)]

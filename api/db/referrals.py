@@ -9,7 +9,7 @@ from uuid import UUID
 
 import asyncpg
 
-from api.db.sql import Where
+from api.db.sql import Where, first_per_parent
 from api.domain.consents import DataClass
 from api.domain.errors import VersionConflict
 from api.domain.referrals import (
@@ -96,6 +96,43 @@ def _change(row: asyncpg.Record) -> StatusChange:
     )
 
 
+_NEWEST_CHANGE_FIRST = "updated_at DESC, id DESC"
+
+
+def _conditions(organization_id: UUID, where: ReferralFilter, after: Keyset | None) -> Where:
+    w = Where()
+    # Tenancy first: only the caller's own referrals, via the inbox/outbox indexes.
+    if where.box is ReferralBox.INBOX:
+        w.add("performer_organization_id = {}", organization_id)
+    elif where.box is ReferralBox.OUTBOX:
+        w.add("requester_organization_id = {}", organization_id)
+    else:
+        org = w.param(organization_id)
+        w.add(f"(performer_organization_id = {org} OR requester_organization_id = {org})")
+    if where.directions:
+        w.add("direction = ANY({}::text[])", sorted(d.value for d in where.directions))
+    if where.statuses:
+        w.add("status = ANY({}::text[])", sorted(s.value for s in where.statuses))
+    if where.priorities:
+        w.add("priority = ANY({}::text[])", sorted(p.value for p in where.priorities))
+    for column, value in (
+        ("program_id", where.program_id),
+        ("patient_id", where.patient_id),
+        ("requester_organization_id", where.requester_organization_id),
+        ("performer_organization_id", where.performer_organization_id),
+        ("assigned_supporter_id", where.assigned_supporter_id),
+    ):
+        if value is not None:
+            w.add(column + " = {}", value)
+    if where.updated_since is not None:
+        w.add("updated_at > {}", where.updated_since)
+    if where.updated_before is not None:
+        w.add("updated_at < {}", where.updated_before)
+    if after is not None:
+        w.add("(updated_at, id) < ({}, {})", after.updated_at, after.id)
+    return w
+
+
 class PostgresReferralRepository:
     def __init__(self, connection: asyncpg.Connection) -> None:
         self._db = connection
@@ -167,42 +204,26 @@ class PostgresReferralRepository:
     async def search(
         self, organization_id: UUID, where: ReferralFilter, after: Keyset | None, limit: int
     ) -> list[Referral]:
-        w = Where()
-        # Tenancy first: only the caller's own referrals, via the inbox/outbox indexes.
-        if where.box is ReferralBox.INBOX:
-            w.add("performer_organization_id = {}", organization_id)
-        elif where.box is ReferralBox.OUTBOX:
-            w.add("requester_organization_id = {}", organization_id)
-        else:
-            org = w.param(organization_id)
-            w.add(f"(performer_organization_id = {org} OR requester_organization_id = {org})")
-        if where.directions:
-            w.add("direction = ANY({}::text[])", sorted(d.value for d in where.directions))
-        if where.statuses:
-            w.add("status = ANY({}::text[])", sorted(s.value for s in where.statuses))
-        if where.priorities:
-            w.add("priority = ANY({}::text[])", sorted(p.value for p in where.priorities))
-        for column, value in (
-            ("program_id", where.program_id),
-            ("patient_id", where.patient_id),
-            ("requester_organization_id", where.requester_organization_id),
-            ("performer_organization_id", where.performer_organization_id),
-            ("assigned_supporter_id", where.assigned_supporter_id),
-        ):
-            if value is not None:
-                w.add(column + " = {}", value)
-        if where.updated_since is not None:
-            w.add("updated_at > {}", where.updated_since)
-        if where.updated_before is not None:
-            w.add("updated_at < {}", where.updated_before)
-        if after is not None:
-            w.add("(updated_at, id) < ({}, {})", after.updated_at, after.id)
+        w = _conditions(organization_id, where, after)
         rows = await self._db.fetch(
             f"SELECT {_COLUMNS} FROM referrals WHERE {w.sql()} "
-            f"ORDER BY updated_at DESC, id DESC LIMIT {w.param(limit)}",
+            f"ORDER BY {_NEWEST_CHANGE_FIRST} LIMIT {w.param(limit)}",
             *w.params,
         )
         return [_referral(row) for row in rows]
+
+    async def search_for_patients(
+        self,
+        organization_id: UUID,
+        patient_ids: Sequence[UUID],
+        where: ReferralFilter,
+        after: Keyset | None,
+        limit: int,
+    ) -> list[Referral]:
+        w = _conditions(organization_id, where, after)
+        w.add("patient_id = ANY({}::uuid[])", list(patient_ids))
+        sql = first_per_parent(_COLUMNS, "referrals", "patient_id", w, _NEWEST_CHANGE_FIRST, limit)
+        return [_referral(row) for row in await self._db.fetch(sql, *w.params)]
 
     async def history_for(self, referral_ids: Sequence[UUID]) -> dict[UUID, list[StatusChange]]:
         rows = await self._db.fetch(

@@ -7,7 +7,7 @@ from uuid import UUID
 
 import asyncpg
 
-from api.db.sql import Where
+from api.db.sql import Where, first_per_parent
 from api.domain.programs import DeliveryMode
 from api.domain.sessions import (
     Attendance,
@@ -25,6 +25,9 @@ _ATTENDANCE_COLUMNS = (
     "id, session_id, patient_id, organization_id, referral_id, status, units, hcpcs_code, "
     "modifiers, substance_use, note, version, created_at, updated_at"
 )
+
+
+_NEWEST_FIRST = "starts_at DESC, id DESC"
 
 
 def _session(row: asyncpg.Record) -> PeerSession:
@@ -145,3 +148,9 @@ class PostgresSessionRepository:
             limit,
         )
         return [_session(row) for row in rows]
+
+    async def for_programs(self, program_ids: Sequence[UUID], limit: int) -> list[PeerSession]:
+        w = Where()
+        w.add("program_id = ANY({}::uuid[])", list(program_ids))
+        sql = first_per_parent(_COLUMNS, "peer_sessions", "program_id", w, _NEWEST_FIRST, limit)
+        return [_session(row) for row in await self._db.fetch(sql, *w.params)]

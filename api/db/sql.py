@@ -20,3 +20,16 @@ class Where:
 
     def sql(self) -> str:
         return " AND ".join(self._clauses) if self._clauses else "TRUE"
+
+
+def first_per_parent(
+    columns: str, table: str, parent: str, where: Where, order: str, limit: int
+) -> str:
+    """Up to `limit` rows per `parent` value, in `order` within each parent: one statement for
+    a whole batch of parents (`where` names them, e.g. `parent = ANY($1::uuid[])`)."""
+    return (
+        f"SELECT {columns} FROM (SELECT {columns}, row_number() OVER "
+        f"(PARTITION BY {parent} ORDER BY {order}) AS position_in_parent "
+        f"FROM {table} WHERE {where.sql()}) ranked "
+        f"WHERE position_in_parent <= {where.param(limit)} ORDER BY {parent}, {order}"
+    )

@@ -8,7 +8,7 @@ from uuid import UUID
 
 import asyncpg
 
-from api.db.sql import Where
+from api.db.sql import Where, first_per_parent
 from api.domain.errors import VersionConflict
 from api.domain.referrals import OPEN_STATUSES
 from api.domain.supporters import (
@@ -176,6 +176,18 @@ class PostgresSupporterRepository:
             *w.params,
         )
         return await self._hydrate(rows)
+
+    async def for_organizations(
+        self, organization_ids: Sequence[UUID], after: Keyset | None, limit: int
+    ) -> list[PeerSupporter]:
+        w = Where()
+        w.add("organization_id = ANY({}::uuid[])", list(organization_ids))
+        if after is not None:
+            w.add("(updated_at, id) < ({}, {})", after.updated_at, after.id)
+        sql = first_per_parent(
+            _COLUMNS, "peer_supporters", "organization_id", w, "updated_at DESC, id DESC", limit
+        )
+        return await self._hydrate(await self._db.fetch(sql, *w.params))
 
     async def open_caseload(self, supporter_id: UUID) -> int:
         count: int = await self._db.fetchval(

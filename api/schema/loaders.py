@@ -2,13 +2,17 @@
 
 Each batch runs in its own unit of work (its own connection), so loaders that fire in the same
 tick run concurrently; the services decide scope, tenancy and consent for every key.
+
+Lists under a parent (an organization's programs, a patient's referrals, ...) load through a
+loader keyed by the parent's id, one per set of list arguments (page, filter): every parent in
+the response that asks with the same arguments shares one batch service call.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
-from typing import TypeVar
+from collections.abc import Awaitable, Callable, Hashable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
 from uuid import UUID
 
 from strawberry.dataloader import DataLoader
@@ -33,6 +37,8 @@ from api.services import (
     sessions,
     supporters,
 )
+from api.services.filters import ReferralFilter
+from api.services.pagination import Page, PageRequest
 from api.services.referrals import ReferralView
 from api.services.repositories import UnitOfWork
 
@@ -78,14 +84,14 @@ class Loaders:
     attendance_by_session: DataLoader[UUID, list[Attendance]]
     attendance_by_patient: DataLoader[UUID, list[Attendance]]
     outcomes_by_patient: DataLoader[UUID, list[OutcomeMeasure]]
+    _unit_of_work: UnitOfWorkFactory = field(repr=False)
+    _principal: Principal = field(repr=False)
+    _per_arguments: dict[Hashable, DataLoader[UUID, Any]] = field(default_factory=dict, repr=False)
 
     @classmethod
     def for_request(cls, unit_of_work: UnitOfWorkFactory, principal: Principal) -> Loaders:
         def loader(read: BatchRead[V]) -> DataLoader[UUID, V]:
-            async def load(ids: list[UUID]) -> Sequence[V | DomainError]:
-                return await read(unit_of_work(), principal, ids)
-
-            return DataLoader(load)
+            return _loader(unit_of_work, principal, read)
 
         return cls(
             organizations=loader(_read_organizations),
@@ -100,4 +106,51 @@ class Loaders:
             attendance_by_session=loader(sessions.attendance_for_sessions),
             attendance_by_patient=loader(sessions.attendance_for_patients),
             outcomes_by_patient=loader(outcomes.outcomes_for_patients),
+            _unit_of_work=unit_of_work,
+            _principal=principal,
         )
+
+    def programs_of_organizations(self, page: PageRequest) -> DataLoader[UUID, Page[PeerProgram]]:
+        async def read(uow: UnitOfWork, principal: Principal, ids: list[UUID]) -> Sequence[Any]:
+            return await programs.programs_of_organizations(uow, principal, ids, page)
+
+        return self._per(("programs_of_organizations", page), read)
+
+    def supporters_of_organizations(
+        self, page: PageRequest
+    ) -> DataLoader[UUID, Page[PeerSupporter]]:
+        async def read(uow: UnitOfWork, principal: Principal, ids: list[UUID]) -> Sequence[Any]:
+            return await supporters.supporters_of_organizations(uow, principal, ids, page)
+
+        return self._per(("supporters_of_organizations", page), read)
+
+    def referrals_of_patients(
+        self, where: ReferralFilter, page: PageRequest
+    ) -> DataLoader[UUID, Page[ReferralView]]:
+        async def read(uow: UnitOfWork, principal: Principal, ids: list[UUID]) -> Sequence[Any]:
+            return await referrals.referrals_of_patients(uow, principal, ids, where, page)
+
+        return self._per(("referrals_of_patients", where, page), read)
+
+    def sessions_of_programs(self, limit: int) -> DataLoader[UUID, list[PeerSession]]:
+        async def read(uow: UnitOfWork, principal: Principal, ids: list[UUID]) -> Sequence[Any]:
+            return await sessions.sessions_of_programs(uow, principal, ids, limit)
+
+        return self._per(("sessions_of_programs", limit), read)
+
+    def _per(self, arguments: Hashable, read: BatchRead[Any]) -> DataLoader[UUID, Any]:
+        """The request's loader for these list arguments (made on first use)."""
+        loader = self._per_arguments.get(arguments)
+        if loader is None:
+            loader = _loader(self._unit_of_work, self._principal, read)
+            self._per_arguments[arguments] = loader
+        return loader
+
+
+def _loader(
+    unit_of_work: UnitOfWorkFactory, principal: Principal, read: BatchRead[V]
+) -> DataLoader[UUID, V]:
+    async def load(ids: list[UUID]) -> Sequence[V | DomainError]:
+        return await read(unit_of_work(), principal, ids)
+
+    return DataLoader(load)

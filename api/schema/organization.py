@@ -61,19 +61,17 @@ class Organization(Node):
     async def programs(
         self, info: Info, first: int | None = None, after: str | None = None
     ) -> Connection[Annotated[PeerProgram, strawberry.lazy("api.schema.program")]] | None:
-        from api.schema.program import ProgramFilterInput, program_connection
+        from api.schema.program import programs_of_organization
 
-        where = ProgramFilterInput(organization_id=self.id)
-        return await program_connection(info, where, first, after)
+        return await programs_of_organization(info, self.record.id, first, after)
 
     @strawberry.field(description="The organization's peer supporters.")
     async def supporters(
         self, info: Info, first: int | None = None, after: str | None = None
     ) -> Connection[Annotated[PeerSupporter, strawberry.lazy("api.schema.supporter")]] | None:
-        from api.schema.supporter import SupporterFilterInput, supporter_connection
+        from api.schema.supporter import supporters_of_organization
 
-        where = SupporterFilterInput(organization_id=self.id)
-        return await supporter_connection(info, where, first, after)
+        return await supporters_of_organization(info, self.record.id, first, after)
 
 
 async def load_organization(info: Info, organization_id: UUID) -> Organization:

@@ -134,10 +134,10 @@ class Patient(Node):
         first: int | None = None,
         after: str | None = None,
     ) -> Connection[Annotated[Referral, strawberry.lazy("api.schema.referral")]] | None:
-        from api.schema.referral import ReferralFilterInput, referral_connection
+        from api.schema.referral import ReferralFilterInput, referrals_of_patient
 
-        where = (filter or ReferralFilterInput()).to_filter(patient_id=self.patient_id)
-        return await referral_connection(info, where, first, after)
+        where = (filter or ReferralFilterInput()).to_filter()
+        return await referrals_of_patient(info, self.patient_id, where, first, after)
 
     @strawberry.field(description="Session attendance you recorded or may see under consent.")
     async def attendance(

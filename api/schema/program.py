@@ -18,9 +18,9 @@ from api.schema.fhir import FHIR_DESCRIPTION, as_json
 from api.schema.ids import parse_id, parse_optional_id, to_id
 from api.schema.node import Node
 from api.schema.organization import Organization, load_organization
-from api.services import programs, sessions
+from api.services import programs
 from api.services.filters import ProgramFilter
-from api.services.pagination import Keyset, PageRequest
+from api.services.pagination import Keyset, Page, PageRequest
 
 if TYPE_CHECKING:
     from api.schema.session import Session
@@ -74,16 +74,17 @@ class PeerProgram(Node):
     async def organization(self, info: Info) -> Organization | None:
         return await load_organization(info, self.record.organization_id)
 
-    @strawberry.field(description="The program's sessions, earliest first (at most `first`).")
+    @strawberry.field(description="The program's latest sessions, latest first (at most `first`).")
     async def sessions(
         self, info: Info, first: int = 50
     ) -> list[Annotated[Session, strawberry.lazy("api.schema.session")]] | None:
         from api.schema.session import Session
 
         page = PageRequest.of(first, None)
-        found = await sessions.sessions_of_program(
-            info.context.unit_of_work(), info.context.principal, self.record.id, page.first
-        )
+        loaders = info.context.loaders
+        found = await loaders.sessions_of_programs(page.first).load(self.record.id)
+        for session in found:
+            loaders.sessions.prime(session.id, session)
         return [Session.from_domain(session) for session in found]
 
 
@@ -120,6 +121,18 @@ async def program_connection(
         (where or ProgramFilterInput()).to_filter(),
         PageRequest.of(first, after),
     )
+    return _connection(info, page)
+
+
+async def programs_of_organization(
+    info: Info, organization_id: UUID, first: int | None, after: str | None
+) -> Connection[PeerProgram]:
+    """One organization's programs, batched with every other organization in the response."""
+    loader = info.context.loaders.programs_of_organizations(PageRequest.of(first, after))
+    return _connection(info, await loader.load(organization_id))
+
+
+def _connection(info: Info, page: Page[domain.PeerProgram]) -> Connection[PeerProgram]:
     for program in page.items:
         info.context.loaders.programs.prime(program.id, program)
     return connection_from_page(page, PeerProgram.from_domain, lambda p: Keyset(p.updated_at, p.id))

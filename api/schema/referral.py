@@ -40,7 +40,7 @@ from api.schema.program import PeerProgram
 from api.schema.supporter import PeerSupporter
 from api.services import referrals
 from api.services.filters import ReferralBox, ReferralFilter
-from api.services.pagination import Keyset, PageRequest
+from api.services.pagination import Keyset, Page, PageRequest
 from api.services.referrals import ReferralView
 
 
@@ -214,6 +214,18 @@ async def referral_connection(
     page = await referrals.list_referrals(
         info.context.unit_of_work(), info.context.principal, where, PageRequest.of(first, after)
     )
+    return await _connection(info, page)
+
+
+async def referrals_of_patient(
+    info: Info, patient_id: UUID, where: ReferralFilter, first: int | None, after: str | None
+) -> Connection[Referral]:
+    """One patient's referrals, batched with every other patient in the response."""
+    loader = info.context.loaders.referrals_of_patients(where, PageRequest.of(first, after))
+    return await _connection(info, await loader.load(patient_id))
+
+
+async def _connection(info: Info, page: Page[ReferralView]) -> Connection[Referral]:
     loader = info.context.loaders.referrals
     for view in page.items:
         loader.prime(view.referral.id, view)

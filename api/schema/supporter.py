@@ -25,7 +25,7 @@ from api.schema.node import Node
 from api.schema.organization import Organization, load_organization
 from api.services import supporters
 from api.services.filters import SupporterFilter
-from api.services.pagination import Keyset, PageRequest
+from api.services.pagination import Keyset, Page, PageRequest
 from api.services.policy import utcnow
 
 
@@ -152,6 +152,18 @@ async def supporter_connection(
         (where or SupporterFilterInput()).to_filter(),
         PageRequest.of(first, after),
     )
+    return _connection(info, page)
+
+
+async def supporters_of_organization(
+    info: Info, organization_id: UUID, first: int | None, after: str | None
+) -> Connection[PeerSupporter]:
+    """One organization's supporters, batched with every other organization in the response."""
+    loader = info.context.loaders.supporters_of_organizations(PageRequest.of(first, after))
+    return _connection(info, await loader.load(organization_id))
+
+
+def _connection(info: Info, page: Page[domain.PeerSupporter]) -> Connection[PeerSupporter]:
     for supporter in page.items:
         info.context.loaders.supporters.prime(supporter.id, supporter)
     return connection_from_page(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from uuid import UUID
@@ -133,4 +134,21 @@ async def list_programs(
     require(principal, Capability.READ_PROGRAMS)
     async with uow:
         rows = await uow.programs.search(where, page.after, page.first + 1)
-    return page_from_rows(rows, page, lambda p: Keyset(p.updated_at, p.id))
+    return page_from_rows(rows, page, _keyset)
+
+
+async def programs_of_organizations(
+    uow: UnitOfWork, principal: Principal, organization_ids: Sequence[UUID], page: PageRequest
+) -> list[Page[PeerProgram]]:
+    """`list_programs` for many organizations at once: one page per organization, in order."""
+    require(principal, Capability.READ_PROGRAMS)
+    async with uow:
+        rows = await uow.programs.for_organizations(organization_ids, page.after, page.first + 1)
+    by_organization: dict[UUID, list[PeerProgram]] = defaultdict(list)
+    for program in rows:
+        by_organization[program.organization_id].append(program)
+    return [page_from_rows(by_organization[o], page, _keyset) for o in organization_ids]
+
+
+def _keyset(program: PeerProgram) -> Keyset:
+    return Keyset(program.updated_at, program.id)

@@ -6,6 +6,7 @@ See https://hl7.org/fhir/us/sdoh-clinicalcare/referral_workflow.html
 from __future__ import annotations
 
 import uuid
+from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from uuid import UUID
@@ -577,6 +578,43 @@ async def list_referrals(
         views = await _views(uow, principal, found.items, record=True)
         await uow.commit()
     return Page(tuple(views), found.end_cursor, found.has_next_page)
+
+
+async def referrals_of_patients(
+    uow: UnitOfWork,
+    principal: Principal,
+    patient_ids: Sequence[UUID],
+    where: ReferralFilter,
+    page: PageRequest,
+) -> list[Page[ReferralView]]:
+    """`list_referrals` for many patients at once (`where.patient_id` aside): one page per
+    patient, in order, with the same tenancy, consent redaction and audit."""
+    require(principal, Capability.READ_REFERRALS)
+    async with uow:
+        rows = await uow.referrals.search_for_patients(
+            principal.organization_id,
+            patient_ids,
+            replace(where, patient_id=None),
+            page.after,
+            page.first + 1,
+        )
+        by_patient: dict[UUID, list[Referral]] = defaultdict(list)
+        for referral in rows:
+            by_patient[referral.patient_id].append(referral)
+        pages = [
+            page_from_rows(by_patient[p], page, lambda r: Keyset(r.updated_at, r.id))
+            for p in patient_ids
+        ]
+        shown = [referral for found in pages for referral in found.items]
+        views = await _views(uow, principal, shown, record=True)
+        await uow.commit()
+    results = []
+    start = 0
+    for found in pages:
+        end = start + len(found.items)
+        results.append(Page(tuple(views[start:end]), found.end_cursor, found.has_next_page))
+        start = end
+    return results
 
 
 async def referral_histories(

@@ -42,6 +42,10 @@ class ProgramRepository(Protocol):
     async def search(
         self, where: ProgramFilter, after: Keyset | None, limit: int
     ) -> list[PeerProgram]: ...
+    async def for_organizations(
+        self, organization_ids: Sequence[UUID], after: Keyset | None, limit: int
+    ) -> list[PeerProgram]:
+        """Up to `limit` programs of each organization, newest change first."""
 
 
 class SupporterRepository(Protocol):
@@ -53,6 +57,11 @@ class SupporterRepository(Protocol):
     async def search(
         self, where: SupporterFilter, after: Keyset | None, limit: int
     ) -> list[PeerSupporter]: ...
+    async def for_organizations(
+        self, organization_ids: Sequence[UUID], after: Keyset | None, limit: int
+    ) -> list[PeerSupporter]:
+        """Up to `limit` supporters of each organization, newest change first."""
+
     async def open_caseload(self, supporter_id: UUID) -> int: ...
 
 
@@ -82,12 +91,25 @@ class ReferralRepository(Protocol):
     async def search(
         self, organization_id: UUID, where: ReferralFilter, after: Keyset | None, limit: int
     ) -> list[Referral]: ...
+    async def search_for_patients(
+        self,
+        organization_id: UUID,
+        patient_ids: Sequence[UUID],
+        where: ReferralFilter,
+        after: Keyset | None,
+        limit: int,
+    ) -> list[Referral]:
+        """`search` for each patient: up to `limit` referrals per patient, newest change first."""
+
     async def history_for(self, referral_ids: Sequence[UUID]) -> dict[UUID, list[StatusChange]]: ...
 
 
 class SessionRepository(Protocol):
     async def add(self, session: PeerSession) -> PeerSession: ...
     async def get_many(self, ids: Sequence[UUID]) -> list[PeerSession | None]: ...
+    async def for_programs(self, program_ids: Sequence[UUID], limit: int) -> list[PeerSession]:
+        """Up to `limit` sessions of each program, latest start first."""
+
     async def add_attendance(self, attendance: Attendance) -> Attendance:
         """Insert or replace the patient's attendance for the session."""
 

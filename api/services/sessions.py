@@ -222,12 +222,14 @@ async def get_sessions(
         return await uow.sessions.get_many(ids)
 
 
-async def sessions_of_program(
-    uow: UnitOfWork, principal: Principal, program_id: UUID, limit: int = 100
-) -> list[PeerSession]:
+async def sessions_of_programs(
+    uow: UnitOfWork, principal: Principal, program_ids: Sequence[UUID], limit: int = 100
+) -> list[list[PeerSession]]:
+    """Per program, its latest `limit` sessions (no patient data in them), latest first."""
     require(principal, Capability.READ_SESSIONS)
     async with uow:
-        return await uow.sessions.for_program(program_id, limit)
+        rows = await uow.sessions.for_programs(program_ids, limit)
+    return [[s for s in rows if s.program_id == pid] for pid in program_ids]
 
 
 def _classes(attendance: Attendance) -> frozenset[DataClass]:

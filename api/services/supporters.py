@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from uuid import UUID
@@ -133,4 +134,21 @@ async def list_supporters(
     require(principal, Capability.READ_SUPPORTERS)
     async with uow:
         rows = await uow.supporters.search(where, page.after, page.first + 1)
-    return page_from_rows(rows, page, lambda s: Keyset(s.updated_at, s.id))
+    return page_from_rows(rows, page, _keyset)
+
+
+async def supporters_of_organizations(
+    uow: UnitOfWork, principal: Principal, organization_ids: Sequence[UUID], page: PageRequest
+) -> list[Page[PeerSupporter]]:
+    """`list_supporters` for many organizations at once: one page per organization, in order."""
+    require(principal, Capability.READ_SUPPORTERS)
+    async with uow:
+        rows = await uow.supporters.for_organizations(organization_ids, page.after, page.first + 1)
+    by_organization: dict[UUID, list[PeerSupporter]] = defaultdict(list)
+    for supporter in rows:
+        by_organization[supporter.organization_id].append(supporter)
+    return [page_from_rows(by_organization[o], page, _keyset) for o in organization_ids]
+
+
+def _keyset(supporter: PeerSupporter) -> Keyset:
+    return Keyset(supporter.updated_at, supporter.id)

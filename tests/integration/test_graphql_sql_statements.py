@@ -1,22 +1,27 @@
-"""Performance by construction: the SQL a request runs does not grow with the page size,
-because every relation batches through a DataLoader (one service call per relation per tick)."""
+"""Performance by construction: the SQL a request runs does not grow with the page size or the
+number of parents, because every relation and every list under a parent batches through a
+DataLoader (one service call per relation per tick)."""
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import asyncpg
 import httpx
 from graphql_support import GraphQL
-from network import Network, certification, consent_to, register_patient
+from network import Network, certification, consent_to, principal_for, register_patient
 from starlette.applications import Starlette
 
 from api.domain.consents import DataClass
+from api.domain.organizations import Organization, OrganizationKind
+from api.domain.programs import DeliveryMode, PeerProgram, ProgramKind
 from api.domain.referrals import Transition
-from api.services import referrals, supporters
+from api.domain.sessions import SessionFormat
+from api.services import organizations, programs, referrals, sessions, supporters
 
 INBOX = """
 query Inbox($first: Int!) {
@@ -151,3 +156,131 @@ async def test_fragments_prefetch_alike_and_a_skipped_patient_is_neither_read_no
     assert await patient_reads() == before
     assert not any("FROM patients" in statement for statement in skipped_run.statements)
     assert sum("FROM patients" in statement for statement in fragment_run.statements) == 1
+
+
+DIRECTORY = """
+query Directory {
+  organizations(first: 100) { nodes {
+    name
+    programs(first: 5) { nodes { name sessions(first: 3) { id startsAt } } }
+    supporters(first: 5) { nodes { displayName certifications { validToday } } }
+  } }
+}"""
+
+PATIENT_REFERRALS = """
+query PatientReferrals($representations: [_Any!]!) {
+  _entities(representations: $representations) { ... on Patient {
+    id
+    referrals(first: 10) { nodes {
+      id status patient { familyName } program { name } history { toStatus }
+    } }
+  } }
+}"""
+
+
+async def _program_with_sessions(network: Network, organization: Organization) -> PeerProgram:
+    """A program with a supporter and two sessions, all of `organization`."""
+    owner = principal_for(organization)
+    program = await programs.upsert_program(
+        network.uow(),
+        owner,
+        programs.UpsertPeerProgram(name="Hearing Voices Group", kind=ProgramKind.SUPPORT_GROUP),
+    )
+    await supporters.upsert_supporter(
+        network.uow(),
+        owner,
+        supporters.UpsertPeerSupporter(
+            display_name="Kim Facilitator",
+            max_caseload=5,
+            certifications=(certification(date.today() + timedelta(days=90)),),
+        ),
+    )
+    for week in range(2):
+        starts_at = datetime(2026, 3, 2, 18, tzinfo=UTC) + timedelta(weeks=week)
+        await sessions.record_session(
+            network.uow(),
+            owner,
+            sessions.RecordSession(
+                program_id=program.id,
+                format=SessionFormat.GROUP,
+                delivery_mode=DeliveryMode.IN_PERSON,
+                starts_at=starts_at,
+                ends_at=starts_at + timedelta(hours=1),
+            ),
+        )
+    return program
+
+
+async def _add_peer_organizations(network: Network, count: int) -> None:
+    for _ in range(count):
+        organization = await organizations.create_organization(
+            network.uow(),
+            name=f"Peer Collective {secrets.token_hex(3)}",
+            kind=OrganizationKind.PEER_ORGANIZATION,
+        )
+        await _program_with_sessions(network, organization)
+
+
+async def test_the_directory_runs_the_same_statements_for_3_and_9_organizations(
+    app: Starlette, client: httpx.AsyncClient, pool: asyncpg.Pool, network: Network
+) -> None:
+    await _program_with_sessions(network, network.peer)
+    clinic = await GraphQL.as_organization(client, pool, network.clinic)
+    await clinic.data(DIRECTORY)  # warm the caches
+
+    with _counting(app) as three:
+        few = await clinic.data(DIRECTORY)
+    await _add_peer_organizations(network, 6)
+    with _counting(app) as nine:
+        many = await clinic.data(DIRECTORY)
+
+    assert len(few["organizations"]["nodes"]) == 3
+    assert len(many["organizations"]["nodes"]) == 9
+    with_programs = [o for o in many["organizations"]["nodes"] if o["programs"]["nodes"]]
+    assert len(with_programs) == 7  # the network's peer organization and the six new ones
+    assert all(
+        len(p["sessions"]) == 2
+        for o in with_programs
+        for p in o["programs"]["nodes"]
+        if p["name"] == "Hearing Voices Group"
+    )
+    assert sum(len(o["supporters"]["nodes"]) for o in many["organizations"]["nodes"]) == 3 + 6
+    assert len(nine.statements) == len(three.statements), (three.statements, nine.statements)
+    # The organizations, then one batch each for programs, supporters (+ certifications) and
+    # sessions, each in its own short transaction.
+    assert len(three.statements) <= 16, three.statements
+
+
+async def test_referrals_of_many_patients_run_the_same_statements_as_of_two(
+    app: Starlette, client: httpx.AsyncClient, pool: asyncpg.Pool, network: Network
+) -> None:
+    await _fill_inbox(network, 20)  # ten patients, two referrals each
+    peer = await GraphQL.as_organization(client, pool, network.peer)
+    async with pool.acquire() as connection:
+        patient_ids = [
+            str(row["patient_id"])
+            for row in await connection.fetch(
+                "SELECT DISTINCT patient_id FROM referrals ORDER BY patient_id"
+            )
+        ]
+    assert len(patient_ids) == 10
+
+    def representations(ids: list[str]) -> list[dict[str, str]]:
+        return [{"__typename": "Patient", "id": i} for i in ids]
+
+    await peer.data(PATIENT_REFERRALS, representations=representations(patient_ids[:1]))
+    with _counting(app) as two:
+        few = await peer.data(PATIENT_REFERRALS, representations=representations(patient_ids[:2]))
+    with _counting(app) as ten:
+        many = await peer.data(PATIENT_REFERRALS, representations=representations(patient_ids))
+
+    assert [len(p["referrals"]["nodes"]) for p in few["_entities"]] == [2, 2]
+    assert [len(p["referrals"]["nodes"]) for p in many["_entities"]] == [2] * 10
+    for patient in many["_entities"]:
+        assert {r["patient"]["familyName"] for r in patient["referrals"]["nodes"]} <= {
+            "Testperson",
+            "Sampleton",
+        }
+    assert len(ten.statements) == len(two.statements), (two.statements, ten.statements)
+    referral_searches = [s for s in ten.statements if "FROM referrals" in s and "ANY" in s]
+    assert sum("PARTITION BY patient_id" in s for s in referral_searches) == 1
