@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import base64
 import secrets
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -62,9 +63,32 @@ def _consent(patient: str, recipient: str, classes: list[str], purpose: str) -> 
     }
 
 
-def referral_transaction(network: Network, mrn: str | None = None) -> Json:
+SIGNED_PDF = b"%PDF-1.4\n% signed consent form\n%%EOF\n"
+
+
+def consent_form(patient: str, *, inline: bool = False, data: bytes = SIGNED_PDF) -> Json:
+    """The signed consent form as a DocumentReference: a link, or the PDF inline."""
+    attachment: Json = {"contentType": "application/pdf", "title": "Signed consent form"}
+    if inline:
+        attachment["data"] = base64.b64encode(data).decode()
+    else:
+        attachment["url"] = "https://clinic.example.org/forms/consent-signed.pdf"
+    return {
+        "resourceType": "DocumentReference",
+        "status": "current",
+        "type": {"coding": [{"system": "http://loinc.org", "code": "59284-0"}]},
+        "subject": {"reference": patient},
+        "content": [{"attachment": attachment}],
+    }
+
+
+def referral_transaction(
+    network: Network, mrn: str | None = None, *, signed_form: bool = False
+) -> Json:
     """What a clinic posts: Patient, two Consents (to the peer organization, and the peer
-    organization's results back to the clinic), ServiceRequest and Task, linked by urn:uuid."""
+    organization's results back to the clinic), ServiceRequest and Task, linked by urn:uuid.
+    With `signed_form`, the signed form too (a DocumentReference after the Patient), which the
+    first Consent cites as its sourceReference."""
     patient, consent, back, sr, task = (f"urn:uuid:{secrets.token_hex(16)}" for _ in range(5))
     peer = f"Organization/{network.peer.id}"
     clinic = f"Organization/{network.clinic.id}"
@@ -129,6 +153,12 @@ def referral_transaction(network: Network, mrn: str | None = None) -> Json:
             },
         ),
     ]
+    if signed_form:
+        form = f"urn:uuid:{secrets.token_hex(16)}"
+        consent_resource = resources[1][1]
+        del consent_resource["sourceAttachment"]
+        consent_resource["sourceReference"] = {"reference": form}
+        resources.insert(1, (form, consent_form(patient)))
     return {
         "resourceType": "Bundle",
         "type": "transaction",
@@ -236,6 +266,71 @@ async def move_task(fhir: Fhir, task_id: str, status: str, reason: str | None = 
     return await fhir.ok("PUT", f"Task/{task_id}", changed, **{"if-match": f'W/"{version}"'})
 
 
+def procedure(task: Json, organization: str, **elements: Any) -> Json:
+    """What a light recipient records: peer services (H0038) delivered for the referral; units
+    and period left to the server (from the attendance recorded)."""
+    return {
+        "resourceType": "Procedure",
+        "status": "completed",
+        "basedOn": [{"reference": f"ServiceRequest/{task['id']}"}],
+        "code": {
+            "coding": [
+                {
+                    "system": "http://www.cms.gov/Medicare/Coding/HCPCSReleaseCodeSets",
+                    "code": "H0038",
+                }
+            ]
+        },
+        "subject": task["for"],
+        "performer": [{"actor": {"reference": organization}}],
+        **elements,
+    }
+
+
+def completion_transaction(network: Network, task: Json) -> Json:
+    """Gravity's light recipient: record the Procedure and complete the Task naming it as
+    output, in one transaction."""
+    urn = f"urn:uuid:{secrets.token_hex(16)}"
+    version = task["meta"]["versionId"]
+    completed = {
+        **task,
+        "status": "completed",
+        "output": [
+            {
+                "type": {
+                    "coding": [
+                        {
+                            "system": "http://hl7.org/fhir/us/sdoh-clinicalcare/CodeSystem/"
+                            "SDOHCC-CodeSystemTemporaryCodes",
+                            "code": "resulting-activity",
+                        }
+                    ]
+                },
+                "valueReference": {"reference": urn},
+            }
+        ],
+    }
+    return {
+        "resourceType": "Bundle",
+        "type": "transaction",
+        "entry": [
+            {
+                "fullUrl": urn,
+                "resource": procedure(task, f"Organization/{network.peer.id}"),
+                "request": {"method": "POST", "url": "Procedure"},
+            },
+            {
+                "resource": completed,
+                "request": {
+                    "method": "PUT",
+                    "url": f"Task/{task['id']}",
+                    "ifMatch": f'W/"{version}"',
+                },
+            },
+        ],
+    }
+
+
 async def peer_side(peer: Fhir, network: Network, since: str) -> str:
     """The peer organization, with FHIR alone: poll, read, accept+assign+session+PHQ-9, work,
     complete. Returns the referral id."""
@@ -253,6 +348,7 @@ async def peer_side(peer: Fhir, network: Network, since: str) -> str:
     assert consent["status"] == "active"
     done = await peer.ok("POST", "", acceptance_transaction(network, task))
     assert [e["response"]["status"][:3] for e in done["entry"]] == ["200", "201", "201", "201"]
-    await move_task(peer, task["id"], "in-progress")
-    await move_task(peer, task["id"], "completed")
+    started = await move_task(peer, task["id"], "in-progress")
+    done = await peer.ok("POST", "", completion_transaction(network, started))
+    assert [e["response"]["status"][:3] for e in done["entry"]] == ["201", "200"]
     return str(task["id"])

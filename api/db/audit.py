@@ -73,16 +73,32 @@ class PostgresAuditRepository:
         )
 
     async def for_patient(
-        self, patient_id: UUID, organization_id: UUID | None, before: datetime | None, limit: int
+        self,
+        patient_id: UUID,
+        organization_id: UUID | None,
+        before: datetime | None,
+        limit: int,
+        *,
+        before_id: UUID | None = None,
     ) -> list[AuditEvent]:
         rows = await self._db.fetch(
             f"SELECT id, recorded_at, {_FIELDS} FROM audit_events WHERE patient_id = $1 "
             "AND ($2::uuid IS NULL OR organization_id = $2) "
-            "AND ($3::timestamptz IS NULL OR recorded_at < $3) "
-            "ORDER BY recorded_at DESC LIMIT $4",
+            "AND ($3::timestamptz IS NULL OR recorded_at < $3 "
+            "     OR (recorded_at = $3 AND $5::uuid IS NOT NULL AND id < $5)) "
+            "ORDER BY recorded_at DESC, id DESC LIMIT $4",
             patient_id,
             organization_id,
             before,
             limit,
+            before_id,
         )
         return [_event(row) for row in rows]
+
+    async def get_many(self, ids: Sequence[UUID]) -> list[AuditEvent | None]:
+        rows = await self._db.fetch(
+            f"SELECT id, recorded_at, {_FIELDS} FROM audit_events WHERE id = ANY($1::uuid[])",
+            list(ids),
+        )
+        found = {row["id"]: _event(row) for row in rows}
+        return [found.get(i) for i in ids]

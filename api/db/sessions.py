@@ -140,6 +140,13 @@ class PostgresSessionRepository:
         )
         return [_attendance(row) for row in rows]
 
+    async def attendance_by_ids(self, ids: Sequence[UUID]) -> list[Attendance | None]:
+        rows = await self._db.fetch(
+            f"SELECT {_ATTENDANCE_COLUMNS} FROM attendance WHERE id = ANY($1::uuid[])", list(ids)
+        )
+        found = {row["id"]: _attendance(row) for row in rows}
+        return [found.get(i) for i in ids]
+
     async def for_program(self, program_id: UUID, limit: int) -> list[PeerSession]:
         rows = await self._db.fetch(
             f"SELECT {_COLUMNS} FROM peer_sessions WHERE program_id = $1 "

@@ -8,6 +8,7 @@ from typing import Any
 import asyncpg
 
 from api.db.audit import PostgresAuditRepository
+from api.db.consent_forms import PostgresConsentFormRepository
 from api.db.consents import PostgresConsentRepository
 from api.db.errors import translate
 from api.db.idempotency import PostgresIdempotencyRepository
@@ -16,6 +17,7 @@ from api.db.organizations import PostgresOrganizationRepository
 from api.db.outbox import PostgresOutboxRepository
 from api.db.outcomes import PostgresOutcomeRepository
 from api.db.patients import PostgresPatientRepository
+from api.db.procedures import PostgresProcedureRepository
 from api.db.programs import PostgresProgramRepository
 from api.db.referrals import PostgresReferralRepository
 from api.db.sessions import PostgresSessionRepository
@@ -49,6 +51,8 @@ class PostgresUnitOfWork:
         self.outbox = PostgresOutboxRepository(connection)
         self.idempotency = PostgresIdempotencyRepository(connection)
         self.metrics = PostgresMetricsRepository(connection)
+        self.procedures = PostgresProcedureRepository(connection)
+        self.consent_forms = PostgresConsentFormRepository(connection)
 
     async def __aenter__(self) -> PostgresUnitOfWork:
         if self._connection is not None:

@@ -100,3 +100,9 @@ class SupporterUnavailable(DomainError):
 
 class RateLimited(DomainError):
     code = "RATE_LIMITED"
+
+
+class TooLarge(Invalid):
+    """The input is well formed but bigger than this server accepts (e.g. an inline file)."""
+
+    code = "TOO_LARGE"

@@ -13,6 +13,7 @@ from uuid import UUID
 
 from api.domain.audit import AuditAction, AuditRecord
 from api.domain.consents import Consent, DataClass, Purpose
+from api.domain.documents import form_id_in, source_reference_of
 from api.domain.errors import (
     DomainError,
     Forbidden,
@@ -70,6 +71,23 @@ def _event(event_type: str, consent: Consent) -> DomainEvent:
     )
 
 
+async def _check_source(uow: UnitOfWork, principal: Principal, command: GrantConsent) -> None:
+    """A source naming a form recorded here must be this patient's, kept by the caller."""
+    form_id = form_id_in(command.source_reference)
+    if form_id is None:
+        return
+    (form,) = await uow.consent_forms.get_many([form_id])
+    if (
+        form is None
+        or form.patient_id != command.patient_id
+        or form.organization_id != principal.organization_id
+    ):
+        raise Invalid(
+            "not a consent form of this patient kept by your organization",
+            field="sourceReference",
+        )
+
+
 async def grant_consent(
     uow: UnitOfWork,
     principal: Principal,
@@ -110,6 +128,7 @@ async def grant_consent(
         (recipient,) = await uow.organizations.get_many([command.recipient_organization_id])
         if recipient is None:
             raise NotFound("Organization", command.recipient_organization_id)
+        await _check_source(uow, principal, command)
         consent = await uow.consents.add(
             Consent(
                 id=uuid.uuid4(),
@@ -292,6 +311,41 @@ async def list_consents(uow: UnitOfWork, principal: Principal, patient_id: UUID)
                     resource_type="Consent",
                     resource_id=c.id,
                     patient_id=patient_id,
+                )
+                for c in visible
+            ]
+        )
+        await uow.commit()
+    return visible
+
+
+async def consents_citing_form(
+    uow: UnitOfWork, principal: Principal, form_id: UUID
+) -> list[Consent]:
+    """The consents whose source is this recorded form, among those the caller is party to."""
+    require(principal, Capability.READ_CONSENTS)
+    async with uow:
+        (form,) = await uow.consent_forms.get_many([form_id])
+        if form is None:
+            return []
+        (patient,) = await uow.patients.get_many([form.patient_id])
+        assert patient is not None  # foreign key
+        cited = source_reference_of(form.id)
+        visible = [
+            c
+            for c in await uow.consents.for_patients([form.patient_id])
+            if c.source_reference == cited
+            and principal.organization_id in _parties(c, patient.managing_organization_id)
+        ]
+        await uow.audit.add_many(
+            [
+                audit(
+                    principal,
+                    action=AuditAction.READ,
+                    operation="listConsents",
+                    resource_type="Consent",
+                    resource_id=c.id,
+                    patient_id=c.patient_id,
                 )
                 for c in visible
             ]

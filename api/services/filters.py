@@ -7,6 +7,7 @@ from datetime import datetime
 from enum import StrEnum
 from uuid import UUID
 
+from api.domain.procedures import ProcedureStatus
 from api.domain.programs import DeliveryMode, ProgramKind
 from api.domain.referrals import Direction, Priority, ReferralStatus
 
@@ -50,3 +51,20 @@ class SupporterFilter:
     language: str | None = None
     lived_experience: str | None = None
     active: bool | None = None
+
+
+@dataclass(frozen=True)
+class ProcedureFilter:
+    """FHIR `Procedure` search: tokens are `code` or `system|code`."""
+
+    ids: frozenset[UUID] = frozenset()
+    referral_ids: frozenset[UUID] = frozenset()
+    patient_id: UUID | None = None
+    performer_organization_id: UUID | None = None
+    statuses: frozenset[ProcedureStatus] = frozenset()
+    categories: tuple[str, ...] = ()
+    codes: tuple[str, ...] = ()
+    updated_since: datetime | None = None  # exclusive
+    updated_before: datetime | None = None  # exclusive
+    performed_from: datetime | None = None  # the performed period ends at or after it
+    performed_before: datetime | None = None  # the performed period starts before it

@@ -39,6 +39,10 @@ class Capability(StrEnum):
     RECORD_SESSIONS = "record sessions and attendance"
     READ_OUTCOMES = "read outcome measures"
     RECORD_OUTCOMES = "record outcome measures"
+    READ_PROCEDURES = "read delivered procedures"
+    RECORD_PROCEDURES = "record delivered procedures"
+    READ_CONSENT_FORMS = "read signed consent forms"
+    RECORD_CONSENT_FORMS = "record signed consent forms"
     READ_AUDIT = "read the audit trail"
     READ_METRICS = "read de-identified program metrics"
 
@@ -69,6 +73,10 @@ CAPABILITY_SCOPES: dict[Capability, tuple[Scope, ...]] = {
     Capability.RECORD_SESSIONS: _scopes("user/Encounter.c"),
     Capability.READ_OUTCOMES: _scopes("user/Observation.rs", "user/QuestionnaireResponse.rs"),
     Capability.RECORD_OUTCOMES: _scopes("user/Observation.c", "user/QuestionnaireResponse.c"),
+    Capability.READ_PROCEDURES: _scopes("user/Procedure.rs"),
+    Capability.RECORD_PROCEDURES: _scopes("user/Procedure.c"),
+    Capability.READ_CONSENT_FORMS: _scopes("user/DocumentReference.rs"),
+    Capability.RECORD_CONSENT_FORMS: _scopes("user/DocumentReference.c"),
     Capability.READ_AUDIT: _scopes("user/AuditEvent.rs"),
     Capability.READ_METRICS: _scopes("user/MeasureReport.rs"),
 }

@@ -13,15 +13,17 @@ from uuid import UUID
 
 from api.domain.audit import AuditEvent, AuditRecord
 from api.domain.consents import Consent
+from api.domain.documents import ConsentForm
 from api.domain.events import DomainEvent
 from api.domain.organizations import Organization, OrganizationKind
 from api.domain.outcomes import OutcomeMeasure
 from api.domain.patients import Patient, PatientIdentifier
+from api.domain.procedures import Procedure
 from api.domain.programs import PeerProgram
 from api.domain.referrals import Referral, StatusChange
 from api.domain.sessions import Attendance, PeerSession
 from api.domain.supporters import PeerSupporter
-from api.services.filters import ProgramFilter, ReferralFilter, SupporterFilter
+from api.services.filters import ProcedureFilter, ProgramFilter, ReferralFilter, SupporterFilter
 from api.services.pagination import Keyset
 
 
@@ -116,6 +118,7 @@ class SessionRepository(Protocol):
     async def attendance_for(
         self, *, session_ids: Sequence[UUID] = (), patient_ids: Sequence[UUID] = ()
     ) -> list[Attendance]: ...
+    async def attendance_by_ids(self, ids: Sequence[UUID]) -> list[Attendance | None]: ...
     async def for_program(self, program_id: UUID, limit: int) -> list[PeerSession]: ...
 
 
@@ -125,11 +128,36 @@ class OutcomeRepository(Protocol):
     async def get_many(self, ids: Sequence[UUID]) -> list[OutcomeMeasure | None]: ...
 
 
+class ProcedureRepository(Protocol):
+    async def add(self, procedure: Procedure) -> Procedure: ...
+    async def get_many(self, ids: Sequence[UUID]) -> list[Procedure | None]: ...
+    async def for_referrals(self, referral_ids: Sequence[UUID]) -> list[Procedure]: ...
+    async def search(
+        self, organization_id: UUID, where: ProcedureFilter, after: Keyset | None, limit: int
+    ) -> list[Procedure]:
+        """Procedures of referrals the organization is party to, newest change first."""
+
+
+class ConsentFormRepository(Protocol):
+    async def add(self, form: ConsentForm) -> ConsentForm: ...
+    async def get_many(self, ids: Sequence[UUID]) -> list[ConsentForm | None]: ...
+    async def for_patients(self, patient_ids: Sequence[UUID]) -> list[ConsentForm]: ...
+
+
 class AuditRepository(Protocol):
     async def add_many(self, records: Sequence[AuditRecord]) -> None: ...
     async def for_patient(
-        self, patient_id: UUID, organization_id: UUID | None, before: datetime | None, limit: int
-    ) -> list[AuditEvent]: ...
+        self,
+        patient_id: UUID,
+        organization_id: UUID | None,
+        before: datetime | None,
+        limit: int,
+        *,
+        before_id: UUID | None = None,
+    ) -> list[AuditEvent]:
+        """Newest first; `before`/`before_id` continue after the last event of a page."""
+
+    async def get_many(self, ids: Sequence[UUID]) -> list[AuditEvent | None]: ...
 
 
 class OutboxRepository(Protocol):
@@ -191,6 +219,10 @@ class UnitOfWork(Protocol):
     def idempotency(self) -> IdempotencyRepository: ...
     @property
     def metrics(self) -> MetricsRepository: ...
+    @property
+    def procedures(self) -> ProcedureRepository: ...
+    @property
+    def consent_forms(self) -> ConsentFormRepository: ...
 
     async def __aenter__(self) -> UnitOfWork: ...
     async def __aexit__(

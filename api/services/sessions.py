@@ -10,7 +10,7 @@ from uuid import UUID
 
 from api.domain.audit import AuditAction
 from api.domain.consents import DataClass
-from api.domain.errors import Invalid, NotFound
+from api.domain.errors import DomainError, Invalid, NotFound
 from api.domain.events import DomainEvent
 from api.domain.principal import Principal
 from api.domain.programs import DeliveryMode
@@ -29,6 +29,8 @@ from api.services.policy import (
     Disclosure,
     audit,
     decide,
+    denied,
+    refusal,
     require,
     require_organization,
     utcnow,
@@ -262,6 +264,60 @@ async def _visible(
         ]
     )
     return visible
+
+
+async def get_attendance(
+    uow: UnitOfWork, principal: Principal, ids: Sequence[UUID]
+) -> list[Attendance | DomainError]:
+    """Attendance records by id (FHIR: the attendee's Encounter), or why each may not be seen:
+    the recording organization always, others under a consent naming `sessions`."""
+    require(principal, Capability.READ_SESSIONS)
+    async with uow:
+        found = await uow.sessions.attendance_by_ids(ids)
+        present = [a for a in found if a is not None]
+        decisions = await decide(
+            uow,
+            principal,
+            [Disclosure(a.patient_id, a.organization_id, _classes(a)) for a in present],
+            utcnow(),
+        )
+        by_id = {a.id: d for a, d in zip(present, decisions, strict=True)}
+        results: list[Attendance | DomainError] = []
+        records = []
+        for attendance_id, attendance in zip(ids, found, strict=True):
+            if attendance is None:
+                results.append(NotFound("Encounter", attendance_id))
+                continue
+            decision = by_id[attendance.id]
+            if decision.permitted:
+                results.append(attendance)
+                records.append(
+                    audit(
+                        principal,
+                        action=AuditAction.READ,
+                        operation="readAttendance",
+                        resource_type="Encounter",
+                        resource_id=attendance.id,
+                        patient_id=attendance.patient_id,
+                        consent_ids=decision.consent_ids,
+                    )
+                )
+            else:
+                error = refusal(decision)
+                results.append(error)
+                denied(
+                    uow,
+                    principal,
+                    error,
+                    action=AuditAction.READ,
+                    operation="readAttendance",
+                    resource_type="Encounter",
+                    resource_id=attendance.id,
+                    patient_id=attendance.patient_id,
+                )
+        await uow.audit.add_many(records)
+        await uow.commit()
+    return results
 
 
 async def attendance_for_sessions(

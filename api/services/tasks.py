@@ -42,6 +42,7 @@ class UpdateTask:
     priority: Priority
     assigned_supporter_id: UUID | None
     changed: frozenset[str]  # Task elements that differ from the stored Task
+    outputs: tuple[UUID, ...] = ()  # Procedures the Task names as output
     expected_version: int | None = None
 
 
@@ -63,6 +64,19 @@ def _check_elements(command: UpdateTask, role: Role) -> None:
         )
     if refused:
         raise Invalid([InvalidDetail(f"Task.{name}", "cannot be changed") for name in refused])
+
+
+async def _check_outputs(uow: UnitOfWork, referral_id: UUID, outputs: tuple[UUID, ...]) -> None:
+    """A Task's output is derived from the Procedures recorded for the referral: an update may
+    name only those (recorded earlier, or earlier in the same transaction)."""
+    found = await uow.procedures.get_many(outputs) if outputs else []
+    problems = [
+        InvalidDetail(f"Task.output[{index}].valueReference", "not a Procedure of this referral")
+        for index, procedure in enumerate(found)
+        if procedure is None or procedure.referral_id != referral_id
+    ]
+    if problems:
+        raise Invalid(problems)
 
 
 async def update_task(uow: UnitOfWork, principal: Principal, command: UpdateTask) -> ReferralView:
@@ -91,6 +105,7 @@ async def update_task(uow: UnitOfWork, principal: Principal, command: UpdateTask
             )
             raise
         current.check_version(command.expected_version)
+        await _check_outputs(uow, current.id, command.outputs)
         version = current.version
         view: ReferralView | None = None
         if command.status is not current.status:

@@ -20,23 +20,24 @@ sys.path.insert(0, str(Path(__file__).parents[1] / "unit"))
 sys.path.insert(0, str(Path(__file__).parent))
 
 import fhir_strategies as s  # noqa: E402
-from fhir_flows import peer_side, referral_transaction  # noqa: E402
+from fhir_flows import consent_form, peer_side, referral_transaction  # noqa: E402
 from fhir_support import Fhir, entries  # noqa: E402
 from fhir_validator import expand, node_available, validate  # noqa: E402
 from network import Network  # noqa: E402
 
 from api.domain.referrals import ReferralStatus  # noqa: E402
 from api.integrations.fhir.audit import to_fhir_audit_event  # noqa: E402
-from api.integrations.fhir.consents import to_fhir_consent, to_fhir_consent_document  # noqa: E402
+from api.integrations.fhir.consents import to_fhir_consent  # noqa: E402
+from api.integrations.fhir.documents import to_fhir_document_reference  # noqa: E402
 from api.integrations.fhir.measures import (  # noqa: E402
     to_fhir_observation,
     to_fhir_questionnaire_response,
 )
 from api.integrations.fhir.organizations import to_fhir_organization  # noqa: E402
 from api.integrations.fhir.patients import to_fhir_patient  # noqa: E402
+from api.integrations.fhir.procedures import to_fhir_procedure  # noqa: E402
 from api.integrations.fhir.programs import to_fhir_healthcare_service  # noqa: E402
 from api.integrations.fhir.referrals import (  # noqa: E402
-    to_fhir_procedure,
     to_fhir_service_request,
     to_fhir_task,
 )
@@ -69,13 +70,13 @@ def _mapped_samples() -> list[dict[str, Any]]:
         out.append(to_fhir_patient(data.draw(s.patients)))
         consent = data.draw(s.consents())
         out.append(to_fhir_consent(consent, now=NOW))
-        document = to_fhir_consent_document(consent)
-        out.extend([document] if document else [])
+        out.append(to_fhir_document_reference(data.draw(s.consent_forms())))
         referral = data.draw(s.referrals())
         out.extend([to_fhir_service_request(referral), to_fhir_task(referral)])
+        procedure = data.draw(s.procedures())
         done = replace(referral, status=ReferralStatus.COMPLETED)
-        procedure = to_fhir_procedure(done)
-        out.extend([to_fhir_task(done), procedure] if procedure else [])
+        out.append(to_fhir_task(done, outputs=[procedure.id]))
+        out.extend([to_fhir_procedure(procedure), to_fhir_procedure(procedure, redacted=True)])
         attendance, session = data.draw(s.attendances())
         out.append(to_fhir_session_encounter(session))
         out.append(to_fhir_attendance_encounter(attendance, session))
@@ -129,16 +130,30 @@ async def fhir_api_responses(
     clinic = await Fhir.as_organization(client, pool, network.clinic, seen=seen)
     peer = await Fhir.as_organization(client, pool, network.peer, seen=seen)
     started = datetime.now(UTC).isoformat()
-    posted = await clinic.ok("POST", "", referral_transaction(network))
+    posted = await clinic.ok("POST", "", referral_transaction(network, signed_form=True))
     patient_id = posted["entry"][0]["resource"]["id"]
-    consent_id = posted["entry"][1]["resource"]["id"]
+    consent_id = posted["entry"][2]["resource"]["id"]
+    form_id = posted["entry"][1]["resource"]["id"]
     referral_id = await peer_side(peer, network, started)
     patient = f"Patient/{patient_id}"
+    task = await clinic.ok("GET", f"Task/{referral_id}")
+    procedure_id = task["output"][0]["valueReference"]["reference"].split("/")[1]
+    attendance = await clinic.ok("GET", f"Encounter?patient={patient}")
+    audit = await clinic.ok("GET", f"AuditEvent?patient={patient}&_count=5")
+    inline = await clinic.ok("POST", "DocumentReference", consent_form(patient, inline=True))
     for path in (
         f"ServiceRequest/{referral_id}",
-        f"Procedure/{referral_id}",
+        f"Procedure/{procedure_id}",
         f"Consent/{consent_id}",
-        f"DocumentReference/{consent_id}",
+        f"DocumentReference/{form_id}",
+        f"DocumentReference/{inline['id']}",
+        f"DocumentReference?patient={patient}",
+        f"Consent?source-reference=DocumentReference/{form_id}&_include=Consent:source-reference",
+        f"Encounter/{entries(attendance)[0]['id']}",
+        f"AuditEvent/{entries(audit)[0]['id']}",
+        f"Procedure?based-on=ServiceRequest/{referral_id}&code=H0038&status=completed",
+        f"Observation?patient={patient}&category=survey&status=final",
+        f"QuestionnaireResponse?patient={patient}&author=Organization/{network.peer.id}",
         f"Organization/{network.peer.id}",
         f"HealthcareService/{network.program.id}",
         f"Practitioner/{network.supporter.id}",
@@ -147,7 +162,10 @@ async def fhir_api_responses(
         "&_include=ServiceRequest:supporting-info&_include=ServiceRequest:performer"
         "&_include=ServiceRequest:requester&_revinclude=Task:focus",
         f"Task?_id={referral_id}&_include=Task:focus&_include=Task:output&_include=Task:owner",
+        f"Task?output=Procedure/{procedure_id}",
         f"Procedure?patient={patient}",
+        "Procedure?status=bogus-status",
+        f"Procedure/{network.peer.id}",
         f"Consent?patient={patient}&_include=Consent:source-reference",
         f"Observation?patient={patient}",
         f"QuestionnaireResponse?patient={patient}",
@@ -201,6 +219,7 @@ async def test_everything_the_fhir_api_returned_passes_both_validators(
         "PractitionerRole",
         "HealthcareService",
         "Organization",
+        "AuditEvent",
     } <= types
     print(f"validated {len(resources)} API resources of {len(types)} types")
     assert validate(resources) == []

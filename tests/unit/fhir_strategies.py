@@ -9,9 +9,11 @@ from hypothesis import strategies as st
 
 from api.domain.audit import AuditAction, AuditEvent, AuditOutcome, AuditRecord
 from api.domain.consents import Consent, DataClass, Purpose
+from api.domain.documents import CONTENT_TYPES, ConsentForm, source_reference_of
 from api.domain.organizations import Organization, OrganizationKind
 from api.domain.outcomes import INSTRUMENTS, Instrument, OutcomeMeasure
 from api.domain.patients import Gender, Patient, PatientIdentifier
+from api.domain.procedures import HCPCS_SYSTEM, SNOMED_SYSTEM, Procedure, ProcedureStatus
 from api.domain.programs import DeliveryMode, PeerProgram, ProgramKind
 from api.domain.referrals import Coding, Direction, Priority, Referral, ReferralStatus
 from api.domain.sessions import (
@@ -164,7 +166,11 @@ def consents(draw: st.DrawFn) -> Consent:
         revoked=revoked,
         revoked_at=draw(stamps) if revoked else None,
         revocation_reason=draw(st.none() | text) if revoked else None,
-        source_reference=draw(st.none() | st.just("https://docs.example.org/consent/1")),
+        source_reference=draw(
+            st.none()
+            | st.just("https://docs.example.org/consent/1")
+            | st.uuids().map(source_reference_of)
+        ),
         version=draw(versions),
         created_at=created,
         updated_at=draw(stamps),
@@ -293,3 +299,58 @@ audit_events = st.builds(
         trace_id=st.none() | code,
     ),
 )
+
+
+_delivery_codes = st.sampled_from(
+    [
+        Coding(HCPCS_SYSTEM, "H0038", "Self-help/peer services, per 15 minutes"),
+        Coding(HCPCS_SYSTEM, "H0038"),
+        Coding(SNOMED_SYSTEM, "711281004", "Support group"),
+        Coding(SNOMED_SYSTEM, "461481000124109"),
+    ]
+)
+
+
+@st.composite
+def procedures(draw: st.DrawFn) -> Procedure:
+    status = draw(st.sampled_from(ProcedureStatus))
+    start = draw(st.none() | stamps)
+    end = start + timedelta(minutes=draw(st.integers(0, 10_000))) if start else None
+    minutes = (end - start).total_seconds() / 60 if start and end else 10_000 * 15
+    units = 0 if status is ProcedureStatus.NOT_DONE else min(int(minutes // 15), 10_000)
+    at = draw(stamps)
+    return Procedure(
+        id=draw(st.uuids()),
+        referral_id=draw(st.uuids()),
+        patient_id=draw(st.uuids()),
+        performer_organization_id=draw(st.uuids()),
+        supporter_id=draw(st.none() | st.uuids()),
+        status=status,
+        codes=tuple(draw(st.lists(_delivery_codes, min_size=1, max_size=2, unique=True))),
+        category=draw(st.none() | st.builds(Coding, uri, code)),
+        performed_start=start,
+        performed_end=end,
+        units=draw(st.none() | st.integers(0, units)),
+        part2=draw(st.booleans()),
+        version=draw(versions),
+        created_at=at,
+        updated_at=at,
+    )
+
+
+@st.composite
+def consent_forms(draw: st.DrawFn) -> ConsentForm:
+    inline = draw(st.booleans())
+    created = draw(stamps)
+    return ConsentForm(
+        id=draw(st.uuids()),
+        patient_id=draw(st.uuids()),
+        organization_id=draw(st.uuids()),
+        content_type=draw(st.sampled_from(sorted(CONTENT_TYPES))),
+        title=draw(st.none() | text),
+        url=None if inline else "https://clinic.example.org/forms/consent-signed.pdf",
+        data=draw(st.binary(min_size=1, max_size=300)) if inline else None,
+        version=draw(versions),
+        created_at=created,
+        updated_at=created + timedelta(seconds=draw(st.integers(0, 10**6))),
+    )

@@ -12,10 +12,12 @@ import pytest
 from fhir_strategies import (
     attendances,
     audit_events,
+    consent_forms,
     consents,
     measures,
     organizations,
     patients,
+    procedures,
     programs,
     referrals,
     sessions,
@@ -26,20 +28,22 @@ from hypothesis import strategies as st
 
 from api.domain.audit import AuditEvent
 from api.domain.consents import Consent
+from api.domain.documents import ConsentForm
 from api.domain.organizations import Organization
 from api.domain.outcomes import OutcomeMeasure
 from api.domain.patients import Patient
+from api.domain.procedures import Procedure
 from api.domain.programs import PeerProgram
 from api.domain.referrals import Referral
 from api.domain.sessions import Attendance, PeerSession
 from api.domain.supporters import PeerSupporter
 from api.integrations.fhir.audit import from_fhir_audit_event, to_fhir_audit_event
-from api.integrations.fhir.consents import (
-    from_fhir_consent,
-    to_fhir_consent,
-    to_fhir_consent_document,
-)
+from api.integrations.fhir.consents import from_fhir_consent, to_fhir_consent
 from api.integrations.fhir.datatypes import check_shapes
+from api.integrations.fhir.documents import (
+    from_fhir_document_reference,
+    to_fhir_document_reference,
+)
 from api.integrations.fhir.measures import (
     from_fhir_outcome_measure,
     to_fhir_observation,
@@ -47,13 +51,13 @@ from api.integrations.fhir.measures import (
 )
 from api.integrations.fhir.organizations import from_fhir_organization, to_fhir_organization
 from api.integrations.fhir.patients import from_fhir_patient, to_fhir_patient
+from api.integrations.fhir.procedures import from_fhir_procedure, to_fhir_procedure
 from api.integrations.fhir.programs import (
     from_fhir_healthcare_service,
     to_fhir_healthcare_service,
 )
 from api.integrations.fhir.referrals import (
     from_fhir_referral,
-    to_fhir_procedure,
     to_fhir_service_request,
     to_fhir_task,
 )
@@ -108,9 +112,26 @@ def test_patient_round_trips(patient: Patient) -> None:
 
 @RUNS
 @given(consents())
-def test_consent_round_trips_with_its_source_document(consent: Consent) -> None:
-    back = from_fhir_consent(to_fhir_consent(consent, now=NOW), to_fhir_consent_document(consent))
-    assert back == consent
+def test_consent_round_trips_with_its_source(consent: Consent) -> None:
+    assert from_fhir_consent(to_fhir_consent(consent, now=NOW)) == consent
+
+
+@RUNS
+@given(consents())
+def test_a_recorded_source_form_is_a_reference_and_a_url_an_attachment(consent: Consent) -> None:
+    resource = to_fhir_consent(consent, now=NOW)
+    source = consent.source_reference or ""
+    assert ("sourceReference" in resource) == source.startswith("DocumentReference/")
+    assert ("sourceAttachment" in resource) == source.startswith("https://")
+
+
+@RUNS
+@given(consent_forms())
+def test_consent_form_round_trips_through_document_reference(form: ConsentForm) -> None:
+    resource = to_fhir_document_reference(form)
+    assert from_fhir_document_reference(resource) == form
+    attachment = resource["content"][0]["attachment"]
+    assert ("data" in attachment) == (form.data is not None) == ("hash" in attachment)
 
 
 @RUNS
@@ -121,14 +142,18 @@ def test_referral_round_trips_through_service_request_and_task(referral: Referra
 
 
 @RUNS
-@given(referrals())
-def test_only_a_completed_referral_has_a_procedure_and_task_output(referral: Referral) -> None:
-    procedure = to_fhir_procedure(referral)
-    task = to_fhir_task(referral)
-    assert (procedure is not None) == (referral.status == "completed") == ("output" in task)
-    if procedure is not None:
-        assert procedure["code"]["coding"][0]["code"] == "H0038"
-        assert task["output"][0]["valueReference"]["reference"] == f"Procedure/{referral.id}"
+@given(procedures())
+def test_procedure_round_trips(procedure: Procedure) -> None:
+    assert from_fhir_procedure(to_fhir_procedure(procedure)) == procedure
+
+
+@RUNS
+@given(referrals(), st.lists(st.uuids(), max_size=3))
+def test_a_task_lists_the_referral_procedures_as_output(referral: Referral, ids: list[Any]) -> None:
+    task = to_fhir_task(referral, outputs=ids)
+    listed = [o["valueReference"]["reference"] for o in task.get("output", ())]
+    assert listed == [f"Procedure/{i}" for i in ids]
+    assert from_fhir_referral(to_fhir_service_request(referral), task) == referral
 
 
 @RUNS
@@ -170,8 +195,10 @@ def _shape_checks() -> Iterator[None]:
 
 
 _MAPPERS: list[tuple[str, Callable[[Any], Any]]] = [
-    ("referral", lambda r: [to_fhir_service_request(r), to_fhir_task(r), to_fhir_procedure(r)]),
-    ("consent", lambda c: [to_fhir_consent(c, now=NOW), to_fhir_consent_document(c)]),
+    ("referral", lambda r: [to_fhir_service_request(r), to_fhir_task(r, outputs=[r.id])]),
+    ("consent", lambda c: [to_fhir_consent(c, now=NOW)]),
+    ("procedure", lambda p: [to_fhir_procedure(p), to_fhir_procedure(p, redacted=True)]),
+    ("form", lambda f: [to_fhir_document_reference(f)]),
     ("patient", lambda p: [to_fhir_patient(p)]),
     ("supporter", lambda s: [to_fhir_practitioner(s), to_fhir_practitioner_role(s)]),
     ("program", lambda p: [to_fhir_healthcare_service(p)]),
@@ -187,6 +214,8 @@ _MAPPERS: list[tuple[str, Callable[[Any], Any]]] = [
     st.one_of(
         referrals().map(lambda r: ("referral", r)),
         consents().map(lambda c: ("consent", c)),
+        procedures().map(lambda p: ("procedure", p)),
+        consent_forms().map(lambda f: ("form", f)),
         patients.map(lambda p: ("patient", p)),
         supporters().map(lambda s: ("supporter", s)),
         programs.map(lambda p: ("program", p)),

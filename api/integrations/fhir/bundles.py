@@ -18,9 +18,9 @@ from urllib.parse import parse_qsl, urlencode
 from api.domain.errors import DomainError, Invalid, InvalidDetail
 from api.integrations.fhir.context import FhirContext
 from api.integrations.fhir.datatypes import Json
+from api.integrations.fhir.included import SearchResult
 from api.integrations.fhir.outcomes import BadRequest, operation_outcome
 from api.integrations.fhir.search import SearchRequest
-from api.integrations.fhir.searches import SearchResult
 from api.services.transactions import SharedTransaction
 
 
@@ -165,7 +165,7 @@ async def transaction(ctx: FhirContext, bundle: Json, handle: Handler) -> Json:
     outer = ctx.new_uow()
     replies: dict[int, Reply] = {}
     async with outer:
-        shared = replace(ctx, new_uow=lambda: SharedTransaction(outer))
+        shared = replace(ctx, new_uow=lambda: SharedTransaction(outer), idempotency_key=None)
         assigned: dict[str, str] = {}
         pending = list(entries)
         while pending:
@@ -203,6 +203,7 @@ def _resolve_url(url: str, assigned: dict[str, str]) -> str:
 
 async def batch(ctx: FhirContext, bundle: Json, handle: Handler) -> Json:
     """Each entry on its own; a failure answers that entry with its OperationOutcome."""
+    ctx = replace(ctx, idempotency_key=None)
     replies: list[Reply] = []
     for entry in _entries(bundle):
         try:

@@ -11,10 +11,10 @@ from api.integrations.fhir.search import INCLUDES, REVINCLUDES, SEARCH_PARAMS
 INTERACTIONS: dict[str, tuple[str, ...]] = {
     "ServiceRequest": ("read", "vread", "search-type", "create"),
     "Task": ("read", "vread", "search-type", "create", "update"),
-    "Procedure": ("read", "vread", "search-type"),
+    "Procedure": ("read", "vread", "search-type", "create"),
     "Patient": ("read", "vread", "search-type", "create"),
     "Consent": ("read", "vread", "search-type", "create", "update"),
-    "DocumentReference": ("read", "vread"),
+    "DocumentReference": ("read", "vread", "search-type", "create"),
     "HealthcareService": ("read", "vread", "search-type"),
     "Practitioner": ("read", "vread", "search-type"),
     "PractitionerRole": ("read", "vread", "search-type"),
@@ -22,17 +22,36 @@ INTERACTIONS: dict[str, tuple[str, ...]] = {
     "Observation": ("read", "vread", "search-type"),
     "QuestionnaireResponse": ("read", "vread", "search-type", "create"),
     "Encounter": ("read", "vread", "search-type", "create"),
+    "AuditEvent": ("read", "search-type"),
 }
 _DOCS = {
     "Task": "Update: the author (requester) may change status (cancel), statusReason and "
-    "priority; the owner (performer) only status, statusReason and the assigned-supporter "
-    'extension. Status moves follow the referral state machine; If-Match W/"<version>" is '
-    "honoured (412 on mismatch).",
-    "Consent": "Update revokes (status inactive); nothing else changes.",
-    "Encounter": "Read: session Encounters. Attendance Encounters: search by patient.",
-    "Procedure": "Derived from a completed referral (same id as its ServiceRequest and Task).",
+    "priority; the owner (performer) only status, statusReason, output and the "
+    'assigned-supporter extension. Status moves follow the referral state machine; If-Match W/"'
+    '<version>" is honoured (412 on mismatch). output lists the Procedures recorded for the '
+    "referral; an update may name only those (e.g. one created earlier in the same "
+    "transaction).",
+    "Consent": "Update revokes (status inactive); nothing else changes. The source is the "
+    "signed form as sourceReference (a DocumentReference recorded here) or sourceAttachment "
+    "(a URL).",
+    "DocumentReference": "The signed consent form a Consent cites. Create: the organization "
+    "holding the patient's record; one attachment with contentType (application/pdf, "
+    "image/jpeg, image/png, image/tiff, text/plain) and either a url or base64 data of at most "
+    "1 MiB (bigger: 413). Read and search: that organization and the parties to a consent "
+    "citing the form.",
+    "Encounter": "Read: session Encounters and attendance Encounters (one per attendee). "
+    "Search: attendance by patient.",
+    "Procedure": "What a referral's performer delivered (the Task's output). Create: the "
+    "referral's performer, while the referral is in-progress or completed; status in-progress, "
+    "completed or not-done; code HCPCS H0038 or SNOMED CT; billed 15-minute units in the "
+    "billing extension. Left out, units and performedPeriod come from the attendance recorded "
+    "for the referral. Patient data in it follows the referral's consent (redacted stub "
+    "otherwise). Creates honour an Idempotency-Key header.",
+    "AuditEvent": "The accounting of disclosures: the patient's holding organization sees every "
+    "access to the patient's data, other organizations their own accesses.",
 }
 _UPDATED_INTERACTIONS = {"update"}
+_NO_HISTORY = {"AuditEvent"}  # append-only records without versions
 _REST_DOCS = (
     "Search: unknown parameters are refused (400); _count is capped at 100; next links carry "
     "a keyset _cursor; total is given when the result fits one page. Consent is enforced on "
@@ -48,6 +67,8 @@ def capability_statement(base_url: str, token_url: str, software_version: str) -
             "interaction": [{"code": code} for code in interactions],
             "versioning": "versioned-update"
             if _UPDATED_INTERACTIONS & set(interactions)
+            else "no-version"
+            if kind in _NO_HISTORY
             else "versioned",
             "readHistory": False,
             "updateCreate": False,

@@ -1,4 +1,5 @@
-"""Consent ↔ FHIR R4 Consent (`patient-privacy`), with its source document as DocumentReference.
+"""Consent ↔ FHIR R4 Consent (`patient-privacy`); its source is the signed form recorded here
+(`sourceReference` → DocumentReference, see documents.py) or a URL (`sourceAttachment`).
 
 Provision: permit, the recipient organization as actor (IRCP), purposes (v3 ActReason), data
 classes, period. Revoked or expired = status `inactive`; the revocation itself is an extension.
@@ -12,9 +13,9 @@ from typing import Any
 from uuid import UUID
 
 from fhir.resources.R4B.consent import Consent as FhirConsent
-from fhir.resources.R4B.documentreference import DocumentReference
 
 from api.domain.consents import Consent, ConsentStatus, DataClass
+from api.domain.documents import form_id_in, source_reference_of
 from api.domain.errors import Invalid
 from api.integrations.fhir import codes
 from api.integrations.fhir.datatypes import (
@@ -68,9 +69,7 @@ def to_fhir_consent(consent: Consent, *, now: datetime) -> Json:
             "patient": ref("Patient", consent.patient_id),
             "dateTime": instant(consent.created_at),
             "organization": [ref("Organization", consent.recorded_by_organization_id)],
-            "sourceReference": ref("DocumentReference", consent.id)
-            if consent.source_reference
-            else None,
+            **_source(consent),
             "policy": [{"uri": codes.PART2_POLICY_URI}] if part2 else [],
             "policyRule": concept(codes.CONSENT_POLICY, "hipaa-auth", "HIPAA Authorization"),
             "provision": {
@@ -99,24 +98,29 @@ def to_fhir_consent(consent: Consent, *, now: datetime) -> Json:
     )
 
 
-def to_fhir_consent_document(consent: Consent) -> Json | None:
-    """The signed consent form the Consent's `sourceReference` points at (same id)."""
-    if not consent.source_reference:
-        return None
-    return finish(
-        DocumentReference,
-        {
-            "resourceType": "DocumentReference",
-            "id": str(consent.id),
-            "meta": meta(consent.version, consent.updated_at),
-            "status": "current",
-            "type": concept(codes.LOINC, codes.DOC_TYPE_LOINC_CONSENT, "Patient Consent"),
-            "subject": ref("Patient", consent.patient_id),
-            "date": instant(consent.created_at),
-            "custodian": ref("Organization", consent.recorded_by_organization_id),
-            "content": [{"attachment": {"url": consent.source_reference, "title": "Consent form"}}],
-        },
-    )
+def _source(consent: Consent) -> Json:
+    """A form recorded here is referenced; any other source (a URL) is an attachment."""
+    form_id = form_id_in(consent.source_reference)
+    if form_id is not None:
+        return {"sourceReference": ref("DocumentReference", form_id)}
+    if consent.source_reference:
+        return {"sourceAttachment": {"url": consent.source_reference}}
+    return {}
+
+
+def source_of(resource: Mapping[str, Any]) -> str | None:
+    """`sourceReference` → the recorded form; `sourceAttachment` → its URL."""
+    if "sourceReference" in resource:
+        form_id = ref_id(
+            resource["sourceReference"], "DocumentReference", "Consent.sourceReference"
+        )
+        return source_reference_of(form_id)
+    if "sourceAttachment" in resource:
+        url = resource["sourceAttachment"].get("url")
+        if not isinstance(url, str):
+            raise Invalid("a source attachment is a url", field="Consent.sourceAttachment.url")
+        return url
+    return None
 
 
 def _provision(resource: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -126,9 +130,7 @@ def _provision(resource: Mapping[str, Any]) -> Mapping[str, Any]:
     return provision
 
 
-def grant_consent_command(
-    resource: Mapping[str, Any], document: Mapping[str, Any] | None = None
-) -> GrantConsent:
+def grant_consent_command(resource: Mapping[str, Any]) -> GrantConsent:
     """What a clinic POSTs: patient, recipient organization, purposes, data classes, period."""
     provision = _provision(resource)
     actors = [
@@ -151,10 +153,6 @@ def grant_consent_command(
     except ValueError as error:
         raise Invalid("unknown data class", field="Consent.provision.class") from error
     period = provision.get("period", {})
-    source = None
-    if document is not None:
-        attachments = [c.get("attachment", {}) for c in document.get("content", ())]
-        source = attachments[0].get("url") if attachments else None
     return GrantConsent(
         patient_id=ref_id(resource.get("patient"), "Patient", "Consent.patient"),
         recipient_organization_id=ref_id(
@@ -168,15 +166,13 @@ def grant_consent_command(
         period_end=parse_instant(period["end"], "Consent.provision.period.end")
         if "end" in period
         else None,
-        source_reference=source,
+        source_reference=source_of(resource),
     )
 
 
-def from_fhir_consent(
-    resource: Mapping[str, Any], document: Mapping[str, Any] | None = None
-) -> Consent:
+def from_fhir_consent(resource: Mapping[str, Any]) -> Consent:
     version, updated_at = meta_version(resource)
-    command = grant_consent_command(resource, document)
+    command = grant_consent_command(resource)
     revocation = extension_value(resource, codes.EXT_REVOCATION, "extension") or []
     parts = {e["url"]: e.get("valueDateTime") or e.get("valueString") for e in revocation}
     organizations = resource.get("organization") or [{}]

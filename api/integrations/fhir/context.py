@@ -15,6 +15,9 @@ class FhirContext:
     principal: Principal
     new_uow: Callable[[], UnitOfWork]
     base_url: str  # .../fhir, no trailing slash
+    # The request's `Idempotency-Key` header: creates that support one replay the first result.
+    # Bundle entries never inherit it (one key, one create).
+    idempotency_key: str | None = None
     now: datetime = field(default_factory=lambda: datetime.now(UTC))
 
     def full_url(self, resource_type: str, resource_id: str) -> str:

@@ -43,6 +43,7 @@ STATUS_OF: dict[str, Refusal] = {
     "CONSENT_REVOKED": Refusal(403, "suppressed"),
     "NOT_FOUND": Refusal(404, "not-found"),
     "NOT_SUPPORTED": Refusal(405, "not-supported"),
+    "TOO_LARGE": Refusal(413, "too-long"),
     "CONFLICT": Refusal(409, "conflict"),
     "PRECONDITION_FAILED": Refusal(412, "conflict"),
     "INVALID_INPUT": Refusal(422, "invalid"),
@@ -62,6 +63,7 @@ _FIELD_PATHS: dict[str, dict[str, str]] = {
     },
     "Task": {"reason": "Task.statusReason", "expectedVersion": "Task.meta.versionId"},
     "Consent": {
+        "sourceReference": "Consent.sourceReference",
         "purposes": "Consent.provision.purpose",
         "dataClasses": "Consent.provision.class",
         "periodEnd": "Consent.provision.period.end",
@@ -77,6 +79,22 @@ _FIELD_PATHS: dict[str, dict[str, str]] = {
         "referralId": "QuestionnaireResponse.basedOn",
     },
     "Encounter": {"note": "Encounter.extension", "endsAt": "Encounter.period.end"},
+    "Procedure": {
+        "referralId": "Procedure.basedOn",
+        "patientId": "Procedure.subject",
+        "performerOrganizationId": "Procedure.performer",
+        "supporterId": "Procedure.performer",
+        "codes": "Procedure.code.coding",
+        "performedStart": "Procedure.performedPeriod.start",
+        "performedEnd": "Procedure.performedPeriod.end",
+        "units": "Procedure.extension",
+    },
+    "DocumentReference": {
+        "contentType": "DocumentReference.content[0].attachment.contentType",
+        "url": "DocumentReference.content[0].attachment.url",
+        "data": "DocumentReference.content[0].attachment.data",
+        "title": "DocumentReference.content[0].attachment.title",
+    },
 }
 
 

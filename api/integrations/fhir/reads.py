@@ -11,79 +11,108 @@ from typing import TypeVar
 from uuid import UUID
 
 from api.domain.errors import DomainError, NotFound
-from api.domain.referrals import ReferralStatus
 from api.domain.sessions import Attendance
-from api.integrations.fhir.consents import to_fhir_consent, to_fhir_consent_document
+from api.integrations.fhir.audit import to_fhir_audit_event
+from api.integrations.fhir.consents import to_fhir_consent
 from api.integrations.fhir.context import FhirContext
 from api.integrations.fhir.datatypes import Json
+from api.integrations.fhir.documents import to_fhir_document_reference
 from api.integrations.fhir.measures import to_fhir_observation, to_fhir_questionnaire_response
 from api.integrations.fhir.organizations import to_fhir_organization
 from api.integrations.fhir.patients import to_fhir_patient
+from api.integrations.fhir.procedures import to_fhir_procedure
 from api.integrations.fhir.programs import to_fhir_healthcare_service
-from api.integrations.fhir.referrals import (
-    to_fhir_procedure,
-    to_fhir_service_request,
-    to_fhir_task,
+from api.integrations.fhir.referrals import to_fhir_service_request, to_fhir_task
+from api.integrations.fhir.sessions import (
+    to_fhir_attendance_encounter,
+    to_fhir_session_encounter,
 )
-from api.integrations.fhir.sessions import to_fhir_session_encounter
 from api.integrations.fhir.supporters import to_fhir_practitioner, to_fhir_practitioner_role
 from api.services import (
+    audit_trail,
     care_reads,
+    consent_forms,
     consents,
     organizations,
     patients,
+    procedures,
     programs,
     referrals,
     sessions,
     supporters,
 )
+from api.services.procedures import ProcedureView
 from api.services.referrals import ReferralView
 
 T = TypeVar("T")
 Outcome = Json | DomainError
 
 
-def referral_resource(
-    resource_type: str, view: ReferralView, attendance: Sequence[Attendance] = ()
-) -> Json | None:
+def referral_resource(resource_type: str, view: ReferralView, outputs: Sequence[UUID] = ()) -> Json:
     redacted = view.withheld is not None
     if resource_type == "ServiceRequest":
         return to_fhir_service_request(view.referral, redacted=redacted)
-    if resource_type == "Task":
-        return to_fhir_task(view.referral, redacted=redacted)
-    return to_fhir_procedure(view.referral, attendance)
+    return to_fhir_task(view.referral, redacted=redacted, outputs=outputs)
 
 
-async def delivered(ctx: FhirContext, views: Sequence[ReferralView]) -> list[Attendance]:
-    """The attendance behind completed referrals' Procedures, as far as the caller may see it."""
-    patient_ids = sorted({v.referral.patient_id for v in views})
-    if not patient_ids:
-        return []
-    try:
-        found = await sessions.attendance_for_patients(ctx.new_uow(), ctx.principal, patient_ids)
-    except DomainError:
-        return []  # no sessions scope: the Procedure still stands, without billed units
-    return [a for rows in found for a in rows]
+def procedure_resource(view: ProcedureView) -> Json:
+    return to_fhir_procedure(view.procedure, redacted=view.withheld is not None)
+
+
+async def task_outputs(
+    ctx: FhirContext, referral_ids: Sequence[UUID]
+) -> dict[UUID, tuple[UUID, ...]]:
+    """The Procedures each referral's Task lists as output."""
+    return await procedures.outputs_of(ctx.new_uow(), ctx.principal, referral_ids)
 
 
 async def _referrals(ctx: FhirContext, resource_type: str, ids: Sequence[UUID]) -> list[Outcome]:
     found = await referrals.get_referrals(ctx.new_uow(), ctx.principal, ids)
-    attendance: list[Attendance] = []
-    if resource_type == "Procedure":
-        attendance = await delivered(
-            ctx,
-            [v for v in found if isinstance(v, ReferralView) and v.withheld is None],
-        )
+    outputs: dict[UUID, tuple[UUID, ...]] = {}
+    if resource_type == "Task":
+        seen = [v.referral.id for v in found if isinstance(v, ReferralView)]
+        outputs = await task_outputs(ctx, seen)
     out: list[Outcome] = []
     for ident, item in zip(ids, found, strict=True):
         if isinstance(item, DomainError):
             out.append(NotFound(resource_type, ident) if isinstance(item, NotFound) else item)
-            continue
-        if resource_type == "Procedure" and item.referral.status is not ReferralStatus.COMPLETED:
-            out.append(NotFound("Procedure", ident))
-            continue
-        resource = referral_resource(resource_type, item, attendance)
-        out.append(resource if resource is not None else NotFound(resource_type, ident))
+        else:
+            out.append(referral_resource(resource_type, item, outputs.get(item.referral.id, ())))
+    return out
+
+
+async def _encounters(ctx: FhirContext, ids: Sequence[UUID]) -> list[Outcome]:
+    """Session Encounters, and attendance Encounters (one per attendee, under consent)."""
+    found = await sessions.get_sessions(ctx.new_uow(), ctx.principal, ids)
+    missing = [i for i, s in zip(ids, found, strict=True) if s is None]
+    attendance = (
+        dict(
+            zip(
+                missing,
+                await sessions.get_attendance(ctx.new_uow(), ctx.principal, missing),
+                strict=True,
+            )
+        )
+        if missing
+        else {}
+    )
+    session_ids = sorted({a.session_id for a in attendance.values() if isinstance(a, Attendance)})
+    attended = {
+        s.id: s
+        for s in await sessions.get_sessions(ctx.new_uow(), ctx.principal, session_ids)
+        if s is not None
+    }
+    out: list[Outcome] = []
+    for ident, session in zip(ids, found, strict=True):
+        item = attendance.get(ident)
+        if session is not None:
+            out.append(to_fhir_session_encounter(session))
+        elif isinstance(item, Attendance):
+            out.append(to_fhir_attendance_encounter(item, attended[item.session_id]))
+        elif isinstance(item, DomainError) and not isinstance(item, NotFound):
+            out.append(item)
+        else:
+            out.append(NotFound("Encounter", ident))
     return out
 
 
@@ -111,7 +140,7 @@ async def read_outcomes(ctx: FhirContext, resource_type: str, ids: Sequence[UUID
     loaders: dict[str, Callable[[], Awaitable[list[Outcome]]]] = {
         "ServiceRequest": lambda: _referrals(ctx, "ServiceRequest", ids),
         "Task": lambda: _referrals(ctx, "Task", ids),
-        "Procedure": lambda: _referrals(ctx, "Procedure", ids),
+        "Encounter": lambda: _encounters(ctx, ids),
     }
     if resource_type in loaders:
         return await loaders[resource_type]()
@@ -122,9 +151,15 @@ async def read_outcomes(ctx: FhirContext, resource_type: str, ids: Sequence[UUID
     if resource_type == "Consent":
         found = await consents.get_consents(uow, who, ids)
         return _mapped(resource_type, ids, found, lambda c: to_fhir_consent(c, now=ctx.now))
+    if resource_type == "Procedure":
+        found_procedures = await procedures.get_procedures(uow, who, ids)
+        return _mapped(resource_type, ids, found_procedures, procedure_resource)
     if resource_type == "DocumentReference":
-        found = await consents.get_consents(uow, who, ids)
-        return _mapped(resource_type, ids, found, to_fhir_consent_document)
+        found_forms = await consent_forms.get_consent_forms(uow, who, ids)
+        return _mapped(resource_type, ids, found_forms, to_fhir_document_reference)
+    if resource_type == "AuditEvent":
+        found_events = await audit_trail.get_audit_events(uow, who, ids)
+        return _mapped(resource_type, ids, found_events, to_fhir_audit_event)
     if resource_type == "HealthcareService":
         found_programs = await programs.get_programs(uow, who, ids)
         return _mapped(resource_type, ids, found_programs, to_fhir_healthcare_service)
@@ -145,9 +180,6 @@ async def read_outcomes(ctx: FhirContext, resource_type: str, ids: Sequence[UUID
             else to_fhir_questionnaire_response
         )
         return _mapped(resource_type, ids, found_measures, measure_convert)
-    if resource_type == "Encounter":
-        found_sessions = await sessions.get_sessions(uow, who, ids)
-        return _mapped(resource_type, ids, found_sessions, to_fhir_session_encounter)
     raise NotFound(resource_type, ",".join(map(str, ids)))
 
 

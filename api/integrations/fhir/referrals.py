@@ -1,8 +1,8 @@
-"""Referral ↔ FHIR ServiceRequest + Task (Gravity SDOH Clinical Care, BSeR business status),
-and the Procedure a completed referral produces (HCPCS H0038).
+"""Referral ↔ FHIR ServiceRequest + Task (Gravity SDOH Clinical Care, BSeR business status).
 
-ServiceRequest, Task and Procedure share the referral's id. The Task carries the workflow
-status; the ServiceRequest the order (codes, priority, requester, performers, consent).
+ServiceRequest and Task share the referral's id. The Task carries the workflow status and lists
+the Procedures the performer recorded as its `output`; the ServiceRequest the order (codes,
+priority, requester, performers, consent).
 """
 
 from __future__ import annotations
@@ -11,7 +11,6 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 from uuid import UUID
 
-from fhir.resources.R4B.procedure import Procedure
 from fhir.resources.R4B.servicerequest import ServiceRequest
 from fhir.resources.R4B.task import Task
 
@@ -25,7 +24,6 @@ from api.domain.referrals import (
     Referral,
     ReferralStatus,
 )
-from api.domain.sessions import Attendance
 from api.integrations.fhir import codes
 from api.integrations.fhir.datatypes import (
     Json,
@@ -110,8 +108,10 @@ def _business_status(referral: Referral) -> Json | None:
     return concept(BSER_SYSTEM, *found) if found else None
 
 
-def to_fhir_task(referral: Referral, *, redacted: bool = False) -> Json:
-    completed = referral.status is ReferralStatus.COMPLETED
+def to_fhir_task(
+    referral: Referral, *, redacted: bool = False, outputs: Sequence[UUID] = ()
+) -> Json:
+    """`outputs`: the Procedures recorded for the referral (Gravity "resulting-activity")."""
     return finish(
         Task,
         {
@@ -141,52 +141,10 @@ def to_fhir_task(referral: Referral, *, redacted: bool = False) -> Json:
             "output": [
                 {
                     "type": concept(codes.GRAVITY_TEMP, "resulting-activity", "Resulting Activity"),
-                    "valueReference": ref("Procedure", referral.id),
+                    "valueReference": ref("Procedure", procedure_id),
                 }
-            ]
-            if completed
-            else [],
-        },
-    )
-
-
-def to_fhir_procedure(referral: Referral, attendance: Sequence[Attendance] = ()) -> Json | None:
-    """What a completed referral delivered: peer services (H0038), units from attendance."""
-    if referral.status is not ReferralStatus.COMPLETED:
-        return None
-    units = sum(a.billing.units for a in attendance if a.referral_id == referral.id)
-    performers = [{"actor": ref("Organization", referral.performer_organization_id)}]
-    if referral.assigned_supporter_id:
-        performers.append(
-            {
-                "actor": ref("PractitionerRole", referral.assigned_supporter_id),
-                "onBehalfOf": ref("Organization", referral.performer_organization_id),
-            }
-        )
-    return finish(
-        Procedure,
-        {
-            "resourceType": "Procedure",
-            "id": str(referral.id),
-            "meta": _meta(referral, False),
-            "extension": [
-                {
-                    "url": codes.EXT_BILLING,
-                    "extension": [{"url": "units", "valueUnsignedInt": units}],
-                }
+                for procedure_id in outputs
             ],
-            "basedOn": [ref("ServiceRequest", referral.id)],
-            "status": "completed",
-            "category": _direction_concept(referral.direction),
-            "code": {
-                "coding": [
-                    coding(codes.HCPCS, "H0038", codes.H0038_DISPLAY),
-                    coding(codes.SNOMED, *codes.REFERRAL_CODE[referral.direction]),
-                ]
-            },
-            "subject": ref("Patient", referral.patient_id),
-            "performedDateTime": instant(referral.updated_at),
-            "performer": performers,
         },
     )
 

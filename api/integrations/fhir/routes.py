@@ -66,7 +66,12 @@ async def interaction(request: Request) -> Response:
                 raise BadRequest("the request has no body")
             body = parse_json(raw)
         pool = request.app.state.pool
-        ctx = FhirContext(principal, lambda: PostgresUnitOfWork(pool), _base_url(request))
+        ctx = FhirContext(
+            principal,
+            lambda: PostgresUnitOfWork(pool),
+            _base_url(request),
+            idempotency_key=request.headers.get("idempotency-key"),
+        )
         url = f"{path}?{request.url.query}" if request.url.query else path
         reply = await handle(ctx, request.method, url, body, request.headers.get("if-match"))
     except DomainError as error:

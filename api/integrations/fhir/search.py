@@ -63,6 +63,7 @@ SEARCH_PARAMS: dict[str, tuple[SearchParam, ...]] = {
         _p("status", Kind.TOKEN, "active | on-hold | completed | revoked"),
         _p("intent", Kind.TOKEN, "order"),
         _p("category", Kind.TOKEN, "clinic_to_peer | peer_to_clinic"),
+        _p("code", Kind.TOKEN, "SNOMED 461481000124109 (to peer support) | 390866009"),
         _p("requester", Kind.REFERENCE, "Organization/<id>"),
         _p("performer", Kind.REFERENCE, "Organization/<id>"),
     ),
@@ -82,14 +83,24 @@ SEARCH_PARAMS: dict[str, tuple[SearchParam, ...]] = {
         _UPDATED,
         _PATIENT,
         _p("based-on", Kind.REFERENCE, "ServiceRequest/<id>"),
-        _p("status", Kind.TOKEN, "completed"),
+        _p("category", Kind.TOKEN, "system|code or code"),
+        _p("code", Kind.TOKEN, "HCPCS H0038 or a SNOMED CT code (system|code or code)"),
+        _p("status", Kind.TOKEN, "in-progress | completed | not-done"),
         _p("performer", Kind.REFERENCE, "Organization/<id>"),
+        _p("date", Kind.DATE, "the performed period: eq (overlaps), gt/ge/lt/le"),
     ),
     "Patient": (_ID, _p("identifier", Kind.TOKEN, "system|value (both required)")),
     "Consent": (
         _ID,
-        _PATIENT,
+        _UPDATED,
+        _p("patient", Kind.REFERENCE, "Patient/<id> (or search by source-reference or _id)"),
+        _p("source-reference", Kind.REFERENCE, "DocumentReference/<id>"),
         _p("status", Kind.TOKEN, "active | inactive"),
+    ),
+    "DocumentReference": (
+        _ID,
+        _UPDATED,
+        _p("patient", Kind.REFERENCE, "Patient/<id> (or search by _id)"),
     ),
     "HealthcareService": (
         _ID,
@@ -104,9 +115,25 @@ SEARCH_PARAMS: dict[str, tuple[SearchParam, ...]] = {
         _p("practitioner", Kind.REFERENCE, "Practitioner/<id>"),
     ),
     "Organization": (_ID,),
-    "Observation": (_PATIENT, _p("code", Kind.TOKEN, "LOINC total score code")),
-    "QuestionnaireResponse": (_PATIENT,),
-    "Encounter": (_PATIENT,),
+    "Observation": (
+        _ID,
+        _p("patient", Kind.REFERENCE, "Patient/<id> (or search by _id)"),
+        _p("category", Kind.TOKEN, "survey"),
+        _p("status", Kind.TOKEN, "final"),
+        _p("code", Kind.TOKEN, "LOINC total score code"),
+    ),
+    "QuestionnaireResponse": (
+        _ID,
+        _p("patient", Kind.REFERENCE, "Patient/<id> (or search by _id)"),
+        _p("author", Kind.REFERENCE, "Organization/<id>"),
+        _p("questionnaire", Kind.REFERENCE, "the instrument's Questionnaire URL"),
+        _p("status", Kind.TOKEN, "completed"),
+    ),
+    "Encounter": (_ID, _p("patient", Kind.REFERENCE, "Patient/<id>: attendance Encounters")),
+    "AuditEvent": (
+        _ID,
+        _p("patient", Kind.REFERENCE, "Patient/<id>: newest first (or search by _id)"),
+    ),
 }
 
 # resource type → the _include / _revinclude values it supports.
@@ -241,6 +268,22 @@ def reference_id(value: str, resource_type: str, where: str) -> UUID:
         return UUID(text)
     except ValueError as error:
         raise BadRequest(f"must be {resource_type}/<id>", field=where) from error
+
+
+def ids_of(request: SearchRequest, name: str, resource_type: str) -> list[UUID]:
+    """Every id a reference (or `_id`) parameter names, as `Type/<id>` or `<id>`."""
+    return [reference_id(v, resource_type, name) for f in request.get(name) for v in f.values]
+
+
+def one_id(request: SearchRequest, name: str, resource_type: str) -> UUID | None:
+    ids = ids_of(request, name, resource_type)
+    if len(ids) > 1:
+        raise BadRequest("one value only", field=name)
+    return ids[0] if ids else None
+
+
+def token_values(request: SearchRequest, name: str) -> tuple[str, ...]:
+    return tuple(v for f in request.get(name) for v in f.values)
 
 
 def since(request: SearchRequest) -> tuple[datetime | None, datetime | None]:

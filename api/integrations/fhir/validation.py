@@ -55,6 +55,16 @@ _REQUIRED_CODES: dict[str, frozenset[str]] = {
     "QuestionnaireResponse.status": frozenset(
         {"in-progress", "completed", "amended", "entered-in-error", "stopped"}
     ),
+    "Procedure.status": frozenset(
+        {
+            "preparation", "in-progress", "not-done", "on-hold", "stopped", "completed",
+            "entered-in-error", "unknown",
+        }
+    ),
+    "DocumentReference.status": frozenset({"current", "superseded", "entered-in-error"}),
+    "DocumentReference.docStatus": frozenset(
+        {"preliminary", "final", "amended", "entered-in-error"}
+    ),
     "Encounter.status": frozenset(
         {
             "planned", "arrived", "triaged", "in-progress", "onleave", "finished", "cancelled",
@@ -71,6 +81,7 @@ ACCEPTED_TYPES = (
     "Task",
     "QuestionnaireResponse",
     "Encounter",
+    "Procedure",
     "Bundle",
 )
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Any
 from uuid import UUID
 
@@ -21,9 +20,15 @@ from api.integrations.fhir.datatypes import (
     parse_instant,
     ref_id,
 )
+from api.integrations.fhir.documents import (
+    record_consent_form_command,
+    to_fhir_document_reference,
+)
 from api.integrations.fhir.measures import record_outcome_command, to_fhir_questionnaire_response
 from api.integrations.fhir.outcomes import MethodNotAllowed
 from api.integrations.fhir.patients import register_patient_command, to_fhir_patient
+from api.integrations.fhir.procedures import record_procedure_command
+from api.integrations.fhir.reads import procedure_resource, task_outputs
 from api.integrations.fhir.referrals import (
     performers_of,
     priority_of,
@@ -37,7 +42,16 @@ from api.integrations.fhir.sessions import (
     to_fhir_attendance_encounter,
     to_fhir_session_encounter,
 )
-from api.services import consents, outcomes, patients, referrals, sessions, tasks
+from api.services import (
+    consent_forms,
+    consents,
+    outcomes,
+    patients,
+    procedures,
+    referrals,
+    sessions,
+    tasks,
+)
 from api.services.referrals import DEFAULT_SHARED, CreateReferral
 
 
@@ -59,6 +73,19 @@ async def create(ctx: FhirContext, resource: Json) -> Json:
         return to_fhir_questionnaire_response(measure)
     if kind == "Encounter":
         return await _create_encounter(ctx, resource)
+    if kind == "Procedure":
+        recorded = await procedures.record_procedure(
+            uow, who, record_procedure_command(resource), idempotency_key=ctx.idempotency_key
+        )
+        return procedure_resource(recorded)
+    if kind == "DocumentReference":
+        form = await consent_forms.record_consent_form(
+            uow,
+            who,
+            record_consent_form_command(resource, who),
+            idempotency_key=ctx.idempotency_key,
+        )
+        return to_fhir_document_reference(form)
     raise MethodNotAllowed(f"create is not supported for {kind}")
 
 
@@ -68,11 +95,6 @@ async def _create_consent(ctx: FhirContext, resource: Json) -> Json:
     if "patient-privacy" not in codes_in([resource.get("scope", {})], codes.CONSENT_SCOPE):
         raise Invalid("PeerBridge records patient-privacy consents", field="Consent.scope")
     command = grant_consent_command(resource)
-    source = resource.get("sourceAttachment", {}).get("url") or (
-        resource.get("sourceReference", {}).get("reference")
-    )
-    if source:
-        command = replace(command, source_reference=source)
     consent = await consents.grant_consent(ctx.new_uow(), ctx.principal, command)
     return to_fhir_consent(consent, now=ctx.now)
 
@@ -200,7 +222,7 @@ def _changed(current: Json, incoming: Json) -> frozenset[str]:
             if others:
                 changed.add("extension")
         elif key == "output":
-            continue  # derived: a completed referral's output is its Procedure
+            continue  # derived: the referral's Procedures (checked by the service)
         elif _comparable(current.get(key)) != _comparable(incoming.get(key)):
             changed.add(key)
     return frozenset(changed)
@@ -225,7 +247,7 @@ async def update_task(
     if resource.get("id") != str(task_id):
         raise Invalid("must equal the id in the URL", field="Task.id")
     view = await referrals.get_referral(ctx.new_uow(), ctx.principal, task_id)
-    current = to_fhir_task(view.referral)
+    current = to_fhir_task(view.referral)  # outputs are derived: `_changed` skips them
     assigned = extension_value(resource, codes.EXT_ASSIGNED_SUPPORTER, "valueReference")
     try:
         status = ReferralStatus(str(resource.get("status")))
@@ -235,6 +257,10 @@ async def update_task(
         priority = Priority(resource.get("priority", view.referral.priority.value))
     except ValueError as error:
         raise Invalid("must be routine, urgent, asap or stat", field="Task.priority") from error
+    outputs = tuple(
+        ref_id(item.get("valueReference"), "Procedure", f"Task.output[{index}].valueReference")
+        for index, item in enumerate(resource.get("output", ()))
+    )
     updated = await tasks.update_task(
         ctx.new_uow(),
         ctx.principal,
@@ -247,10 +273,16 @@ async def update_task(
             if assigned
             else None,
             changed=_changed(current, resource),
+            outputs=outputs,
             expected_version=expected_version,
         ),
     )
-    return to_fhir_task(updated.referral, redacted=updated.withheld is not None)
+    listed = await task_outputs(ctx, [task_id])
+    return to_fhir_task(
+        updated.referral,
+        redacted=updated.withheld is not None,
+        outputs=listed.get(task_id, ()),
+    )
 
 
 async def update_consent(

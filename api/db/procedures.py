@@ -1,0 +1,153 @@
+"""Procedures (deliveries recorded against referrals) over asyncpg."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from uuid import UUID
+
+import asyncpg
+
+from api.db.sql import Where
+from api.domain.procedures import Procedure, ProcedureStatus
+from api.domain.referrals import Coding
+from api.services.filters import ProcedureFilter
+from api.services.pagination import Keyset
+
+_COLUMNS = (
+    "id, referral_id, patient_id, performer_organization_id, supporter_id, status, codes, "
+    "category_system, category_code, performed_start, performed_end, units, part2, version, "
+    "created_at, updated_at"
+)
+_QUALIFIED = ", ".join(f"p.{c.strip()}" for c in _COLUMNS.split(","))
+
+
+def _procedure(row: asyncpg.Record) -> Procedure:
+    category = (
+        Coding(row["category_system"], row["category_code"]) if row["category_code"] else None
+    )
+    return Procedure(
+        id=row["id"],
+        referral_id=row["referral_id"],
+        patient_id=row["patient_id"],
+        performer_organization_id=row["performer_organization_id"],
+        supporter_id=row["supporter_id"],
+        status=ProcedureStatus(row["status"]),
+        codes=tuple(Coding(c["system"], c["code"], c.get("display")) for c in row["codes"]),
+        category=category,
+        performed_start=row["performed_start"],
+        performed_end=row["performed_end"],
+        units=row["units"],
+        part2=row["part2"],
+        version=row["version"],
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+    )
+
+
+def _codes(codes: Sequence[Coding]) -> list[dict[str, str]]:
+    """As jsonb (the pool's codec encodes it)."""
+    return [
+        {"system": c.system, "code": c.code, **({"display": c.display} if c.display else {})}
+        for c in codes
+    ]
+
+
+def _tokens(values: Sequence[str]) -> tuple[list[str], list[str]]:
+    """Token search values split into `system|code` ones and bare codes."""
+    return [v for v in values if "|" in v], [v for v in values if "|" not in v]
+
+
+class PostgresProcedureRepository:
+    def __init__(self, connection: asyncpg.Connection) -> None:
+        self._db = connection
+
+    async def add(self, procedure: Procedure) -> Procedure:
+        category = procedure.category
+        row = await self._db.fetchrow(
+            f"INSERT INTO procedures ({_COLUMNS}) VALUES "
+            "($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) "
+            f"RETURNING {_COLUMNS}",
+            procedure.id,
+            procedure.referral_id,
+            procedure.patient_id,
+            procedure.performer_organization_id,
+            procedure.supporter_id,
+            procedure.status.value,
+            _codes(procedure.codes),
+            category.system if category else None,
+            category.code if category else None,
+            procedure.performed_start,
+            procedure.performed_end,
+            procedure.units,
+            procedure.part2,
+            procedure.version,
+            procedure.created_at,
+            procedure.updated_at,
+        )
+        return _procedure(row)
+
+    async def get_many(self, ids: Sequence[UUID]) -> list[Procedure | None]:
+        rows = await self._db.fetch(
+            f"SELECT {_COLUMNS} FROM procedures WHERE id = ANY($1::uuid[])", list(ids)
+        )
+        found = {row["id"]: _procedure(row) for row in rows}
+        return [found.get(i) for i in ids]
+
+    async def for_referrals(self, referral_ids: Sequence[UUID]) -> list[Procedure]:
+        rows = await self._db.fetch(
+            f"SELECT {_COLUMNS} FROM procedures WHERE referral_id = ANY($1::uuid[]) "
+            "ORDER BY created_at, id",
+            list(referral_ids),
+        )
+        return [_procedure(row) for row in rows]
+
+    async def search(
+        self, organization_id: UUID, where: ProcedureFilter, after: Keyset | None, limit: int
+    ) -> list[Procedure]:
+        """Procedures of referrals the organization requested or performs, newest change first."""
+        w = Where()
+        org = w.param(organization_id)
+        w.add(f"(r.requester_organization_id = {org} OR r.performer_organization_id = {org})")
+        if where.ids:
+            w.add("p.id = ANY({}::uuid[])", list(where.ids))
+        if where.referral_ids:
+            w.add("p.referral_id = ANY({}::uuid[])", list(where.referral_ids))
+        if where.patient_id is not None:
+            w.add("p.patient_id = {}", where.patient_id)
+        if where.performer_organization_id is not None:
+            w.add("p.performer_organization_id = {}", where.performer_organization_id)
+        if where.statuses:
+            w.add("p.status = ANY({}::text[])", sorted(s.value for s in where.statuses))
+        if where.categories:
+            pairs, bare = _tokens(where.categories)
+            w.add(
+                "(p.category_system || '|' || p.category_code = ANY({}::text[]) "
+                "OR p.category_code = ANY({}::text[]))",
+                pairs,
+                bare,
+            )
+        if where.codes:
+            pairs, bare = _tokens(where.codes)
+            w.add(
+                "EXISTS (SELECT 1 FROM jsonb_array_elements(p.codes) c WHERE "
+                "(c->>'system') || '|' || (c->>'code') = ANY({}::text[]) "
+                "OR c->>'code' = ANY({}::text[]))",
+                pairs,
+                bare,
+            )
+        if where.updated_since is not None:
+            w.add("p.updated_at > {}", where.updated_since)
+        if where.updated_before is not None:
+            w.add("p.updated_at < {}", where.updated_before)
+        if where.performed_from is not None:
+            w.add("COALESCE(p.performed_end, p.performed_start) >= {}", where.performed_from)
+        if where.performed_before is not None:
+            w.add("p.performed_start < {}", where.performed_before)
+        if after is not None:
+            w.add("(p.updated_at, p.id) < ({}, {})", after.updated_at, after.id)
+        rows = await self._db.fetch(
+            f"SELECT {_QUALIFIED} FROM procedures p JOIN referrals r ON r.id = p.referral_id "
+            f"WHERE {w.sql()} ORDER BY p.updated_at DESC, p.id DESC LIMIT {w.param(limit)}",
+            *w.params,
+        )
+        return [_procedure(row) for row in rows]

@@ -1,0 +1,72 @@
+"""A search's answer, and the resources `_include` / `_revinclude` add to it (read through the
+same services as direct reads, so what the caller may not see is silently left out)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from uuid import UUID
+
+from api.integrations.fhir.context import FhirContext
+from api.integrations.fhir.datatypes import Json, parse_ref
+from api.integrations.fhir.reads import read_many
+from api.integrations.fhir.search import SearchRequest
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    matches: list[Json]
+    included: list[Json]
+    next_cursor: str | None
+    total: int | None  # only when cheap: everything fit in one page
+
+
+# _include value → the element(s) of the matched resource whose references to fetch.
+INCLUDE_PATHS: dict[str, tuple[str, ...]] = {
+    "ServiceRequest:patient": ("subject",),
+    "ServiceRequest:subject": ("subject",),
+    "ServiceRequest:supporting-info": ("supportingInfo",),
+    "ServiceRequest:requester": ("requester",),
+    "ServiceRequest:performer": ("performer",),
+    "Task:focus": ("focus",),
+    "Task:output": ("output.valueReference",),
+    "Task:patient": ("for",),
+    "Task:owner": ("owner",),
+    "Consent:source-reference": ("sourceReference",),
+    "PractitionerRole:organization": ("organization",),
+    "PractitionerRole:practitioner": ("practitioner",),
+}
+
+
+def _references(resource: Json, path: str) -> list[Json]:
+    head, _, rest = path.partition(".")
+    value = resource.get(head)
+    items = value if isinstance(value, list) else [value] if value else []
+    if rest:
+        return [r for item in items for r in _references(item, rest)]
+    return [item for item in items if isinstance(item, dict) and "reference" in item]
+
+
+async def includes(ctx: FhirContext, request: SearchRequest, matches: list[Json]) -> list[Json]:
+    wanted: dict[str, list[UUID]] = {}
+    for include in request.includes:
+        for resource in matches:
+            for path in INCLUDE_PATHS[include]:
+                for reference in _references(resource, path):
+                    kind, ident = parse_ref(reference, include)
+                    wanted.setdefault(kind, []).append(ident)
+    if "Task:focus" in request.revincludes:
+        wanted.setdefault("Task", []).extend(UUID(r["id"]) for r in matches)
+    seen = {(r["resourceType"], r["id"]) for r in matches}
+    included: list[Json] = []
+    for kind, ids in wanted.items():
+        for resource in await read_many(ctx, kind, ids):
+            key = (resource["resourceType"], resource["id"])
+            if key not in seen:
+                seen.add(key)
+                included.append(resource)
+    return included
+
+
+def page(matches: list[Json], included: list[Json], cursor: str | None) -> SearchResult:
+    """A page of matches: the total is given when everything fit in it."""
+    return SearchResult(matches, included, cursor, len(matches) if cursor is None else None)

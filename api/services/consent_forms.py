@@ -1,0 +1,217 @@
+"""Signed consent forms (FHIR DocumentReference, the source a Consent cites): recorded by the
+organization holding the patient's record, read by the parties to a consent that cites them."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from uuid import UUID
+
+from api.domain.audit import AuditAction
+from api.domain.consents import Consent
+from api.domain.documents import ConsentForm, check_content, source_reference_of
+from api.domain.errors import DomainError, Forbidden, NotFound
+from api.domain.events import DomainEvent
+from api.domain.patients import Patient
+from api.domain.principal import Principal
+from api.services import idempotency
+from api.services.policy import Capability, audit, denied, require, utcnow
+from api.services.repositories import UnitOfWork
+
+
+@dataclass(frozen=True)
+class RecordConsentForm:
+    patient_id: UUID
+    content_type: str
+    title: str | None = None
+    url: str | None = None
+    data: bytes | None = None
+
+
+async def record_consent_form(
+    uow: UnitOfWork,
+    principal: Principal,
+    command: RecordConsentForm,
+    *,
+    idempotency_key: str | None = None,
+) -> ConsentForm:
+    """Keep the patient's signed consent form (a link or the file), so Consents can cite it."""
+    require(principal, Capability.RECORD_CONSENT_FORMS)
+    check_content(command.content_type, command.title, command.url, command.data)
+    async with uow:
+        replay = await idempotency.replayed_id(
+            uow, principal, idempotency_key, "recordConsentForm", command
+        )
+        if replay is not None:
+            (again,) = await uow.consent_forms.get_many([replay])
+            if again is None:
+                raise NotFound("DocumentReference", replay)
+            await uow.commit()
+            return again
+        (patient,) = await uow.patients.get_many([command.patient_id])
+        if patient is None:
+            raise NotFound("Patient", command.patient_id)
+        if patient.managing_organization_id != principal.organization_id:
+            error = Forbidden("only the organization holding the patient's record keeps its forms")
+            denied(
+                uow,
+                principal,
+                error,
+                action=AuditAction.CREATE,
+                operation="recordConsentForm",
+                resource_type="DocumentReference",
+                resource_id=None,
+                patient_id=patient.id,
+            )
+            raise error
+        now = utcnow()
+        form = await uow.consent_forms.add(
+            ConsentForm(
+                id=uuid.uuid4(),
+                patient_id=patient.id,
+                organization_id=principal.organization_id,
+                content_type=command.content_type,
+                title=(command.title or "").strip() or None,
+                url=command.url,
+                data=command.data,
+                version=1,
+                created_at=now,
+                updated_at=now,
+            )
+        )
+        await uow.audit.add_many(
+            [
+                audit(
+                    principal,
+                    action=AuditAction.CREATE,
+                    operation="recordConsentForm",
+                    resource_type="DocumentReference",
+                    resource_id=form.id,
+                    patient_id=patient.id,
+                )
+            ]
+        )
+        await uow.outbox.add_many(
+            [
+                DomainEvent(
+                    "ConsentFormRecorded", "ConsentForm", form.id, (form.organization_id,), {}
+                )
+            ]
+        )
+        await idempotency.remember(
+            uow, principal, idempotency_key, "recordConsentForm", command, form.id
+        )
+        await uow.commit()
+    return form
+
+
+def _may_read(
+    form: ConsentForm, patient: Patient, consents: Sequence[Consent], organization_id: UUID
+) -> bool:
+    """The holder of the record, and the parties to a consent that cites the form."""
+    if organization_id in (form.organization_id, patient.managing_organization_id):
+        return True
+    cited = source_reference_of(form.id)
+    return any(
+        c.source_reference == cited
+        and organization_id in (c.recorded_by_organization_id, c.recipient_organization_id)
+        for c in consents
+    )
+
+
+async def _readable(
+    uow: UnitOfWork, principal: Principal, forms: Sequence[ConsentForm]
+) -> dict[UUID, bool]:
+    patient_ids = sorted({f.patient_id for f in forms})
+    patients = {p.id: p for p in await uow.patients.get_many(patient_ids) if p is not None}
+    consents = await uow.consents.for_patients(patient_ids) if patient_ids else []
+    return {
+        f.id: _may_read(f, patients[f.patient_id], consents, principal.organization_id)
+        for f in forms
+    }
+
+
+async def get_consent_forms(
+    uow: UnitOfWork, principal: Principal, ids: Sequence[UUID]
+) -> list[ConsentForm | DomainError]:
+    """Consent forms by id, or why the caller may not see each one."""
+    require(principal, Capability.READ_CONSENT_FORMS)
+    async with uow:
+        found = await uow.consent_forms.get_many(ids)
+        readable = await _readable(uow, principal, [f for f in found if f is not None])
+        results: list[ConsentForm | DomainError] = []
+        records = []
+        for form_id, form in zip(ids, found, strict=True):
+            if form is None:
+                results.append(NotFound("DocumentReference", form_id))
+            elif readable[form.id]:
+                results.append(form)
+                records.append(
+                    audit(
+                        principal,
+                        action=AuditAction.READ,
+                        operation="readConsentForm",
+                        resource_type="DocumentReference",
+                        resource_id=form.id,
+                        patient_id=form.patient_id,
+                    )
+                )
+            else:
+                error = Forbidden("no consent citing this form is addressed to your organization")
+                results.append(error)
+                denied(
+                    uow,
+                    principal,
+                    error,
+                    action=AuditAction.READ,
+                    operation="readConsentForm",
+                    resource_type="DocumentReference",
+                    resource_id=form.id,
+                    patient_id=form.patient_id,
+                )
+        await uow.audit.add_many(records)
+        await uow.commit()
+    return results
+
+
+async def consent_forms_of_patient(
+    uow: UnitOfWork, principal: Principal, patient_id: UUID
+) -> list[ConsentForm]:
+    """The patient's forms the caller may read, newest first."""
+    require(principal, Capability.READ_CONSENT_FORMS)
+    async with uow:
+        (patient,) = await uow.patients.get_many([patient_id])
+        if patient is None:
+            raise NotFound("Patient", patient_id)
+        forms = await uow.consent_forms.for_patients([patient_id])
+        readable = await _readable(uow, principal, forms)
+        visible = [f for f in forms if readable[f.id]]
+        if not visible and principal.organization_id != patient.managing_organization_id:
+            error = Forbidden("no consent form of this patient is addressed to your organization")
+            denied(
+                uow,
+                principal,
+                error,
+                action=AuditAction.READ,
+                operation="listConsentForms",
+                resource_type="DocumentReference",
+                resource_id=None,
+                patient_id=patient_id,
+            )
+            raise error
+        await uow.audit.add_many(
+            [
+                audit(
+                    principal,
+                    action=AuditAction.READ,
+                    operation="listConsentForms",
+                    resource_type="DocumentReference",
+                    resource_id=f.id,
+                    patient_id=patient_id,
+                )
+                for f in visible
+            ]
+        )
+        await uow.commit()
+    return visible
