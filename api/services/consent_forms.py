@@ -1,17 +1,25 @@
 """Signed consent forms (FHIR DocumentReference, the source a Consent cites): recorded by the
-organization holding the patient's record, read by the parties to a consent that cites them."""
+organization holding the patient's record, read by the parties to a consent that cites them
+while that consent is in force (the form itself is PHI: names, signatures)."""
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from uuid import UUID
 
 from api.domain.audit import AuditAction
-from api.domain.consents import Consent
+from api.domain.consents import Consent, ConsentStatus
 from api.domain.documents import ConsentForm, check_content, source_reference_of
-from api.domain.errors import DomainError, Forbidden, NotFound
+from api.domain.errors import (
+    ConsentRequired,
+    ConsentRevoked,
+    DomainError,
+    Forbidden,
+    NotFound,
+)
 from api.domain.events import DomainEvent
 from api.domain.patients import Patient
 from api.domain.principal import Principal
@@ -106,28 +114,42 @@ async def record_consent_form(
     return form
 
 
-def _may_read(
-    form: ConsentForm, patient: Patient, consents: Sequence[Consent], organization_id: UUID
-) -> bool:
-    """The holder of the record, and the parties to a consent that cites the form."""
+def _refusal(
+    form: ConsentForm,
+    patient: Patient,
+    consents: Sequence[Consent],
+    organization_id: UUID,
+    now: datetime,
+) -> DomainError | None:
+    """Why the organization may not read the form now, or None: the holder of the record always
+    may; a party to a consent citing the form while that consent is in force."""
     if organization_id in (form.organization_id, patient.managing_organization_id):
-        return True
+        return None
     cited = source_reference_of(form.id)
-    return any(
-        c.source_reference == cited
-        and organization_id in (c.recorded_by_organization_id, c.recipient_organization_id)
+    citing = [
+        c
         for c in consents
-    )
+        if c.source_reference == cited
+        and organization_id in (c.recorded_by_organization_id, c.recipient_organization_id)
+    ]
+    if any(c.in_force_at(now) for c in citing):
+        return None
+    if any(c.status_at(now) is not ConsentStatus.ACTIVE for c in citing):
+        return ConsentRevoked("the consent citing this form is no longer in force")
+    if citing:
+        return ConsentRequired("the consent citing this form is not in force yet")
+    return Forbidden("no consent citing this form is addressed to your organization")
 
 
-async def _readable(
+async def _refusals(
     uow: UnitOfWork, principal: Principal, forms: Sequence[ConsentForm]
-) -> dict[UUID, bool]:
+) -> dict[UUID, DomainError | None]:
     patient_ids = sorted({f.patient_id for f in forms})
     patients = {p.id: p for p in await uow.patients.get_many(patient_ids) if p is not None}
     consents = await uow.consents.for_patients(patient_ids) if patient_ids else []
+    now = utcnow()
     return {
-        f.id: _may_read(f, patients[f.patient_id], consents, principal.organization_id)
+        f.id: _refusal(f, patients[f.patient_id], consents, principal.organization_id, now)
         for f in forms
     }
 
@@ -139,13 +161,13 @@ async def get_consent_forms(
     require(principal, Capability.READ_CONSENT_FORMS)
     async with uow:
         found = await uow.consent_forms.get_many(ids)
-        readable = await _readable(uow, principal, [f for f in found if f is not None])
+        refusals = await _refusals(uow, principal, [f for f in found if f is not None])
         results: list[ConsentForm | DomainError] = []
         records = []
         for form_id, form in zip(ids, found, strict=True):
             if form is None:
                 results.append(NotFound("DocumentReference", form_id))
-            elif readable[form.id]:
+            elif (error := refusals[form.id]) is None:
                 results.append(form)
                 records.append(
                     audit(
@@ -158,7 +180,6 @@ async def get_consent_forms(
                     )
                 )
             else:
-                error = Forbidden("no consent citing this form is addressed to your organization")
                 results.append(error)
                 denied(
                     uow,
@@ -185,10 +206,15 @@ async def consent_forms_of_patient(
         if patient is None:
             raise NotFound("Patient", patient_id)
         forms = await uow.consent_forms.for_patients([patient_id])
-        readable = await _readable(uow, principal, forms)
-        visible = [f for f in forms if readable[f.id]]
+        refusals = await _refusals(uow, principal, forms)
+        visible = [f for f in forms if refusals[f.id] is None]
         if not visible and principal.organization_id != patient.managing_organization_id:
-            error = Forbidden("no consent form of this patient is addressed to your organization")
+            lapsed = [e for e in refusals.values() if isinstance(e, ConsentRequired)]
+            error = (
+                lapsed[0]
+                if lapsed
+                else Forbidden("no consent form of this patient is addressed to your organization")
+            )
             denied(
                 uow,
                 principal,

@@ -376,3 +376,25 @@ async def test_an_idempotency_key_replays_the_first_procedure(network: Network, 
     assert changed.status_code == 409, changed.text
     listed = await peer.ok("GET", f"Procedure?based-on=ServiceRequest/{task['id']}")
     assert len(entries(listed)) == 1
+
+
+async def test_a_batch_records_each_procedure_on_its_own(network: Network, peer: Fhir) -> None:
+    task = await _referral(network, *WORKING)
+    bundle = {
+        "resourceType": "Bundle",
+        "type": "batch",
+        "entry": [
+            {"resource": _delivered(task, network), "request": {"method": "POST", "url": url}}
+            for url in ("Procedure", "Procedure")
+        ],
+    }
+    bundle["entry"][1]["resource"]["status"] = "stopped"
+    done = await peer.ok("POST", "", bundle, **{"idempotency-key": "batch-1"})
+    first, second = done["entry"]
+    assert first["response"]["status"] == "201 Created"
+    assert first["response"]["location"].startswith(f"Procedure/{first['resource']['id']}")
+    assert second["response"]["status"].startswith("422")
+    outcome = second["response"]["outcome"]
+    assert [x for i in outcome["issue"] for x in i["expression"]] == ["Procedure.status"]
+    listed = await peer.ok("GET", f"Procedure?based-on=ServiceRequest/{task['id']}")
+    assert [p["id"] for p in entries(listed)] == [first["resource"]["id"]]

@@ -128,6 +128,42 @@ async def test_the_holder_records_a_signed_form_that_a_consent_cites_and_its_par
     assert "entry" not in none
 
 
+async def test_a_revoked_consent_hides_the_signed_form_from_the_recipient_on_the_next_request(
+    network: Network, clinic: Fhir, peer: Fhir
+) -> None:
+    patient = f"Patient/{network.patient.id}"
+    form = await clinic.ok("POST", "DocumentReference", consent_form(patient, inline=True))
+    cites = {"sourceReference": {"reference": f"DocumentReference/{form['id']}"}}
+    consent = await clinic.ok("POST", "Consent", _consent(network, cites))
+    assert (await peer.ok("GET", f"DocumentReference/{form['id']}"))["content"]
+
+    revoked = await clinic.ok(
+        "PUT",
+        f"Consent/{consent['id']}",
+        {**consent, "status": "inactive"},
+        **{"if-match": 'W/"1"'},
+    )
+    assert revoked["status"] == "inactive"
+
+    for path in (f"DocumentReference/{form['id']}", f"DocumentReference?patient={patient}"):
+        refused = await peer.get(path)
+        assert refused.status_code == 403, refused.text
+        assert refused.json()["issue"][0]["details"]["coding"][0]["code"] == "CONSENT_REVOKED"
+    bundle = await peer.ok(
+        "GET",
+        f"Consent?source-reference=DocumentReference/{form['id']}"
+        "&_include=Consent:source-reference",
+    )
+    assert [r["resourceType"] for r in entries(bundle)] == ["Consent"]
+    assert attachment_data(form) not in str(peer.seen[-1])
+    assert (await clinic.ok("GET", f"DocumentReference/{form['id']}"))["id"] == form["id"]
+
+
+def attachment_data(form: dict[str, Any]) -> str:
+    data: str = form["content"][0]["attachment"]["data"]
+    return data
+
+
 async def test_only_the_organization_holding_the_record_keeps_its_consent_forms(
     network: Network, peer: Fhir
 ) -> None:
