@@ -32,6 +32,7 @@ from api.services import (
     organizations,
     outcomes,
     patients,
+    procedures,
     programs,
     referrals,
     sessions,
@@ -70,6 +71,13 @@ _read_supporters = _absent_as_not_found("PeerSupporter", supporters.get_supporte
 _read_sessions = _absent_as_not_found("Session", sessions.get_sessions)
 
 
+async def _read_task_outputs(
+    uow: UnitOfWork, principal: Principal, referral_ids: Sequence[UUID]
+) -> list[tuple[UUID, ...]]:
+    found = await procedures.outputs_of(uow, principal, referral_ids)
+    return [found.get(referral_id, ()) for referral_id in referral_ids]
+
+
 @dataclass(frozen=True)
 class Loaders:
     organizations: DataLoader[UUID, Organization]
@@ -84,6 +92,7 @@ class Loaders:
     attendance_by_session: DataLoader[UUID, list[Attendance]]
     attendance_by_patient: DataLoader[UUID, list[Attendance]]
     outcomes_by_patient: DataLoader[UUID, list[OutcomeMeasure]]
+    task_outputs: DataLoader[UUID, tuple[UUID, ...]]
     _unit_of_work: UnitOfWorkFactory = field(repr=False)
     _principal: Principal = field(repr=False)
     _per_arguments: dict[Hashable, DataLoader[UUID, Any]] = field(default_factory=dict, repr=False)
@@ -106,6 +115,7 @@ class Loaders:
             attendance_by_session=loader(sessions.attendance_for_sessions),
             attendance_by_patient=loader(sessions.attendance_for_patients),
             outcomes_by_patient=loader(outcomes.outcomes_for_patients),
+            task_outputs=loader(_read_task_outputs),
             _unit_of_work=unit_of_work,
             _principal=principal,
         )

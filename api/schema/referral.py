@@ -119,10 +119,12 @@ class Referral(Node):
         redacted = self.view.withheld is not None
         return as_json(to_fhir_service_request(self.view.referral, redacted=redacted))
 
-    @strawberry.field(description="The referral's FHIR Task (Gravity workflow state).")
-    def fhir_task(self) -> JSON:
+    @strawberry.field(description="The referral's FHIR Task (Gravity workflow state, with the "
+                      "delivered Procedures as output).")
+    async def fhir_task(self, info: Info) -> JSON:
         redacted = self.view.withheld is not None
-        return as_json(to_fhir_task(self.view.referral, redacted=redacted))
+        outputs = await info.context.loaders.task_outputs.load(self.view.referral.id)
+        return as_json(to_fhir_task(self.view.referral, redacted=redacted, outputs=outputs))
 
     # The relations answer from the loaders, at once when the page prefetched them.
 

@@ -13,6 +13,10 @@ import pytest
 from graphql_support import GraphQL, error_codes
 from network import Network
 
+from api.domain.procedures import HCPCS_SYSTEM, ProcedureStatus
+from api.domain.referrals import Coding, Transition
+from api.services import procedures, referrals
+
 REGISTER = """
 mutation Register($input: RegisterPatientInput!) {
   registerPatient(input: $input) { id givenName managingOrganization { name } }
@@ -325,3 +329,30 @@ async def test_a_peer_organization_works_its_whole_day(
         {"instrument": "PHQ9", "total": 9, "safetySignal": True}
     ]
     assert day["patient"]["referrals"]["edges"] == [{"node": {"status": "COMPLETED"}}]
+
+
+async def test_the_fhir_task_through_graphql_lists_the_delivered_procedures_as_output(
+    network: Network, clinic: GraphQL
+) -> None:
+    view = await referrals.create_referral(
+        network.uow(), network.as_clinic,
+        referrals.CreateReferral(patient_id=network.patient.id,
+                                 performer_organization_id=network.peer.id),
+    )
+    for move in (Transition.ACCEPT, Transition.START, Transition.COMPLETE):
+        await referrals.transition_referral(network.uow(), network.as_peer, view.referral.id, move)
+    delivered = await procedures.record_procedure(
+        network.uow(), network.as_peer,
+        procedures.RecordProcedure(
+            referral_id=view.referral.id, status=ProcedureStatus.COMPLETED,
+            codes=(Coding(HCPCS_SYSTEM, "H0038"),),
+            units=4,
+        ),
+    )
+    data = await clinic.data(
+        "query($id: ID!) { referral(id: $id) { fhirTask } }", id=str(view.referral.id)
+    )
+    task = data["referral"]["fhirTask"]
+    assert task["resourceType"] == "Task" and task["status"] == "completed"
+    references = [o["valueReference"]["reference"] for o in task.get("output", [])]
+    assert f"Procedure/{delivered.procedure.id}" in references
