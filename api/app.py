@@ -22,6 +22,7 @@ from api.auth import routes as auth_routes
 from api.auth import runtime as auth_runtime
 from api.auth.middleware import AuthenticationMiddleware
 from api.db.pool import create_pool
+from api.events import runtime as events_runtime
 from api.integrations.fhir import routes as fhir_routes
 from api.middleware import AccessLogMiddleware, BodySizeLimitMiddleware
 from api.schema import http as graphql_http
@@ -38,7 +39,7 @@ _ROUTE_BUILDERS: tuple[RouteBuilder, ...] = (
 )
 
 # Entered in order after the pool opens, exited in reverse before it closes.
-_LIFESPAN_PARTS: tuple[LifespanPart, ...] = (auth_runtime.lifespan,)
+_LIFESPAN_PARTS: tuple[LifespanPart, ...] = (auth_runtime.lifespan, events_runtime.lifespan)
 
 # Requests still running at shutdown get this long to give their connections back.
 _POOL_CLOSE_TIMEOUT_S = 10.0

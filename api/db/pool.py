@@ -82,6 +82,24 @@ async def create_pool(settings: Settings, dsn: str | None = None) -> asyncpg.Poo
     return pool
 
 
+async def connect(
+    settings: Settings, *, application_name: str, dsn: str | None = None
+) -> asyncpg.Connection:
+    """One connection outside the pool, set up like the pool's (for a long-lived listener,
+    which must neither take a pooled connection for good nor hold up the pool's close)."""
+    dsn = dsn or settings.database_url
+    if not dsn:
+        raise DatabaseNotConfigured("no database URL: set DATABASE_URL")
+    connection = await asyncpg.connect(
+        dsn,
+        timeout=settings.db_acquire_timeout_s,
+        command_timeout=settings.db_command_timeout_s,
+        server_settings={**server_settings(settings), "application_name": application_name},
+    )
+    await _init_connection(connection)
+    return connection
+
+
 async def readiness_problem(pool: asyncpg.Pool, timeout: float) -> str | None:
     """Why this process cannot serve traffic yet, or None when the database answers and the
     schema is current. The reason is a fixed phrase or migration names: never error detail."""

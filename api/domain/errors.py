@@ -92,6 +92,13 @@ class InvalidTransition(DomainError):
     code = "INVALID_TRANSITION"
 
 
+class EventsDropped(DomainError):
+    """A live event stream ended early (the subscriber fell behind, or the server lost its
+    event source): resubscribe, and catch up with a query (e.g. `updatedSince`)."""
+
+    code = "EVENTS_DROPPED"
+
+
 class SupporterUnavailable(DomainError):
     """The supporter cannot take this referral (certification or caseload)."""
 

@@ -6,6 +6,7 @@ Payloads carry ids, statuses and codes only: never PHI.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 from uuid import UUID
 
@@ -17,3 +18,13 @@ class DomainEvent:
     aggregate_id: UUID
     organization_ids: tuple[UUID, ...]
     payload: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class PublishedEvent:
+    """An event as the outbox holds it after its transaction committed."""
+
+    position: int  # the outbox row's id: increases with each insert, never reused
+    event_id: UUID  # what receivers deduplicate on
+    occurred_at: datetime
+    event: DomainEvent

@@ -16,6 +16,8 @@ from graphql import (
 )
 from graphql.utilities import get_operation_ast
 from graphql.validation import ASTValidationRule
+from starlette.responses import Response
+from starlette.websockets import WebSocket
 from strawberry.extensions import (
     AddValidationRules,
     DisableIntrospection,
@@ -30,8 +32,9 @@ from strawberry.extensions.tracing.apollo_federation import (
     ApolloFederationTracingExtension,
     _SimpleError,
 )
+from strawberry.types.graphql import OperationType
 
-from api.domain.errors import DomainError, Unauthenticated
+from api.domain.errors import DomainError, Invalid, Unauthenticated
 from api.schema.context import GraphQLContext
 from api.schema.errors import MASKED_MESSAGE
 from api.settings import Settings
@@ -57,8 +60,27 @@ class AuthenticationGate(SchemaExtension):
                 self.execution_context.result = ExecutionResult(
                     data=None, errors=[GraphQLError(error.message, original_error=error)]
                 )
-                context.response.status_code = 401
-                context.response.headers["www-authenticate"] = 'Bearer realm="peerbridge"'
+                if isinstance(context.response, Response):
+                    context.response.status_code = 401
+                    context.response.headers["www-authenticate"] = 'Bearer realm="peerbridge"'
+        yield
+
+
+class SubscriptionsOnWebSocketsOnly(SchemaExtension):
+    """Subscriptions run over a WebSocket, and only they do. A socket's context (its caller and
+    loaders) outlives any one operation: only the subscription resolvers renew it per event, so
+    queries and mutations belong on POST, where every request authenticates afresh."""
+
+    def on_execute(self) -> Iterator[None]:
+        context = self.execution_context.context
+        # An operation the authentication gate already answered keeps that answer.
+        if isinstance(context, GraphQLContext) and self.execution_context.result is None:
+            on_socket = isinstance(context.request, WebSocket)
+            subscription = self.execution_context.operation_type is OperationType.SUBSCRIPTION
+            if on_socket and not subscription:
+                raise Invalid("over a WebSocket only subscriptions run: POST queries and mutations")
+            if subscription and not on_socket:
+                raise Invalid("subscriptions run over a WebSocket (graphql-transport-ws)")
         yield
 
 
@@ -131,5 +153,6 @@ def schema_extensions(settings: Settings) -> list[Callable[[], SchemaExtension]]
         lambda: AddValidationRules(rules),
         lambda: ValidationCache(maxsize=_CACHE_SIZE),
         lambda: AuthenticationGate(sdl_requires_token=settings.graphql_sdl_requires_token),
+        SubscriptionsOnWebSocketsOnly,
         FederationTracing,
     ]

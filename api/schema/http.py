@@ -1,21 +1,36 @@
-"""`/graphql` on Starlette: context per request, CSRF refusal, errors in their wire form."""
+"""`/graphql` on Starlette: context per request, CSRF refusal, errors in their wire form, and
+subscriptions over a `graphql-transport-ws` WebSocket authenticated at `connection_init`."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import logging
+from collections.abc import AsyncGenerator, Callable
+from datetime import timedelta
 from typing import Any
 
 from cross_web import HTTPException
-from starlette.requests import Request
+from starlette.requests import HTTPConnection, Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import BaseRoute, Route
+from starlette.routing import BaseRoute, Route, WebSocketRoute
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
+from strawberry.exceptions import ConnectionRejectionError
 from strawberry.http import GraphQLHTTPResponse
+from strawberry.schema.schema import StreamResult
+from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
+from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
+    BaseGraphQLTransportWSHandler,
+    Operation,
+)
 from strawberry.types import ExecutionResult
+from strawberry.types.unset import UnsetType
 
+from api.auth.jws import TokenRejected
+from api.auth.runtime import AuthRuntime
 from api.db.uow import PostgresUnitOfWork
+from api.domain.errors import Unauthenticated
+from api.domain.principal import Principal
 from api.schema.context import GraphQLContext
 from api.schema.errors import format_error
 from api.schema.schema import PeerBridgeSchema, build_schema
@@ -26,15 +41,41 @@ from api.settings import Settings
 # a CORS preflight; refusing them (as Apollo Router does) closes the CSRF door.
 _ACCEPTED_CONTENT_TYPES = frozenset({"application/json", "application/graphql-response+json"})
 
-UnitOfWorkFor = Callable[[Request], Callable[[], UnitOfWork]]
+# A client has this long after opening the socket to send `connection_init`.
+_CONNECTION_INIT_TIMEOUT = timedelta(seconds=10)
+_MAX_OPERATIONS_PER_CONNECTION = 20
+
+UnitOfWorkFor = Callable[[HTTPConnection], Callable[[], UnitOfWork]]
+
+_log = logging.getLogger(__name__)
 
 
-def _postgres_unit_of_work(request: Request) -> Callable[[], UnitOfWork]:
+def _postgres_unit_of_work(request: HTTPConnection) -> Callable[[], UnitOfWork]:
     pool = request.app.state.pool
     return lambda: PostgresUnitOfWork(pool)
 
 
+class _TransportWSHandler(BaseGraphQLTransportWSHandler[GraphQLContext, None]):
+    """Errors in `next` messages get the wire form they have over HTTP (codes, masking)."""
+
+    async def _send_result_stream(
+        self, operation: Operation[GraphQLContext, None], result_source: StreamResult
+    ) -> None:
+        await super()._send_result_stream(operation, _in_wire_form(result_source))
+
+
+async def _in_wire_form(results: StreamResult) -> AsyncGenerator[Any, None]:
+    async for result in results:
+        for error in getattr(result, "errors", None) or ():
+            formatted = format_error(error)
+            error.message = formatted["message"]
+            error.extensions = formatted["extensions"]
+        yield result
+
+
 class GraphQLEndpoint(GraphQL[GraphQLContext, None]):
+    graphql_transport_ws_handler_class = _TransportWSHandler
+
     def __init__(
         self,
         schema: PeerBridgeSchema,
@@ -46,12 +87,17 @@ class GraphQLEndpoint(GraphQL[GraphQLContext, None]):
             graphql_ide="graphiql" if settings.graphql_ide_enabled else None,
             allow_queries_via_get=True,
             multipart_uploads_enabled=False,
+            subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL,),
+            connection_init_wait_timeout=_CONNECTION_INIT_TIMEOUT,
+            max_subscriptions_per_connection=_MAX_OPERATIONS_PER_CONNECTION,
         )
         self._unit_of_work_for = unit_of_work_for
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "websocket":
+            await self.run(WebSocket(scope, receive, send))
+            return
         if scope["type"] != "http":
-            await WebSocket(scope, receive, send).close(code=1003)
             return
         request = Request(scope, receive)
         response = _csrf_refusal(request)
@@ -62,8 +108,8 @@ class GraphQLEndpoint(GraphQL[GraphQLContext, None]):
                 response = _error_response(error.status_code, error.reason, "BAD_REQUEST")
         await response(scope, receive, send)
 
-    async def get_context(  # type: ignore[override]
-        self, request: Request, response: Response
+    async def get_context(
+        self, request: Request | WebSocket, response: Response | WebSocket
     ) -> GraphQLContext:
         return GraphQLContext(
             request=request,
@@ -71,6 +117,34 @@ class GraphQLEndpoint(GraphQL[GraphQLContext, None]):
             caller=getattr(request.state, "principal", None),
             unit_of_work_factory=self._unit_of_work_for(request),
         )
+
+    async def on_ws_connect(self, context: GraphQLContext) -> UnsetType | dict[str, object] | None:
+        """Authenticate `connection_init`: its `Authorization: Bearer <token>` entry (browsers
+        cannot set WebSocket headers), else the handshake's header; no token, no connection."""
+        token = _bearer(context.connection_params) or _bearer(context.request.headers)
+        if not token:
+            raise ConnectionRejectionError()
+        runtime: AuthRuntime = context.request.app.state.auth
+        client = context.request.client
+        source_ip = client.host if client else None
+
+        async def reauthenticate() -> Principal:
+            try:
+                return await runtime.authenticator.authenticate(token, source_ip=source_ip)
+            except TokenRejected as rejected:
+                _log.info("subscription token refused (%s)", rejected.reason)
+                raise Unauthenticated(
+                    "the access token expired: reconnect with a new one"
+                    if rejected.reason == "expired"
+                    else "the access token is invalid"
+                ) from None
+
+        try:
+            context.caller = await reauthenticate()
+        except Unauthenticated:
+            raise ConnectionRejectionError() from None
+        context.reauthenticate = reauthenticate
+        return UnsetType()  # acknowledge without a payload
 
     async def process_result(
         self, request: Request, result: ExecutionResult
@@ -97,6 +171,17 @@ def _csrf_refusal(request: Request) -> Response | None:
     )
 
 
+def _bearer(entries: Any) -> str | None:
+    """The Bearer token of an `authorization` entry (any case) in headers or a payload."""
+    if entries is None:
+        return None
+    for name, value in entries.items():
+        if name.lower() == "authorization" and isinstance(value, str):
+            scheme, _, credentials = value.partition(" ")
+            return credentials.strip() if scheme.lower() == "bearer" else None
+    return None
+
+
 def _error_response(status: int, message: str, code: str) -> Response:
     body: dict[str, Any] = {"errors": [{"message": message, "extensions": {"code": code}}]}
     return JSONResponse(body, status_code=status)
@@ -104,4 +189,7 @@ def _error_response(status: int, message: str, code: str) -> Response:
 
 def routes(settings: Settings) -> list[BaseRoute]:
     endpoint = GraphQLEndpoint(build_schema(settings), settings)
-    return [Route("/graphql", endpoint, methods=["GET", "POST"])]
+    return [
+        Route("/graphql", endpoint, methods=["GET", "POST"]),
+        WebSocketRoute("/graphql", endpoint),
+    ]

@@ -1,4 +1,5 @@
-"""The federated schema: Query, Mutation, entities, limits, error logging without PHI."""
+"""The federated schema: Query, Mutation, Subscription, entities, limits, error logging
+without PHI."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from api.schema.errors import log_errors
 from api.schema.extensions import schema_extensions
 from api.schema.mutation import Mutation
 from api.schema.query import Query
+from api.schema.subscription import Subscription
 from api.settings import Settings
 
 # 2.10+ is refused by The Guild's composer.
@@ -32,6 +34,7 @@ def build_schema(settings: Settings) -> PeerBridgeSchema:
     return PeerBridgeSchema(
         query=Query,
         mutation=Mutation,
+        subscription=Subscription,
         extensions=schema_extensions(settings),
         config=StrawberryConfig(disable_field_suggestions=True),
         federation_version=FEDERATION_VERSION,

@@ -617,6 +617,12 @@ async def referrals_of_patients(
     return results
 
 
+def check_may_follow(principal: Principal) -> None:
+    """Refuse a live referral feed to a token that may not read referrals. What each event
+    shows is decided when it is delivered, by `get_referrals` (tenancy, consent, audit)."""
+    require(principal, Capability.READ_REFERRALS)
+
+
 async def referral_histories(
     uow: UnitOfWork, principal: Principal, referral_ids: Sequence[UUID]
 ) -> list[list[StatusChange] | DomainError]:

@@ -1,0 +1,1 @@
+"""Events after they commit: the outbox fan-out to live subscribers (LISTEN/NOTIFY)."""
