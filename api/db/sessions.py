@@ -147,14 +147,6 @@ class PostgresSessionRepository:
         found = {row["id"]: _attendance(row) for row in rows}
         return [found.get(i) for i in ids]
 
-    async def for_program(self, program_id: UUID, limit: int) -> list[PeerSession]:
-        rows = await self._db.fetch(
-            f"SELECT {_COLUMNS} FROM peer_sessions WHERE program_id = $1 "
-            "ORDER BY starts_at DESC LIMIT $2",
-            program_id,
-            limit,
-        )
-        return [_session(row) for row in rows]
 
     async def for_programs(self, program_ids: Sequence[UUID], limit: int) -> list[PeerSession]:
         w = Where()

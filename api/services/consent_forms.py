@@ -48,13 +48,16 @@ async def record_consent_form(
     require(principal, Capability.RECORD_CONSENT_FORMS)
     check_content(command.content_type, command.title, command.url, command.data)
     async with uow:
-        replay = await idempotency.replayed_id(
-            uow, principal, idempotency_key, "recordConsentForm", command
+        again = await idempotency.replayed(
+            uow,
+            principal,
+            idempotency_key,
+            "recordConsentForm",
+            command,
+            uow.consent_forms.get_many,
+            "DocumentReference",
         )
-        if replay is not None:
-            (again,) = await uow.consent_forms.get_many([replay])
-            if again is None:
-                raise NotFound("DocumentReference", replay)
+        if again is not None:
             await uow.commit()
             return again
         (patient,) = await uow.patients.get_many([command.patient_id])

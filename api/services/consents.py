@@ -100,13 +100,16 @@ async def grant_consent(
     now = utcnow()
     _check(command, now)
     async with uow:
-        replay = await idempotency.replayed_id(
-            uow, principal, idempotency_key, "grantConsent", command
+        again = await idempotency.replayed(
+            uow,
+            principal,
+            idempotency_key,
+            "grantConsent",
+            command,
+            uow.consents.get_many,
+            "Consent",
         )
-        if replay is not None:
-            (again,) = await uow.consents.get_many([replay])
-            if again is None:
-                raise NotFound("Consent", replay)
+        if again is not None:
             await uow.commit()
             return again
         (patient,) = await uow.patients.get_many([command.patient_id])

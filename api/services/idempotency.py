@@ -6,16 +6,18 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import date, datetime
 from enum import Enum
-from typing import Any
+from typing import Any, TypeVar
 from uuid import UUID
 
-from api.domain.errors import Conflict, Invalid
+from api.domain.errors import Conflict, Invalid, NotFound
 from api.domain.principal import Principal
 from api.services.repositories import UnitOfWork
 
 MAX_KEY_LENGTH = 200
+T = TypeVar("T")
 
 
 def _canonical(value: Any) -> Any:
@@ -54,6 +56,25 @@ async def replayed_id(
     if stored_operation != operation or stored_hash != request_hash(operation, request):
         raise Conflict("this idempotency key was already used with a different request")
     return UUID(response["id"])
+
+
+async def replayed(
+    uow: UnitOfWork,
+    principal: Principal,
+    key: str | None,
+    operation: str,
+    request: object,
+    load: Callable[[Sequence[UUID]], Awaitable[Sequence[T | None]]],
+    resource_type: str,
+) -> T | None:
+    """The record the first request with this key produced, read anew; None for a new key."""
+    replay = await replayed_id(uow, principal, key, operation, request)
+    if replay is None:
+        return None
+    (found,) = await load([replay])
+    if found is None:
+        raise NotFound(resource_type, replay)
+    return found
 
 
 async def remember(

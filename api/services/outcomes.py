@@ -10,7 +10,7 @@ from uuid import UUID
 
 from api.domain.audit import AuditAction
 from api.domain.consents import DataClass
-from api.domain.errors import Invalid, NotFound
+from api.domain.errors import Invalid
 from api.domain.events import DomainEvent
 from api.domain.outcomes import Instrument, OutcomeMeasure, check_answers
 from api.domain.principal import Principal
@@ -45,13 +45,16 @@ async def record_outcome_measure(
     if command.administered_at is not None and command.administered_at > now:
         raise Invalid("must not be in the future", field="administeredAt")
     async with uow:
-        replay = await idempotency.replayed_id(
-            uow, principal, idempotency_key, "recordOutcomeMeasure", command
+        again = await idempotency.replayed(
+            uow,
+            principal,
+            idempotency_key,
+            "recordOutcomeMeasure",
+            command,
+            uow.outcomes.get_many,
+            "OutcomeMeasure",
         )
-        if replay is not None:
-            (again,) = await uow.outcomes.get_many([replay])
-            if again is None:
-                raise NotFound("OutcomeMeasure", replay)
+        if again is not None:
             return again
         patient = await patient_in_care(
             uow,

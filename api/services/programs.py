@@ -62,13 +62,16 @@ async def upsert_program(
     require(principal, Capability.MANAGE_PROGRAMS)
     _check(command)
     async with uow:
-        replay = await idempotency.replayed_id(
-            uow, principal, idempotency_key, "upsertPeerProgram", command
+        program = await idempotency.replayed(
+            uow,
+            principal,
+            idempotency_key,
+            "upsertPeerProgram",
+            command,
+            uow.programs.get_many,
+            "PeerProgram",
         )
-        if replay is not None:
-            (program,) = await uow.programs.get_many([replay])
-            if program is None:
-                raise NotFound("PeerProgram", replay)
+        if program is not None:
             return program
         (organization,) = await uow.organizations.get_many([principal.organization_id])
         if organization is None or organization.kind is not OrganizationKind.PEER_ORGANIZATION:

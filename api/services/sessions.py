@@ -74,13 +74,16 @@ async def record_session(
     if command.capacity is not None and command.capacity <= 0:
         raise Invalid("must be positive", field="capacity")
     async with uow:
-        replay = await idempotency.replayed_id(
-            uow, principal, idempotency_key, "recordSession", command
+        again = await idempotency.replayed(
+            uow,
+            principal,
+            idempotency_key,
+            "recordSession",
+            command,
+            uow.sessions.get_many,
+            "Session",
         )
-        if replay is not None:
-            (again,) = await uow.sessions.get_many([replay])
-            if again is None:
-                raise NotFound("Session", replay)
+        if again is not None:
             return again
         (program,) = await uow.programs.get_many([command.program_id])
         if program is None:

@@ -64,13 +64,16 @@ async def upsert_supporter(
     require(principal, Capability.MANAGE_SUPPORTERS)
     _check(command)
     async with uow:
-        replay = await idempotency.replayed_id(
-            uow, principal, idempotency_key, "upsertPeerSupporter", command
+        again = await idempotency.replayed(
+            uow,
+            principal,
+            idempotency_key,
+            "upsertPeerSupporter",
+            command,
+            uow.supporters.get_many,
+            "PeerSupporter",
         )
-        if replay is not None:
-            (again,) = await uow.supporters.get_many([replay])
-            if again is None:
-                raise NotFound("PeerSupporter", replay)
+        if again is not None:
             return again
         (organization,) = await uow.organizations.get_many([principal.organization_id])
         if organization is None or organization.kind is not OrganizationKind.PEER_ORGANIZATION:
