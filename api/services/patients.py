@@ -18,9 +18,7 @@ from api.services.policy import (
     Capability,
     Disclosure,
     audit,
-    decide,
-    denied,
-    refusal,
+    disclose_each,
     require,
     utcnow,
 )
@@ -122,49 +120,15 @@ async def get_patients(
     """Each patient, or the reason the caller may not see it (not found, no consent)."""
     require(principal, Capability.READ_PATIENTS)
     async with uow:
-        found = await uow.patients.get_many(ids)
-        present = [p for p in found if p is not None]
-        decisions = await decide(
+        results = await disclose_each(
             uow,
             principal,
-            [Disclosure(p.id, p.managing_organization_id, _DEMOGRAPHICS) for p in present],
-            utcnow(),
+            ids,
+            await uow.patients.get_many(ids),
+            resource_type="Patient",
+            operation="readPatient",
+            disclosure=lambda p: Disclosure(p.id, p.managing_organization_id, _DEMOGRAPHICS),
         )
-        by_id = dict(zip((p.id for p in present), decisions, strict=True))
-        results: list[Patient | DomainError] = []
-        records = []
-        for patient_id, patient in zip(ids, found, strict=True):
-            if patient is None:
-                results.append(NotFound("Patient", patient_id))
-                continue
-            decision = by_id[patient.id]
-            if decision.permitted:
-                results.append(patient)
-                records.append(
-                    audit(
-                        principal,
-                        action=AuditAction.READ,
-                        operation="readPatient",
-                        resource_type="Patient",
-                        resource_id=patient.id,
-                        patient_id=patient.id,
-                        consent_ids=decision.consent_ids,
-                    )
-                )
-            else:
-                error = refusal(decision)
-                results.append(error)
-                denied(
-                    uow,
-                    principal,
-                    error,
-                    action=AuditAction.READ,
-                    operation="readPatient",
-                    resource_type="Patient",
-                    resource_id=patient.id,
-                    patient_id=patient.id,
-                )
-        await uow.audit.add_many(records)
         await uow.commit()
     return results
 

@@ -5,19 +5,22 @@ Both doors (GraphQL and FHIR) reach patient data only through services that call
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
+from typing import TypeVar
 from uuid import UUID
 
 from api.domain.audit import AuditAction, AuditOutcome, AuditRecord
 from api.domain.consents import ConsentDecision, DataClass, decide_disclosure
-from api.domain.errors import ConsentRequired, ConsentRevoked, Forbidden
+from api.domain.errors import ConsentRequired, ConsentRevoked, DomainError, Forbidden, NotFound
 from api.domain.principal import Principal
 from api.domain.referrals import Actor
 from api.domain.scopes import Scope, any_satisfies, parse_scope
 from api.services.repositories import UnitOfWork
+
+R = TypeVar("R")
 
 
 class Capability(StrEnum):
@@ -155,6 +158,60 @@ async def consent_for_recipient(
         data_classes=data_classes,
         now=now,
     )
+
+
+async def disclose_each(
+    uow: UnitOfWork,
+    principal: Principal,
+    ids: Sequence[UUID],
+    found: Sequence[R | None],
+    *,
+    resource_type: str,
+    operation: str,
+    disclosure: Callable[[R], Disclosure],
+) -> list[R | DomainError]:
+    """Per requested id: the record when it is disclosed to the caller now, else why not (not
+    found, no consent, consent revoked). Every permit and every refusal is audited."""
+    present = [record for record in found if record is not None]
+    requests = {id(record): disclosure(record) for record in present}
+    decisions = await decide(uow, principal, list(requests.values()), utcnow())
+    decision_of = dict(zip(requests, decisions, strict=True))
+    results: list[R | DomainError] = []
+    permits = []
+    for wanted, record in zip(ids, found, strict=True):
+        if record is None:
+            results.append(NotFound(resource_type, wanted))
+            continue
+        decision = decision_of[id(record)]
+        patient_id = requests[id(record)].patient_id
+        if decision.permitted:
+            results.append(record)
+            permits.append(
+                audit(
+                    principal,
+                    action=AuditAction.READ,
+                    operation=operation,
+                    resource_type=resource_type,
+                    resource_id=wanted,
+                    patient_id=patient_id,
+                    consent_ids=decision.consent_ids,
+                )
+            )
+        else:
+            error = refusal(decision)
+            results.append(error)
+            denied(
+                uow,
+                principal,
+                error,
+                action=AuditAction.READ,
+                operation=operation,
+                resource_type=resource_type,
+                resource_id=wanted,
+                patient_id=patient_id,
+            )
+    await uow.audit.add_many(permits)
+    return results
 
 
 def refusal(decision: ConsentDecision) -> ConsentRequired:

@@ -29,8 +29,7 @@ from api.services.policy import (
     Disclosure,
     audit,
     decide,
-    denied,
-    refusal,
+    disclose_each,
     require,
     require_organization,
     utcnow,
@@ -276,49 +275,15 @@ async def get_attendance(
     the recording organization always, others under a consent naming `sessions`."""
     require(principal, Capability.READ_SESSIONS)
     async with uow:
-        found = await uow.sessions.attendance_by_ids(ids)
-        present = [a for a in found if a is not None]
-        decisions = await decide(
+        results = await disclose_each(
             uow,
             principal,
-            [Disclosure(a.patient_id, a.organization_id, _classes(a)) for a in present],
-            utcnow(),
+            ids,
+            await uow.sessions.attendance_by_ids(ids),
+            resource_type="Encounter",
+            operation="readAttendance",
+            disclosure=lambda a: Disclosure(a.patient_id, a.organization_id, _classes(a)),
         )
-        by_id = {a.id: d for a, d in zip(present, decisions, strict=True)}
-        results: list[Attendance | DomainError] = []
-        records = []
-        for attendance_id, attendance in zip(ids, found, strict=True):
-            if attendance is None:
-                results.append(NotFound("Encounter", attendance_id))
-                continue
-            decision = by_id[attendance.id]
-            if decision.permitted:
-                results.append(attendance)
-                records.append(
-                    audit(
-                        principal,
-                        action=AuditAction.READ,
-                        operation="readAttendance",
-                        resource_type="Encounter",
-                        resource_id=attendance.id,
-                        patient_id=attendance.patient_id,
-                        consent_ids=decision.consent_ids,
-                    )
-                )
-            else:
-                error = refusal(decision)
-                results.append(error)
-                denied(
-                    uow,
-                    principal,
-                    error,
-                    action=AuditAction.READ,
-                    operation="readAttendance",
-                    resource_type="Encounter",
-                    resource_id=attendance.id,
-                    patient_id=attendance.patient_id,
-                )
-        await uow.audit.add_many(records)
         await uow.commit()
     return results
 
