@@ -82,14 +82,24 @@ def load(configured: str | None, data_dir: Path) -> KeyEncryptionKey:
 
 def _load_or_create_file(path: Path) -> KeyEncryptionKey:
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    if path.exists():
+        return _read_file(path)
     key = generate()
+    # Written whole under a private name, then linked into place: link() fails if the name
+    # exists, so of two processes starting together one key wins and the other reads it
+    # complete (never an empty file caught between create and write).
+    draft = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
+    fd = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
-        # O_EXCL: two processes starting together cannot both write a different key.
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(key.encoded() + "\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.link(draft, path)
     except FileExistsError:
         return _read_file(path)
-    with os.fdopen(fd, "w") as handle:
-        handle.write(key.encoded() + "\n")
+    finally:
+        draft.unlink(missing_ok=True)
     return key
 
 

@@ -134,7 +134,9 @@ def _free_port() -> int:
 async def _wait_ready(port: int, process: subprocess.Popen[bytes], deadline: float) -> None:
     async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
         while time.monotonic() < deadline:
-            assert process.poll() is None, "serve exited before it was ready"
+            if process.poll() is not None:
+                _, err = process.communicate(timeout=5)
+                raise AssertionError(f"serve exited before it was ready:\n{err.decode()[-3000:]}")
             try:
                 if (await client.get("/readyz")).status_code == 200:
                     return

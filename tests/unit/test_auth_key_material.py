@@ -70,3 +70,12 @@ def test_client_secrets_are_hashed_and_checked_in_constant_time() -> None:
     assert not client_secrets.verify_secret(secret, "scrypt$1$2$3$%%%$%%%")
     assert client_secrets.hash_secret(secret) != stored  # salted
     client_secrets.burn_time(secret)
+
+
+def test_processes_starting_together_share_one_complete_key_file(tmp_path: Path) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        keys = list(pool.map(lambda _: kek.load(None, tmp_path).encoded(), range(16)))
+    assert len(set(keys)) == 1
+    assert [p.name for p in tmp_path.iterdir()] == [kek.KEK_FILE_NAME], "no drafts left behind"
