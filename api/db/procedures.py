@@ -8,6 +8,7 @@ from uuid import UUID
 import asyncpg
 
 from api.db.sql import Where
+from api.domain.errors import VersionConflict
 from api.domain.procedures import Procedure, ProcedureStatus
 from api.domain.referrals import Coding
 from api.services.filters import ProcedureFilter
@@ -84,6 +85,33 @@ class PostgresProcedureRepository:
             procedure.created_at,
             procedure.updated_at,
         )
+        return _procedure(row)
+
+    async def update(self, procedure: Procedure) -> Procedure:
+        """What a delivery records; its referral, patient, performer and Part 2 flag stay."""
+        category = procedure.category
+        row = await self._db.fetchrow(
+            "UPDATE procedures SET supporter_id = $2, status = $3, codes = $4, "
+            "category_system = $5, category_code = $6, performed_start = $7, "
+            "performed_end = $8, units = $9, version = $10, updated_at = $11 "
+            f"WHERE id = $1 AND version = $10 - 1 RETURNING {_COLUMNS}",
+            procedure.id,
+            procedure.supporter_id,
+            procedure.status.value,
+            _codes(procedure.codes),
+            category.system if category else None,
+            category.code if category else None,
+            procedure.performed_start,
+            procedure.performed_end,
+            procedure.units,
+            procedure.version,
+            procedure.updated_at,
+        )
+        if row is None:
+            actual = await self._db.fetchval(
+                "SELECT version FROM procedures WHERE id = $1", procedure.id
+            )
+            raise VersionConflict("Procedure", procedure.version - 1, actual or 0)
         return _procedure(row)
 
     async def get_many(self, ids: Sequence[UUID]) -> list[Procedure | None]:

@@ -16,7 +16,7 @@ from uuid import UUID
 
 from api.domain.audit import AuditAction
 from api.domain.consents import DataClass
-from api.domain.errors import DomainError, Forbidden, Invalid, NotFound
+from api.domain.errors import DomainError, Forbidden, Invalid, NotFound, VersionConflict
 from api.domain.events import DomainEvent
 from api.domain.principal import Principal
 from api.domain.procedures import (
@@ -210,6 +210,87 @@ async def record_procedure(
         )
         await uow.commit()
     return ProcedureView(procedure)
+
+
+async def update_procedure(
+    uow: UnitOfWork,
+    principal: Principal,
+    procedure_id: UUID,
+    command: RecordProcedure,
+    *,
+    expected_version: int | None = None,
+) -> ProcedureView:
+    """Correct a delivery: only the organization that recorded it, with the same checks as
+    recording; its referral, patient and performer stay. The result is shown as a read would."""
+    require(principal, Capability.RECORD_PROCEDURES)
+    now = utcnow()
+    _check(command, now)
+    async with uow:
+        (current,) = await uow.procedures.get_many([procedure_id])
+        if current is None:
+            raise NotFound("Procedure", procedure_id)
+        if current.performer_organization_id != principal.organization_id:
+            error = Forbidden("only the organization that recorded a delivery updates it")
+            denied(
+                uow,
+                principal,
+                error,
+                action=AuditAction.UPDATE,
+                operation="updateProcedure",
+                resource_type="Procedure",
+                resource_id=current.id,
+                patient_id=current.patient_id,
+            )
+            raise error
+        if expected_version is not None and expected_version != current.version:
+            raise VersionConflict("Procedure", expected_version, current.version)
+        if command.referral_id != current.referral_id:
+            raise Invalid("a delivery stays with its referral", field="referralId")
+        if command.patient_id is not None and command.patient_id != current.patient_id:
+            raise Invalid("a delivery stays with its patient", field="patientId")
+        referral = await _party_referral(uow, principal, command)
+        filled = await _with_defaults(uow, principal, referral, command)
+        _check(filled, now)
+        procedure = await uow.procedures.update(
+            replace(
+                current,
+                supporter_id=filled.supporter_id,
+                status=filled.status,
+                codes=filled.codes,
+                category=filled.category,
+                performed_start=filled.performed_start,
+                performed_end=filled.performed_end,
+                units=filled.units,
+                version=current.version + 1,
+                updated_at=now,
+            )
+        )
+        await uow.audit.add_many(
+            [
+                audit(
+                    principal,
+                    action=AuditAction.UPDATE,
+                    operation="updateProcedure",
+                    resource_type="Procedure",
+                    resource_id=procedure.id,
+                    patient_id=procedure.patient_id,
+                )
+            ]
+        )
+        await uow.outbox.add_many(
+            [
+                DomainEvent(
+                    "ProcedureUpdated",
+                    "Procedure",
+                    procedure.id,
+                    (referral.requester_organization_id, referral.performer_organization_id),
+                    {"referralId": str(referral.id), "status": procedure.status.value},
+                )
+            ]
+        )
+        (view,) = await _views(uow, principal, [procedure], {referral.id: referral})
+        await uow.commit()
+    return view
 
 
 def _classes(procedure: Procedure) -> frozenset[DataClass]:

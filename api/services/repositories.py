@@ -129,6 +129,9 @@ class OutcomeRepository(Protocol):
 
 class ProcedureRepository(Protocol):
     async def add(self, procedure: Procedure) -> Procedure: ...
+    async def update(self, procedure: Procedure) -> Procedure:
+        """Write the new state if the stored version is `version - 1`, else VersionConflict."""
+
     async def get_many(self, ids: Sequence[UUID]) -> list[Procedure | None]: ...
     async def for_referrals(self, referral_ids: Sequence[UUID]) -> list[Procedure]: ...
     async def search(

@@ -3,7 +3,9 @@ output lists it, searches find it, consent and tenancy hold, transactions stay a
 
 from __future__ import annotations
 
+import sys
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -398,3 +400,126 @@ async def test_a_batch_records_each_procedure_on_its_own(network: Network, peer:
     assert [x for i in outcome["issue"] for x in i["expression"]] == ["Procedure.status"]
     listed = await peer.ok("GET", f"Procedure?based-on=ServiceRequest/{task['id']}")
     assert [p["id"] for p in entries(listed)] == [first["resource"]["id"]]
+
+
+def _node_problems(resources: list[dict[str, Any]]) -> list[str]:
+    """The Node validators' errors (contract suite), or none when Node is not installed."""
+    sys.path.insert(0, str(Path(__file__).parents[1] / "contract"))
+    from fhir_validator import expand, node_available, validate
+
+    return validate(expand(resources)) if node_available() else []
+
+
+async def _written(pool: asyncpg.Pool, procedure_id: str) -> tuple[int, int]:
+    """(updateProcedure audit records, ProcedureUpdated outbox events) for the Procedure."""
+    async with pool.acquire() as db:
+        audited = await db.fetchval(
+            "SELECT count(*) FROM audit_events WHERE operation = 'updateProcedure' "
+            "AND outcome = $2 AND resource_id = $1::uuid",
+            procedure_id,
+            "success",
+        )
+        events = await db.fetchval(
+            "SELECT count(*) FROM outbox WHERE event_type = 'ProcedureUpdated' "
+            "AND aggregate_id = $1::uuid",
+            procedure_id,
+        )
+    return audited, events
+
+
+async def test_the_performer_updates_its_procedure_with_if_match(
+    network: Network, peer: Fhir, clinic: Fhir, pool: asyncpg.Pool
+) -> None:
+    task = await _referral(network, *WORKING)
+    created = await peer.ok("POST", "Procedure", _delivered(task, network))
+    changed = {
+        **created,
+        "status": "in-progress",
+        "extension": [
+            {
+                "url": "https://peerbridge.example.org/fhir/StructureDefinition/billing",
+                "extension": [{"url": "units", "valueUnsignedInt": 2}],
+            }
+        ],
+    }
+    response = await peer.request(
+        "PUT", f"Procedure/{created['id']}", changed, {"If-Match": 'W/"1"'}
+    )
+    assert response.status_code == 200, response.text
+    updated = response.json()
+    assert updated["meta"]["versionId"] == "2"
+    assert response.headers["etag"] == 'W/"2"'
+    assert response.headers["location"].endswith(f"/Procedure/{created['id']}/_history/2")
+    assert updated["status"] == "in-progress"
+    assert updated["extension"][0]["extension"][0]["valueUnsignedInt"] == 2
+    assert updated["basedOn"] == created["basedOn"]
+    read = await clinic.ok("GET", f"Procedure/{created['id']}")
+    assert read["meta"]["versionId"] == "2" and read["status"] == "in-progress"
+    assert _node_problems([updated, read]) == []
+    assert await _written(pool, created["id"]) == (1, 1)
+
+    stale = await peer.request("PUT", f"Procedure/{created['id']}", changed, {"If-Match": 'W/"1"'})
+    assert stale.status_code == 412, stale.text
+    assert stale.json()["resourceType"] == "OperationOutcome"
+    assert stale.json()["issue"][0]["code"] == "conflict"
+    assert (await peer.ok("GET", f"Procedure/{created['id']}"))["meta"]["versionId"] == "2"
+    assert await _written(pool, created["id"]) == (1, 1)
+
+    malformed = await peer.request("PUT", f"Procedure/{created['id']}", changed, {"If-Match": "2"})
+    assert malformed.status_code == 400, malformed.text
+
+
+async def test_only_the_recording_performer_updates_a_procedure(
+    network: Network, peer: Fhir, clinic: Fhir, stranger: Fhir
+) -> None:
+    task = await _referral(network, *WORKING)
+    created = await peer.ok("POST", "Procedure", _delivered(task, network))
+    changed = {**created, "status": "in-progress"}
+    for other in (clinic, stranger):
+        refused = await other.request(
+            "PUT", f"Procedure/{created['id']}", changed, {"If-Match": 'W/"1"'}
+        )
+        assert refused.status_code == 403, refused.text
+        assert refused.json()["issue"][0]["code"] == "forbidden"
+    again = await peer.ok("GET", f"Procedure/{created['id']}")
+    assert again["status"] == "completed" and again["meta"]["versionId"] == "1"
+
+
+async def test_a_procedure_update_keeps_its_referral_patient_and_performer(
+    network: Network, peer: Fhir
+) -> None:
+    task = await _referral(network, *WORKING)
+    other = await _referral(network, *WORKING)
+    created = await peer.ok("POST", "Procedure", _delivered(task, network))
+    url = f"Procedure/{created['id']}"
+    cases: list[tuple[dict[str, Any], list[str]]] = [
+        (
+            {**created, "basedOn": [{"reference": f"ServiceRequest/{other['id']}"}]},
+            ["Procedure.basedOn"],
+        ),
+        (
+            {**created, "subject": {"reference": f"Patient/{network.peer.id}"}},
+            ["Procedure.subject"],
+        ),
+        (
+            {
+                **created,
+                "performer": [{"actor": {"reference": f"Organization/{network.stranger.id}"}}],
+            },
+            ["Procedure.performer"],
+        ),
+        ({**created, "id": other["id"]}, ["Procedure.id"]),
+    ]
+    for body, expressions in cases:
+        response = await peer.request("PUT", url, body, {"If-Match": 'W/"1"'})
+        assert response.status_code in (400, 422), (body, response.text)
+        assert issue_expressions(response.json()) == expressions, response.text
+    kept = await peer.ok("GET", url)
+    assert kept["meta"]["versionId"] == "1" and kept["basedOn"] == created["basedOn"]
+
+
+async def test_the_capability_statement_lists_procedure_update(client: httpx.AsyncClient) -> None:
+    statement = (await client.get("/fhir/metadata")).json()
+    (procedure_entry,) = [r for r in statement["rest"][0]["resource"] if r["type"] == "Procedure"]
+    assert "update" in [i["code"] for i in procedure_entry["interaction"]]
+    assert procedure_entry["versioning"] == "versioned-update"

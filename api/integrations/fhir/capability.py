@@ -11,7 +11,7 @@ from api.integrations.fhir.search import INCLUDES, REVINCLUDES, SEARCH_PARAMS
 INTERACTIONS: dict[str, tuple[str, ...]] = {
     "ServiceRequest": ("read", "vread", "search-type", "create"),
     "Task": ("read", "vread", "search-type", "create", "update"),
-    "Procedure": ("read", "vread", "search-type", "create"),
+    "Procedure": ("read", "vread", "search-type", "create", "update"),
     "Patient": ("read", "vread", "search-type", "create"),
     "Consent": ("read", "vread", "search-type", "create", "update"),
     "DocumentReference": ("read", "vread", "search-type", "create"),
@@ -46,7 +46,9 @@ _DOCS = {
     "completed or not-done; code HCPCS H0038 or SNOMED CT; billed 15-minute units in the "
     "billing extension. Left out, units and performedPeriod come from the attendance recorded "
     "for the referral. Patient data in it follows the referral's consent (redacted stub "
-    "otherwise). Creates honour an Idempotency-Key header.",
+    "otherwise). Creates honour an Idempotency-Key header. Update: the organization that "
+    "recorded it, with the same checks; basedOn, subject and performer Organization cannot "
+    'change; If-Match W/"<version>" is honoured (412 on mismatch).',
     "AuditEvent": "The accounting of disclosures: the patient's holding organization sees every "
     "access to the patient's data, other organizations their own accesses.",
 }

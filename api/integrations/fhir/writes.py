@@ -299,6 +299,22 @@ async def update_consent(
     return to_fhir_consent(revoked, now=ctx.now)
 
 
+async def update_procedure(
+    ctx: FhirContext, procedure_id: UUID, resource: Json, expected_version: int | None
+) -> Json:
+    """The performer that recorded a delivery corrects it (basedOn, subject, performer stay)."""
+    if resource.get("id") != str(procedure_id):
+        raise Invalid("must equal the id in the URL", field="Procedure.id")
+    updated = await procedures.update_procedure(
+        ctx.new_uow(),
+        ctx.principal,
+        procedure_id,
+        record_procedure_command(resource),
+        expected_version=expected_version,
+    )
+    return procedure_resource(updated)
+
+
 async def update(
     ctx: FhirContext, resource_type: str, resource_id: UUID, resource: Json, expected: int | None
 ) -> Json:
@@ -306,4 +322,6 @@ async def update(
         return await update_task(ctx, resource_id, resource, expected)
     if resource_type == "Consent":
         return await update_consent(ctx, resource_id, resource, expected)
+    if resource_type == "Procedure":
+        return await update_procedure(ctx, resource_id, resource, expected)
     raise MethodNotAllowed(f"update is not supported for {resource_type}")
