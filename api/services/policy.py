@@ -44,6 +44,7 @@ class Capability(StrEnum):
     RECORD_OUTCOMES = "record outcome measures"
     READ_PROCEDURES = "read delivered procedures"
     RECORD_PROCEDURES = "record delivered procedures"
+    CORRECT_PROCEDURES = "correct delivered procedures"
     READ_CONSENT_FORMS = "read signed consent forms"
     RECORD_CONSENT_FORMS = "record signed consent forms"
     READ_AUDIT = "read the audit trail"
@@ -78,6 +79,7 @@ CAPABILITY_SCOPES: dict[Capability, tuple[Scope, ...]] = {
     Capability.RECORD_OUTCOMES: _scopes("user/Observation.c", "user/QuestionnaireResponse.c"),
     Capability.READ_PROCEDURES: _scopes("user/Procedure.rs"),
     Capability.RECORD_PROCEDURES: _scopes("user/Procedure.c"),
+    Capability.CORRECT_PROCEDURES: _scopes("user/Procedure.u"),
     Capability.READ_CONSENT_FORMS: _scopes("user/DocumentReference.rs"),
     Capability.RECORD_CONSENT_FORMS: _scopes("user/DocumentReference.c"),
     Capability.READ_AUDIT: _scopes("user/AuditEvent.rs"),

@@ -222,7 +222,7 @@ async def update_procedure(
 ) -> ProcedureView:
     """Correct a delivery: only the organization that recorded it, with the same checks as
     recording; its referral, patient and performer stay. The result is shown as a read would."""
-    require(principal, Capability.RECORD_PROCEDURES)
+    require(principal, Capability.CORRECT_PROCEDURES)
     now = utcnow()
     _check(command, now)
     async with uow:
