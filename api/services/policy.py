@@ -21,6 +21,7 @@ from api.domain.scopes import Scope, any_satisfies, parse_scope
 from api.services.repositories import UnitOfWork
 
 R = TypeVar("R")
+V = TypeVar("V")
 
 
 class Capability(StrEnum):
@@ -213,6 +214,42 @@ async def disclose_each(
                 patient_id=patient_id,
             )
     await uow.audit.add_many(permits)
+    return results
+
+
+def per_id(
+    uow: UnitOfWork,
+    principal: Principal,
+    ids: Sequence[UUID],
+    found: Sequence[R | None],
+    visible: dict[UUID, V],
+    *,
+    resource_type: str,
+    operation: str,
+    refused: str,
+    patient_of: Callable[[R], UUID],
+) -> list[V | DomainError]:
+    """Per requested id: its view when the caller is party to it, NotFound, or a Forbidden that
+    is audited as a denied read (tenancy decided by the caller's `visible` views)."""
+    results: list[V | DomainError] = []
+    for wanted, record in zip(ids, found, strict=True):
+        if record is None:
+            results.append(NotFound(resource_type, wanted))
+        elif wanted in visible:
+            results.append(visible[wanted])
+        else:
+            error = Forbidden(refused)
+            results.append(error)
+            denied(
+                uow,
+                principal,
+                error,
+                action=AuditAction.READ,
+                operation=operation,
+                resource_type=resource_type,
+                resource_id=wanted,
+                patient_id=patient_of(record),
+            )
     return results
 
 

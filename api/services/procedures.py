@@ -36,6 +36,7 @@ from api.services.policy import (
     audit,
     decide,
     denied,
+    per_id,
     refusal,
     require,
     utcnow,
@@ -371,25 +372,17 @@ async def get_procedures(
             if p is not None and referrals[p.referral_id].role_of(principal.organization_id)
         ]
         views = {v.procedure.id: v for v in await _views(uow, principal, mine, referrals)}
-        results: list[ProcedureView | DomainError] = []
-        for procedure_id, procedure in zip(ids, found, strict=True):
-            if procedure is None:
-                results.append(NotFound("Procedure", procedure_id))
-            elif procedure.id in views:
-                results.append(views[procedure.id])
-            else:
-                error = Forbidden("this delivery belongs to a referral between other organizations")
-                results.append(error)
-                denied(
-                    uow,
-                    principal,
-                    error,
-                    action=AuditAction.READ,
-                    operation="readProcedure",
-                    resource_type="Procedure",
-                    resource_id=procedure.id,
-                    patient_id=procedure.patient_id,
-                )
+        results = per_id(
+            uow,
+            principal,
+            ids,
+            found,
+            views,
+            resource_type="Procedure",
+            operation="readProcedure",
+            refused="this delivery belongs to a referral between other organizations",
+            patient_of=lambda p: p.patient_id,
+        )
         await uow.commit()
     return results
 

@@ -48,6 +48,7 @@ from api.services.policy import (
     consent_for_recipient,
     decide,
     denied,
+    per_id,
     refusal,
     require,
     utcnow,
@@ -535,25 +536,17 @@ async def get_referrals(
         found = await uow.referrals.get_many(ids)
         mine = [r for r in found if r is not None and r.role_of(principal.organization_id)]
         views = {v.referral.id: v for v in await _views(uow, principal, mine, record=True)}
-        results: list[ReferralView | DomainError] = []
-        for referral_id, referral in zip(ids, found, strict=True):
-            if referral is None:
-                results.append(NotFound("Referral", referral_id))
-            elif referral.id in views:
-                results.append(views[referral.id])
-            else:
-                error = Forbidden("this referral is between other organizations")
-                results.append(error)
-                denied(
-                    uow,
-                    principal,
-                    error,
-                    action=AuditAction.READ,
-                    operation="readReferral",
-                    resource_type="Referral",
-                    resource_id=referral.id,
-                    patient_id=referral.patient_id,
-                )
+        results = per_id(
+            uow,
+            principal,
+            ids,
+            found,
+            views,
+            resource_type="Referral",
+            operation="readReferral",
+            refused="this referral is between other organizations",
+            patient_of=lambda r: r.patient_id,
+        )
         await uow.commit()
     return results
 
