@@ -23,7 +23,7 @@ from api.auth import runtime as auth_runtime
 from api.auth.middleware import AuthenticationMiddleware
 from api.db.pool import create_pool
 from api.events import runtime as events_runtime
-from api.integrations.fhir import routes as fhir_routes
+from api.integrations.fhir.rest import routes as fhir_routes
 from api.middleware import AccessLogMiddleware, BodySizeLimitMiddleware
 from api.schema import http as graphql_http
 from api.settings import Settings

@@ -43,9 +43,9 @@ from api.db.migrate import migrate  # noqa: E402
 from api.db.pool import create_pool  # noqa: E402
 from api.db.uow import PostgresUnitOfWork  # noqa: E402
 from api.domain.consents import DataClass  # noqa: E402
-from api.integrations.fhir.consents import to_fhir_consent  # noqa: E402
-from api.integrations.fhir.patients import to_fhir_patient  # noqa: E402
-from api.integrations.fhir.referrals import to_fhir_service_request, to_fhir_task  # noqa: E402
+from api.integrations.fhir.resources.consents import to_fhir_consent  # noqa: E402
+from api.integrations.fhir.resources.patients import to_fhir_patient  # noqa: E402
+from api.integrations.fhir.resources.referrals import to_fhir_service_request, to_fhir_task  # noqa: E402
 from api.services import consents, patients, referrals  # noqa: E402
 from api.services.filters import ReferralFilter  # noqa: E402
 from api.services.pagination import PageRequest  # noqa: E402

@@ -9,7 +9,7 @@ from strawberry.scalars import JSON
 
 from api.domain import sessions as domain
 from api.domain.sessions import AttendanceStatus
-from api.integrations.fhir.sessions import to_fhir_attendance_encounter
+from api.integrations.fhir.resources.sessions import to_fhir_attendance_encounter
 from api.schema.context import Info
 from api.schema.fhir import FHIR_DESCRIPTION, as_json
 from api.schema.ids import to_id

@@ -9,7 +9,7 @@ from strawberry.scalars import JSON
 
 from api.domain import audit as domain
 from api.domain.audit import AuditAction, AuditOutcome
-from api.integrations.fhir.audit import to_fhir_audit_event
+from api.integrations.fhir.resources.audit import to_fhir_audit_event
 from api.schema.context import Info
 from api.schema.fhir import FHIR_DESCRIPTION, as_json
 from api.schema.ids import to_id

@@ -11,7 +11,7 @@ from strawberry.scalars import JSON
 
 from api.domain import consents as domain
 from api.domain.consents import ConsentStatus, DataClass, Purpose
-from api.integrations.fhir.consents import to_fhir_consent
+from api.integrations.fhir.resources.consents import to_fhir_consent
 from api.schema.context import Info
 from api.schema.fhir import FHIR_DESCRIPTION, as_json
 from api.schema.ids import parse_id, to_id

@@ -11,7 +11,7 @@ from strawberry.scalars import JSON
 
 from api.domain import organizations as domain
 from api.domain.organizations import OrganizationKind
-from api.integrations.fhir.organizations import to_fhir_organization
+from api.integrations.fhir.resources.organizations import to_fhir_organization
 from api.schema.connection import Connection
 from api.schema.context import Info
 from api.schema.fhir import FHIR_DESCRIPTION, as_json

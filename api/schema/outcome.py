@@ -10,7 +10,10 @@ from strawberry.scalars import JSON
 
 from api.domain import outcomes as domain
 from api.domain.outcomes import INSTRUMENTS, Instrument
-from api.integrations.fhir.measures import to_fhir_observation, to_fhir_questionnaire_response
+from api.integrations.fhir.resources.measures import (
+    to_fhir_observation,
+    to_fhir_questionnaire_response,
+)
 from api.schema.coding import Coding
 from api.schema.context import Info
 from api.schema.fhir import FHIR_DESCRIPTION, as_json

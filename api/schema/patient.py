@@ -13,7 +13,7 @@ from strawberry.scalars import JSON
 from api.domain import patients as domain
 from api.domain.errors import DomainError, NotFound
 from api.domain.patients import Gender
-from api.integrations.fhir.patients import to_fhir_patient
+from api.integrations.fhir.resources.patients import to_fhir_patient
 from api.schema.connection import Connection
 from api.schema.context import Info
 from api.schema.fhir import FHIR_DESCRIPTION, as_json

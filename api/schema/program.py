@@ -11,7 +11,7 @@ from strawberry.scalars import JSON
 
 from api.domain import programs as domain
 from api.domain.programs import DeliveryMode, ProgramKind
-from api.integrations.fhir.programs import to_fhir_healthcare_service
+from api.integrations.fhir.resources.programs import to_fhir_healthcare_service
 from api.schema.connection import Connection, connection_from_page
 from api.schema.context import Info
 from api.schema.fhir import FHIR_DESCRIPTION, as_json

@@ -24,7 +24,7 @@ from api.domain.referrals import (
     Transition,
     allowed_transitions,
 )
-from api.integrations.fhir.referrals import to_fhir_service_request, to_fhir_task
+from api.integrations.fhir.resources.referrals import to_fhir_service_request, to_fhir_task
 from api.schema.coding import Coding
 from api.schema.connection import Connection, connection_from_page
 from api.schema.consent import Consent, load_consent

@@ -12,7 +12,7 @@ from strawberry.scalars import JSON
 from api.domain import sessions as domain
 from api.domain.programs import DeliveryMode
 from api.domain.sessions import SessionFormat
-from api.integrations.fhir.sessions import to_fhir_session_encounter
+from api.integrations.fhir.resources.sessions import to_fhir_session_encounter
 from api.schema.context import Info
 from api.schema.fhir import FHIR_DESCRIPTION, as_json
 from api.schema.ids import to_id

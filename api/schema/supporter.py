@@ -16,7 +16,10 @@ from api.domain.supporters import (
     LivedExperience,
     SupervisorKind,
 )
-from api.integrations.fhir.supporters import to_fhir_practitioner, to_fhir_practitioner_role
+from api.integrations.fhir.resources.supporters import (
+    to_fhir_practitioner,
+    to_fhir_practitioner_role,
+)
 from api.schema.connection import Connection, connection_from_page
 from api.schema.context import Info
 from api.schema.fhir import FHIR_DESCRIPTION, as_json

@@ -26,26 +26,26 @@ from fhir_validator import expand, node_available, validate  # noqa: E402
 from network import Network  # noqa: E402
 
 from api.domain.referrals import ReferralStatus  # noqa: E402
-from api.integrations.fhir.audit import to_fhir_audit_event  # noqa: E402
-from api.integrations.fhir.consents import to_fhir_consent  # noqa: E402
-from api.integrations.fhir.documents import to_fhir_document_reference  # noqa: E402
-from api.integrations.fhir.measures import (  # noqa: E402
+from api.integrations.fhir.resources.audit import to_fhir_audit_event  # noqa: E402
+from api.integrations.fhir.resources.consents import to_fhir_consent  # noqa: E402
+from api.integrations.fhir.resources.documents import to_fhir_document_reference  # noqa: E402
+from api.integrations.fhir.resources.measures import (  # noqa: E402
     to_fhir_observation,
     to_fhir_questionnaire_response,
 )
-from api.integrations.fhir.organizations import to_fhir_organization  # noqa: E402
-from api.integrations.fhir.patients import to_fhir_patient  # noqa: E402
-from api.integrations.fhir.procedures import to_fhir_procedure  # noqa: E402
-from api.integrations.fhir.programs import to_fhir_healthcare_service  # noqa: E402
-from api.integrations.fhir.referrals import (  # noqa: E402
+from api.integrations.fhir.resources.organizations import to_fhir_organization  # noqa: E402
+from api.integrations.fhir.resources.patients import to_fhir_patient  # noqa: E402
+from api.integrations.fhir.resources.procedures import to_fhir_procedure  # noqa: E402
+from api.integrations.fhir.resources.programs import to_fhir_healthcare_service  # noqa: E402
+from api.integrations.fhir.resources.referrals import (  # noqa: E402
     to_fhir_service_request,
     to_fhir_task,
 )
-from api.integrations.fhir.sessions import (  # noqa: E402
+from api.integrations.fhir.resources.sessions import (  # noqa: E402
     to_fhir_attendance_encounter,
     to_fhir_session_encounter,
 )
-from api.integrations.fhir.supporters import (  # noqa: E402
+from api.integrations.fhir.resources.supporters import (  # noqa: E402
     to_fhir_practitioner,
     to_fhir_practitioner_role,
 )

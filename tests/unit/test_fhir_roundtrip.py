@@ -37,37 +37,40 @@ from api.domain.programs import PeerProgram
 from api.domain.referrals import Referral
 from api.domain.sessions import Attendance, PeerSession
 from api.domain.supporters import PeerSupporter
-from api.integrations.fhir.audit import from_fhir_audit_event, to_fhir_audit_event
-from api.integrations.fhir.consents import from_fhir_consent, to_fhir_consent
-from api.integrations.fhir.datatypes import check_shapes
-from api.integrations.fhir.documents import (
+from api.integrations.fhir.resources.audit import from_fhir_audit_event, to_fhir_audit_event
+from api.integrations.fhir.resources.consents import from_fhir_consent, to_fhir_consent
+from api.integrations.fhir.resources.datatypes import check_shapes
+from api.integrations.fhir.resources.documents import (
     from_fhir_document_reference,
     to_fhir_document_reference,
 )
-from api.integrations.fhir.measures import (
+from api.integrations.fhir.resources.measures import (
     from_fhir_outcome_measure,
     to_fhir_observation,
     to_fhir_questionnaire_response,
 )
-from api.integrations.fhir.organizations import from_fhir_organization, to_fhir_organization
-from api.integrations.fhir.patients import from_fhir_patient, to_fhir_patient
-from api.integrations.fhir.procedures import from_fhir_procedure, to_fhir_procedure
-from api.integrations.fhir.programs import (
+from api.integrations.fhir.resources.organizations import (
+    from_fhir_organization,
+    to_fhir_organization,
+)
+from api.integrations.fhir.resources.patients import from_fhir_patient, to_fhir_patient
+from api.integrations.fhir.resources.procedures import from_fhir_procedure, to_fhir_procedure
+from api.integrations.fhir.resources.programs import (
     from_fhir_healthcare_service,
     to_fhir_healthcare_service,
 )
-from api.integrations.fhir.referrals import (
+from api.integrations.fhir.resources.referrals import (
     from_fhir_referral,
     to_fhir_service_request,
     to_fhir_task,
 )
-from api.integrations.fhir.sessions import (
+from api.integrations.fhir.resources.sessions import (
     from_fhir_attendance,
     from_fhir_session,
     to_fhir_attendance_encounter,
     to_fhir_session_encounter,
 )
-from api.integrations.fhir.supporters import (
+from api.integrations.fhir.resources.supporters import (
     from_fhir_peer_supporter,
     to_fhir_practitioner,
     to_fhir_practitioner_role,

@@ -16,11 +16,15 @@ from starlette.routing import BaseRoute, Route
 from api.db.uow import PostgresUnitOfWork
 from api.domain.errors import DomainError, Unauthenticated
 from api.domain.principal import Principal
-from api.integrations.fhir.capability import capability_statement
-from api.integrations.fhir.context import FhirContext
-from api.integrations.fhir.interactions import handle
-from api.integrations.fhir.outcomes import BadRequest, internal_error, operation_outcome
-from api.integrations.fhir.validation import parse_json
+from api.integrations.fhir.rest.capability import capability_statement
+from api.integrations.fhir.rest.context import FhirContext
+from api.integrations.fhir.rest.interactions import handle
+from api.integrations.fhir.rest.operation_outcomes import (
+    BadRequest,
+    internal_error,
+    operation_outcome,
+)
+from api.integrations.fhir.rest.validation import parse_json
 from api.settings import Settings
 
 FHIR_JSON = "application/fhir+json; charset=utf-8"

@@ -17,8 +17,8 @@ from fhir.resources.R4B.consent import Consent as FhirConsent
 from api.domain.consents import Consent, ConsentStatus, DataClass
 from api.domain.documents import form_id_in, source_reference_of
 from api.domain.errors import Invalid
-from api.integrations.fhir import codes
-from api.integrations.fhir.datatypes import (
+from api.integrations.fhir.resources import codes
+from api.integrations.fhir.resources.datatypes import (
     Json,
     codes_in,
     coding,

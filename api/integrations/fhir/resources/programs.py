@@ -10,8 +10,8 @@ from fhir.resources.R4B.healthcareservice import HealthcareService
 
 from api.domain.errors import Invalid
 from api.domain.programs import DeliveryMode, PeerProgram, ProgramKind
-from api.integrations.fhir import codes
-from api.integrations.fhir.datatypes import (
+from api.integrations.fhir.resources import codes
+from api.integrations.fhir.resources.datatypes import (
     Json,
     codes_in,
     coding,

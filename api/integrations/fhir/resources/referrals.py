@@ -24,8 +24,8 @@ from api.domain.referrals import (
     Referral,
     ReferralStatus,
 )
-from api.integrations.fhir import codes
-from api.integrations.fhir.datatypes import (
+from api.integrations.fhir.resources import codes
+from api.integrations.fhir.resources.datatypes import (
     Json,
     codes_in,
     coding,

@@ -6,14 +6,18 @@ import re
 from uuid import UUID
 
 from api.domain.errors import NotFound, VersionConflict
-from api.integrations.fhir import bundles, reads, searches, writes
-from api.integrations.fhir.bundles import Reply
-from api.integrations.fhir.capability import INTERACTIONS
-from api.integrations.fhir.context import FhirContext
-from api.integrations.fhir.datatypes import Json
-from api.integrations.fhir.outcomes import BadRequest, MethodNotAllowed, PreconditionFailed
-from api.integrations.fhir.search import parse_search
-from api.integrations.fhir.validation import check_resource
+from api.integrations.fhir.resources.datatypes import Json
+from api.integrations.fhir.rest import bundles, reads, search_execute, writes
+from api.integrations.fhir.rest.bundles import Reply
+from api.integrations.fhir.rest.capability import INTERACTIONS
+from api.integrations.fhir.rest.context import FhirContext
+from api.integrations.fhir.rest.operation_outcomes import (
+    BadRequest,
+    MethodNotAllowed,
+    PreconditionFailed,
+)
+from api.integrations.fhir.rest.search_parameters import parse_search
+from api.integrations.fhir.rest.validation import check_resource
 
 _IF_MATCH = re.compile(r'^(?:W/)?"(\d+)"$')
 
@@ -60,7 +64,7 @@ async def handle(
     if method == "GET" and len(parts) == 1:
         _allowed(kind, "search-type")
         request = parse_search(kind, bundles.query_pairs(url))
-        result = await searches.search(ctx, request)
+        result = await search_execute.search(ctx, request)
         return Reply(200, bundles.searchset(ctx, request, result))
     if method == "GET" and len(parts) in (2, 4):
         _allowed(kind, "read" if len(parts) == 2 else "vread")

@@ -14,8 +14,8 @@ from enum import StrEnum
 from uuid import UUID
 
 from api.domain.errors import Invalid, InvalidDetail
-from api.integrations.fhir.datatypes import parse_instant
-from api.integrations.fhir.outcomes import BadRequest
+from api.integrations.fhir.resources.datatypes import parse_instant
+from api.integrations.fhir.rest.operation_outcomes import BadRequest
 from api.services.pagination import MAX_PAGE_SIZE
 
 DEFAULT_COUNT = 20

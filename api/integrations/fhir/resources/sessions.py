@@ -23,8 +23,8 @@ from api.domain.sessions import (
     PeerSession,
     SessionFormat,
 )
-from api.integrations.fhir import codes
-from api.integrations.fhir.datatypes import (
+from api.integrations.fhir.resources import codes
+from api.integrations.fhir.resources.datatypes import (
     Json,
     codes_in,
     coding,

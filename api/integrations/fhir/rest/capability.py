@@ -3,8 +3,8 @@ handlers use (search parameters, includes, interactions)."""
 
 from __future__ import annotations
 
-from api.integrations.fhir.datatypes import Json
-from api.integrations.fhir.search import INCLUDES, REVINCLUDES, SEARCH_PARAMS
+from api.integrations.fhir.resources.datatypes import Json
+from api.integrations.fhir.rest.search_parameters import INCLUDES, REVINCLUDES, SEARCH_PARAMS
 
 # resource type → interactions. Reads go through the consent rule; creates and updates through
 # the same services as GraphQL.

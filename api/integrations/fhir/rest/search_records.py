@@ -12,16 +12,20 @@ from typing import Any
 
 from api.domain.errors import Invalid
 from api.domain.procedures import ProcedureStatus
-from api.integrations.fhir.audit import to_fhir_audit_event
-from api.integrations.fhir.consents import to_fhir_consent
-from api.integrations.fhir.context import FhirContext
-from api.integrations.fhir.datatypes import Json, parse_instant
-from api.integrations.fhir.documents import to_fhir_document_reference
-from api.integrations.fhir.included import SearchResult, includes, page
-from api.integrations.fhir.measures import to_fhir_observation, to_fhir_questionnaire_response
-from api.integrations.fhir.outcomes import BadRequest
-from api.integrations.fhir.reads import procedure_resource, read_many
-from api.integrations.fhir.search import (
+from api.integrations.fhir.resources.audit import to_fhir_audit_event
+from api.integrations.fhir.resources.consents import to_fhir_consent
+from api.integrations.fhir.resources.datatypes import Json, parse_instant
+from api.integrations.fhir.resources.documents import to_fhir_document_reference
+from api.integrations.fhir.resources.measures import (
+    to_fhir_observation,
+    to_fhir_questionnaire_response,
+)
+from api.integrations.fhir.resources.sessions import to_fhir_attendance_encounter
+from api.integrations.fhir.rest.context import FhirContext
+from api.integrations.fhir.rest.operation_outcomes import BadRequest
+from api.integrations.fhir.rest.reads import procedure_resource, read_many
+from api.integrations.fhir.rest.search_includes import SearchResult, includes, page
+from api.integrations.fhir.rest.search_parameters import (
     Op,
     SearchRequest,
     ids_of,
@@ -30,7 +34,6 @@ from api.integrations.fhir.search import (
     since,
     token_values,
 )
-from api.integrations.fhir.sessions import to_fhir_attendance_encounter
 from api.services import audit_trail, consent_forms, consents, outcomes, procedures, sessions
 from api.services.filters import ProcedureFilter
 from api.services.pagination import Keyset, PageRequest

@@ -6,22 +6,31 @@ from api.domain.errors import DomainError
 from api.domain.patients import PatientIdentifier
 from api.domain.programs import ProgramKind
 from api.domain.referrals import Direction, Referral, ReferralStatus
-from api.integrations.fhir import codes
-from api.integrations.fhir.context import FhirContext
-from api.integrations.fhir.included import SearchResult, includes, page
-from api.integrations.fhir.outcomes import BadRequest
-from api.integrations.fhir.patients import to_fhir_patient
-from api.integrations.fhir.programs import to_fhir_healthcare_service
-from api.integrations.fhir.reads import read_many, referral_resource, task_outputs
-from api.integrations.fhir.record_searches import (
+from api.integrations.fhir.resources import codes
+from api.integrations.fhir.resources.patients import to_fhir_patient
+from api.integrations.fhir.resources.programs import to_fhir_healthcare_service
+from api.integrations.fhir.resources.supporters import (
+    to_fhir_practitioner,
+    to_fhir_practitioner_role,
+)
+from api.integrations.fhir.rest.context import FhirContext
+from api.integrations.fhir.rest.operation_outcomes import BadRequest
+from api.integrations.fhir.rest.reads import read_many, referral_resource, task_outputs
+from api.integrations.fhir.rest.search_includes import SearchResult, includes, page
+from api.integrations.fhir.rest.search_parameters import (
+    SearchRequest,
+    ids_of,
+    one_id,
+    since,
+    token_values,
+)
+from api.integrations.fhir.rest.search_records import (
     audit_search,
     care_search,
     consent_search,
     document_search,
     procedure_search,
 )
-from api.integrations.fhir.search import SearchRequest, ids_of, one_id, since, token_values
-from api.integrations.fhir.supporters import to_fhir_practitioner, to_fhir_practitioner_role
 from api.services import patients, procedures, programs, referrals, supporters
 from api.services.filters import ProgramFilter, ReferralFilter, SupporterFilter
 from api.services.pagination import PageRequest

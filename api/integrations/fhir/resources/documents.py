@@ -16,8 +16,8 @@ from fhir.resources.R4B.documentreference import DocumentReference
 from api.domain.documents import MAX_CONTENT_BYTES, ConsentForm
 from api.domain.errors import Invalid, TooLarge
 from api.domain.principal import Principal
-from api.integrations.fhir import codes
-from api.integrations.fhir.datatypes import (
+from api.integrations.fhir.resources import codes
+from api.integrations.fhir.resources.datatypes import (
     Json,
     codes_in,
     concept,

@@ -10,8 +10,8 @@ from fhir.resources.R4B.patient import Patient as FhirPatient
 
 from api.domain.errors import Invalid
 from api.domain.patients import Gender, Patient, PatientIdentifier
-from api.integrations.fhir import codes
-from api.integrations.fhir.datatypes import (
+from api.integrations.fhir.resources import codes
+from api.integrations.fhir.resources.datatypes import (
     Json,
     concept,
     finish,

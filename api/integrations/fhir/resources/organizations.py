@@ -10,8 +10,8 @@ from fhir.resources.R4B.organization import Organization as FhirOrganization
 
 from api.domain.errors import Invalid
 from api.domain.organizations import Organization, OrganizationKind
-from api.integrations.fhir import codes
-from api.integrations.fhir.datatypes import Json, coding, finish, meta, meta_version
+from api.integrations.fhir.resources import codes
+from api.integrations.fhir.resources.datatypes import Json, coding, finish, meta, meta_version
 
 
 def to_fhir_organization(organization: Organization) -> Json:

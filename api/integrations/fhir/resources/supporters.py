@@ -21,8 +21,8 @@ from api.domain.supporters import (
     PeerSupporter,
     SupervisorKind,
 )
-from api.integrations.fhir import codes
-from api.integrations.fhir.datatypes import (
+from api.integrations.fhir.resources import codes
+from api.integrations.fhir.resources.datatypes import (
     Json,
     codes_in,
     concept,

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from api.domain.errors import Conflict, DomainError, Invalid, VersionConflict
-from api.integrations.fhir.datatypes import Json
+from api.integrations.fhir.resources.datatypes import Json
 
 
 class BadRequest(Invalid):

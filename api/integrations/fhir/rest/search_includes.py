@@ -6,10 +6,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from uuid import UUID
 
-from api.integrations.fhir.context import FhirContext
-from api.integrations.fhir.datatypes import Json, parse_ref
-from api.integrations.fhir.reads import read_many
-from api.integrations.fhir.search import SearchRequest
+from api.integrations.fhir.resources.datatypes import Json, parse_ref
+from api.integrations.fhir.rest.context import FhirContext
+from api.integrations.fhir.rest.reads import read_many
+from api.integrations.fhir.rest.search_parameters import SearchRequest
 
 
 @dataclass(frozen=True)

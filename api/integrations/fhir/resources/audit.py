@@ -10,8 +10,8 @@ from uuid import UUID
 from fhir.resources.R4B.auditevent import AuditEvent as FhirAuditEvent
 
 from api.domain.audit import AuditAction, AuditEvent, AuditOutcome, AuditRecord
-from api.integrations.fhir import codes
-from api.integrations.fhir.datatypes import (
+from api.integrations.fhir.resources import codes
+from api.integrations.fhir.resources.datatypes import (
     Json,
     coding,
     extension_value,

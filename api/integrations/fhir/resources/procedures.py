@@ -15,8 +15,8 @@ from fhir.resources.R4B.procedure import Procedure as FhirProcedure
 from api.domain.errors import Invalid
 from api.domain.procedures import Procedure, ProcedureStatus
 from api.domain.referrals import Coding
-from api.integrations.fhir import codes
-from api.integrations.fhir.datatypes import (
+from api.integrations.fhir.resources import codes
+from api.integrations.fhir.resources.datatypes import (
     Json,
     coding,
     finish,

@@ -14,8 +14,8 @@ from fhir.resources.R4B.questionnaireresponse import QuestionnaireResponse
 
 from api.domain.errors import Invalid
 from api.domain.outcomes import INSTRUMENTS, Instrument, OutcomeMeasure
-from api.integrations.fhir import codes
-from api.integrations.fhir.datatypes import (
+from api.integrations.fhir.resources import codes
+from api.integrations.fhir.resources.datatypes import (
     Json,
     concept,
     finish,

@@ -9,10 +9,9 @@ from api.domain.errors import Forbidden, Invalid, NotFound
 from api.domain.programs import DeliveryMode
 from api.domain.referrals import Priority, ReferralStatus, Role
 from api.domain.sessions import AttendanceStatus, SessionFormat
-from api.integrations.fhir import codes
-from api.integrations.fhir.consents import grant_consent_command, to_fhir_consent
-from api.integrations.fhir.context import FhirContext
-from api.integrations.fhir.datatypes import (
+from api.integrations.fhir.resources import codes
+from api.integrations.fhir.resources.consents import grant_consent_command, to_fhir_consent
+from api.integrations.fhir.resources.datatypes import (
     Json,
     codes_in,
     extension_value,
@@ -20,16 +19,17 @@ from api.integrations.fhir.datatypes import (
     parse_instant,
     ref_id,
 )
-from api.integrations.fhir.documents import (
+from api.integrations.fhir.resources.documents import (
     record_consent_form_command,
     to_fhir_document_reference,
 )
-from api.integrations.fhir.measures import record_outcome_command, to_fhir_questionnaire_response
-from api.integrations.fhir.outcomes import MethodNotAllowed
-from api.integrations.fhir.patients import register_patient_command, to_fhir_patient
-from api.integrations.fhir.procedures import record_procedure_command
-from api.integrations.fhir.reads import procedure_resource, task_outputs
-from api.integrations.fhir.referrals import (
+from api.integrations.fhir.resources.measures import (
+    record_outcome_command,
+    to_fhir_questionnaire_response,
+)
+from api.integrations.fhir.resources.patients import register_patient_command, to_fhir_patient
+from api.integrations.fhir.resources.procedures import record_procedure_command
+from api.integrations.fhir.resources.referrals import (
     performers_of,
     priority_of,
     reasons_of,
@@ -37,11 +37,14 @@ from api.integrations.fhir.referrals import (
     to_fhir_service_request,
     to_fhir_task,
 )
-from api.integrations.fhir.sessions import (
+from api.integrations.fhir.resources.sessions import (
     attendance_status,
     to_fhir_attendance_encounter,
     to_fhir_session_encounter,
 )
+from api.integrations.fhir.rest.context import FhirContext
+from api.integrations.fhir.rest.operation_outcomes import MethodNotAllowed
+from api.integrations.fhir.rest.reads import procedure_resource, task_outputs
 from api.services import (
     consent_forms,
     consents,

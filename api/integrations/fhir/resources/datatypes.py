@@ -13,7 +13,7 @@ from uuid import UUID
 from fhir.resources.R4B.resource import Resource
 
 from api.domain.errors import Invalid
-from api.integrations.fhir import codes
+from api.integrations.fhir.resources import codes
 
 Json = dict[str, Any]
 

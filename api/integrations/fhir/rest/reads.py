@@ -12,22 +12,28 @@ from uuid import UUID
 
 from api.domain.errors import DomainError, NotFound
 from api.domain.sessions import Attendance
-from api.integrations.fhir.audit import to_fhir_audit_event
-from api.integrations.fhir.consents import to_fhir_consent
-from api.integrations.fhir.context import FhirContext
-from api.integrations.fhir.datatypes import Json
-from api.integrations.fhir.documents import to_fhir_document_reference
-from api.integrations.fhir.measures import to_fhir_observation, to_fhir_questionnaire_response
-from api.integrations.fhir.organizations import to_fhir_organization
-from api.integrations.fhir.patients import to_fhir_patient
-from api.integrations.fhir.procedures import to_fhir_procedure
-from api.integrations.fhir.programs import to_fhir_healthcare_service
-from api.integrations.fhir.referrals import to_fhir_service_request, to_fhir_task
-from api.integrations.fhir.sessions import (
+from api.integrations.fhir.resources.audit import to_fhir_audit_event
+from api.integrations.fhir.resources.consents import to_fhir_consent
+from api.integrations.fhir.resources.datatypes import Json
+from api.integrations.fhir.resources.documents import to_fhir_document_reference
+from api.integrations.fhir.resources.measures import (
+    to_fhir_observation,
+    to_fhir_questionnaire_response,
+)
+from api.integrations.fhir.resources.organizations import to_fhir_organization
+from api.integrations.fhir.resources.patients import to_fhir_patient
+from api.integrations.fhir.resources.procedures import to_fhir_procedure
+from api.integrations.fhir.resources.programs import to_fhir_healthcare_service
+from api.integrations.fhir.resources.referrals import to_fhir_service_request, to_fhir_task
+from api.integrations.fhir.resources.sessions import (
     to_fhir_attendance_encounter,
     to_fhir_session_encounter,
 )
-from api.integrations.fhir.supporters import to_fhir_practitioner, to_fhir_practitioner_role
+from api.integrations.fhir.resources.supporters import (
+    to_fhir_practitioner,
+    to_fhir_practitioner_role,
+)
+from api.integrations.fhir.rest.context import FhirContext
 from api.services import (
     audit_trail,
     care_reads,

@@ -14,8 +14,8 @@ from typing import Any
 from pydantic import ValidationError
 
 from api.domain.errors import InvalidDetail
-from api.integrations.fhir.datatypes import Json
-from api.integrations.fhir.outcomes import BadRequest
+from api.integrations.fhir.resources.datatypes import Json
+from api.integrations.fhir.rest.operation_outcomes import BadRequest
 
 # Required bindings (R4) on the elements of the resources clients may send.
 _REQUIRED_CODES: dict[str, frozenset[str]] = {

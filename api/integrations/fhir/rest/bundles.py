@@ -16,11 +16,11 @@ from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
 from api.domain.errors import DomainError, Invalid, InvalidDetail
-from api.integrations.fhir.context import FhirContext
-from api.integrations.fhir.datatypes import Json
-from api.integrations.fhir.included import SearchResult
-from api.integrations.fhir.outcomes import BadRequest, operation_outcome
-from api.integrations.fhir.search import SearchRequest
+from api.integrations.fhir.resources.datatypes import Json
+from api.integrations.fhir.rest.context import FhirContext
+from api.integrations.fhir.rest.operation_outcomes import BadRequest, operation_outcome
+from api.integrations.fhir.rest.search_includes import SearchResult
+from api.integrations.fhir.rest.search_parameters import SearchRequest
 from api.services.transactions import SharedTransaction
 
 

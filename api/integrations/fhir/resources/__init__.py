@@ -1,0 +1,1 @@
+"""FHIR resource mappers: pure `to_fhir_*` / `from_fhir_*` functions, one module per resource."""

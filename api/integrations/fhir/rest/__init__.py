@@ -1,0 +1,1 @@
+"""FHIR REST mechanics: routes, interactions, search, Bundles, OperationOutcome, metadata."""
