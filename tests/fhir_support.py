@@ -49,6 +49,9 @@ class Fhir:
             json=body,
             headers=self._headers(extra),
         )
+        if response.status_code == 304:  # Not Modified: headers only, no body
+            assert not response.content
+            return response
         assert response.headers["content-type"].startswith(FHIR_JSON), response.text
         self.seen.append(response.json())
         return response

@@ -57,7 +57,9 @@ _NO_HISTORY = {"AuditEvent"}  # append-only records without versions
 _REST_DOCS = (
     "Search: unknown parameters are refused (400); _count is capped at 100; next links carry "
     "a keyset _cursor; total is given when the result fits one page. Consent is enforced on "
-    "every read: a revoked consent hides the patient's data on the next request."
+    "every read: a revoked consent hides the patient's data on the next request. Read and "
+    'vread answer 304 to If-None-Match W/"<versionId>" or If-Modified-Since when nothing '
+    "changed (never for a redacted answer, a Task with output or a Consent with an end date)."
 )
 
 
@@ -73,6 +75,7 @@ def capability_statement(base_url: str, token_url: str, software_version: str) -
             if kind in _NO_HISTORY
             else "versioned",
             "readHistory": False,
+            "conditionalRead": "full-support",  # If-None-Match and If-Modified-Since → 304
             "updateCreate": False,
             "conditionalCreate": False,
             "conditionalUpdate": False,

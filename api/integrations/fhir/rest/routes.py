@@ -5,8 +5,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Sequence
-from datetime import datetime
-from email.utils import format_datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from starlette.requests import Request
@@ -17,6 +16,7 @@ from api.db.uow import PostgresUnitOfWork
 from api.domain.errors import DomainError, Unauthenticated
 from api.domain.principal import Principal
 from api.integrations.fhir.rest.capability import capability_statement
+from api.integrations.fhir.rest.conditional import last_modified, not_modified
 from api.integrations.fhir.rest.context import FhirContext
 from api.integrations.fhir.rest.interactions import handle
 from api.integrations.fhir.rest.operation_outcomes import (
@@ -78,6 +78,12 @@ async def interaction(request: Request) -> Response:
         )
         url = f"{path}?{request.url.query}" if request.url.query else path
         reply = await handle(ctx, request.method, url, body, request.headers.get("if-match"))
+        unchanged = _is_instance_read(request.method, path) and not_modified(
+            reply.resource,
+            request.headers.get("if-none-match"),
+            request.headers.get("if-modified-since"),
+            datetime.now(UTC),
+        )
     except DomainError as error:
         return _error(error, resource_type)
     except Exception as error:  # noqa: BLE001 - never leak detail; the type is enough to trace
@@ -89,10 +95,17 @@ async def interaction(request: Request) -> Response:
         headers["ETag"] = reply.etag
     if reply.location:
         headers["Location"] = f"{ctx.base_url}/{reply.location}"
-    last = (reply.resource.get("meta") or {}).get("lastUpdated")
+    last = last_modified(reply.resource)
     if last:
-        headers["Last-Modified"] = format_datetime(datetime.fromisoformat(last), usegmt=True)
+        headers["Last-Modified"] = last
+    if unchanged:
+        return Response(status_code=304, headers=headers)
     return fhir_response(reply.status, reply.resource, headers)
+
+
+def _is_instance_read(method: str, path: str) -> bool:
+    """read (`Type/id`) or vread (`Type/id/_history/vid`): the interactions a 304 may answer."""
+    return method == "GET" and len([p for p in path.split("/") if p]) in (2, 4)
 
 
 def routes(settings: Settings) -> Sequence[BaseRoute]:
