@@ -7,12 +7,12 @@ from uuid import UUID
 
 import asyncpg
 
-from api.db.sql import Where
+from api.db.sql import Where, keyset_after, keyset_order
 from api.domain.errors import VersionConflict
 from api.domain.procedures import Procedure, ProcedureStatus
 from api.domain.referrals import Coding
 from api.services.filters import ProcedureFilter
-from api.services.pagination import Keyset
+from api.services.pagination import Keyset, Order
 
 _COLUMNS = (
     "id, referral_id, patient_id, performer_organization_id, supporter_id, status, codes, "
@@ -130,9 +130,14 @@ class PostgresProcedureRepository:
         return [_procedure(row) for row in rows]
 
     async def search(
-        self, organization_id: UUID, where: ProcedureFilter, after: Keyset | None, limit: int
+        self,
+        organization_id: UUID,
+        where: ProcedureFilter,
+        after: Keyset | None,
+        limit: int,
+        order: Order = Order.NEWEST_CHANGE_FIRST,
     ) -> list[Procedure]:
-        """Procedures of referrals the organization requested or performs, newest change first."""
+        """Procedures of referrals the organization requested or performs, in `order`."""
         w = Where()
         org = w.param(organization_id)
         w.add(f"(r.requester_organization_id = {org} OR r.performer_organization_id = {org})")
@@ -171,11 +176,10 @@ class PostgresProcedureRepository:
             w.add("COALESCE(p.performed_end, p.performed_start) >= {}", where.performed_from)
         if where.performed_before is not None:
             w.add("p.performed_start < {}", where.performed_before)
-        if after is not None:
-            w.add("(p.updated_at, p.id) < ({}, {})", after.updated_at, after.id)
+        keyset_after(w, after, order, "p.")
         rows = await self._db.fetch(
             f"SELECT {_QUALIFIED} FROM procedures p JOIN referrals r ON r.id = p.referral_id "
-            f"WHERE {w.sql()} ORDER BY p.updated_at DESC, p.id DESC LIMIT {w.param(limit)}",
+            f"WHERE {w.sql()} ORDER BY {keyset_order(order, 'p.')} LIMIT {w.param(limit)}",
             *w.params,
         )
         return [_procedure(row) for row in rows]

@@ -7,11 +7,11 @@ from uuid import UUID
 
 import asyncpg
 
-from api.db.sql import Where, first_per_parent
+from api.db.sql import Where, first_per_parent, keyset_after, keyset_order
 from api.domain.errors import VersionConflict
 from api.domain.programs import DeliveryMode, PeerProgram, ProgramKind
 from api.services.filters import ProgramFilter
-from api.services.pagination import Keyset
+from api.services.pagination import Keyset, Order
 
 _COLUMNS = (
     "id, organization_id, name, kind, description, languages, delivery_modes, eligibility, "
@@ -91,7 +91,11 @@ class PostgresProgramRepository:
         return [found.get(i) for i in ids]
 
     async def search(
-        self, where: ProgramFilter, after: Keyset | None, limit: int
+        self,
+        where: ProgramFilter,
+        after: Keyset | None,
+        limit: int,
+        order: Order = Order.NEWEST_CHANGE_FIRST,
     ) -> list[PeerProgram]:
         w = Where()
         if where.organization_id is not None:
@@ -106,11 +110,10 @@ class PostgresProgramRepository:
             w.add("accepting_referrals = {}", where.accepting_referrals)
         if where.updated_since is not None:
             w.add("updated_at > {}", where.updated_since)
-        if after is not None:
-            w.add("(updated_at, id) < ({}, {})", after.updated_at, after.id)
+        keyset_after(w, after, order)
         rows = await self._db.fetch(
             f"SELECT {_COLUMNS} FROM peer_programs WHERE {w.sql()} "
-            f"ORDER BY updated_at DESC, id DESC LIMIT {w.param(limit)}",
+            f"ORDER BY {keyset_order(order)} LIMIT {w.param(limit)}",
             *w.params,
         )
         return [_program(row) for row in rows]

@@ -9,7 +9,7 @@ from uuid import UUID
 
 import asyncpg
 
-from api.db.sql import Where, first_per_parent
+from api.db.sql import Where, first_per_parent, keyset_after, keyset_order
 from api.domain.consents import DataClass
 from api.domain.errors import VersionConflict
 from api.domain.referrals import (
@@ -23,7 +23,7 @@ from api.domain.referrals import (
     Transition,
 )
 from api.services.filters import ReferralBox, ReferralFilter
-from api.services.pagination import Keyset
+from api.services.pagination import Keyset, Order
 
 _COLUMNS = (
     "id, direction, requester_organization_id, performer_organization_id, program_id, "
@@ -99,12 +99,25 @@ def _change(row: asyncpg.Record) -> StatusChange:
 _NEWEST_CHANGE_FIRST = "updated_at DESC, id DESC"
 
 
-def _conditions(organization_id: UUID, where: ReferralFilter, after: Keyset | None) -> Where:
+def _conditions(
+    organization_id: UUID,
+    where: ReferralFilter,
+    after: Keyset | None,
+    order: Order = Order.NEWEST_CHANGE_FIRST,
+) -> Where:
     w = Where()
-    # Tenancy first: only the caller's own referrals, via the inbox/outbox indexes.
-    if where.box is ReferralBox.INBOX:
+    # Tenancy first: only the caller's own referrals, via the inbox/outbox indexes. A filter
+    # on the caller's own side (FHIR `Task?owner=<me>`) is that side's box: one index scan in
+    # keyset order, either way, instead of a BitmapOr and a sort (EXPLAIN over 8,000 of one
+    # performer's 200,000 referrals: 23 ms → 0.1 ms).
+    box = where.box
+    if box is ReferralBox.ALL and where.performer_organization_id == organization_id:
+        box = ReferralBox.INBOX
+    elif box is ReferralBox.ALL and where.requester_organization_id == organization_id:
+        box = ReferralBox.OUTBOX
+    if box is ReferralBox.INBOX:
         w.add("performer_organization_id = {}", organization_id)
-    elif where.box is ReferralBox.OUTBOX:
+    elif box is ReferralBox.OUTBOX:
         w.add("requester_organization_id = {}", organization_id)
     else:
         org = w.param(organization_id)
@@ -128,8 +141,7 @@ def _conditions(organization_id: UUID, where: ReferralFilter, after: Keyset | No
         w.add("updated_at > {}", where.updated_since)
     if where.updated_before is not None:
         w.add("updated_at < {}", where.updated_before)
-    if after is not None:
-        w.add("(updated_at, id) < ({}, {})", after.updated_at, after.id)
+    keyset_after(w, after, order)
     return w
 
 
@@ -202,12 +214,17 @@ class PostgresReferralRepository:
         return _referral(row) if row else None
 
     async def search(
-        self, organization_id: UUID, where: ReferralFilter, after: Keyset | None, limit: int
+        self,
+        organization_id: UUID,
+        where: ReferralFilter,
+        after: Keyset | None,
+        limit: int,
+        order: Order = Order.NEWEST_CHANGE_FIRST,
     ) -> list[Referral]:
-        w = _conditions(organization_id, where, after)
+        w = _conditions(organization_id, where, after, order)
         rows = await self._db.fetch(
             f"SELECT {_COLUMNS} FROM referrals WHERE {w.sql()} "
-            f"ORDER BY {_NEWEST_CHANGE_FIRST} LIMIT {w.param(limit)}",
+            f"ORDER BY {keyset_order(order)} LIMIT {w.param(limit)}",
             *w.params,
         )
         return [_referral(row) for row in rows]

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from api.services.pagination import Keyset, Order
+
 
 class Where:
     def __init__(self, *params: Any) -> None:
@@ -33,3 +35,18 @@ def first_per_parent(
         f"FROM {table} WHERE {where.sql()}) ranked "
         f"WHERE position_in_parent <= {where.param(limit)} ORDER BY {parent}, {order}"
     )
+
+
+def keyset_order(order: Order, alias: str = "") -> str:
+    """ORDER BY for a keyset walk over (updated_at, id); `alias` qualifies the columns."""
+    direction = "ASC" if order is Order.OLDEST_CHANGE_FIRST else "DESC"
+    return f"{alias}updated_at {direction}, {alias}id {direction}"
+
+
+def keyset_after(where: Where, after: Keyset | None, order: Order, alias: str = "") -> None:
+    """Rows after the cursor in the walk's order (a row version is compared as a pair)."""
+    if after is not None:
+        compare = ">" if order is Order.OLDEST_CHANGE_FIRST else "<"
+        where.add(
+            f"({alias}updated_at, {alias}id) {compare} ({{}}, {{}})", after.updated_at, after.id
+        )

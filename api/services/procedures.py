@@ -390,11 +390,11 @@ async def get_procedures(
 async def search_procedures(
     uow: UnitOfWork, principal: Principal, where: ProcedureFilter, page: PageRequest
 ) -> Page[ProcedureView]:
-    """Deliveries of the caller's referrals (sent or received), newest change first."""
+    """Deliveries of the caller's referrals (sent or received), in `page.order`."""
     require(principal, Capability.READ_PROCEDURES)
     async with uow:
         rows = await uow.procedures.search(
-            principal.organization_id, where, page.after, page.first + 1
+            principal.organization_id, where, page.after, page.first + 1, page.order
         )
         found = page_from_rows(rows, page, lambda p: Keyset(p.updated_at, p.id))
         views = await _views(uow, principal, found.items, await _referrals_of(uow, found.items))

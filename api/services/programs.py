@@ -136,7 +136,7 @@ async def list_programs(
     """The program directory (not patient data: every organization may read it)."""
     require(principal, Capability.READ_PROGRAMS)
     async with uow:
-        rows = await uow.programs.search(where, page.after, page.first + 1)
+        rows = await uow.programs.search(where, page.after, page.first + 1, page.order)
     return page_from_rows(rows, page, _keyset)
 
 

@@ -561,11 +561,11 @@ async def get_referral(uow: UnitOfWork, principal: Principal, referral_id: UUID)
 async def list_referrals(
     uow: UnitOfWork, principal: Principal, where: ReferralFilter, page: PageRequest
 ) -> Page[ReferralView]:
-    """The caller's referrals (sent, received or both), newest change first, keyset-paginated."""
+    """The caller's referrals (sent, received or both), keyset-paginated in `page.order`."""
     require(principal, Capability.READ_REFERRALS)
     async with uow:
         rows = await uow.referrals.search(
-            principal.organization_id, where, page.after, page.first + 1
+            principal.organization_id, where, page.after, page.first + 1, page.order
         )
         found = page_from_rows(rows, page, lambda r: Keyset(r.updated_at, r.id))
         views = await _views(uow, principal, found.items, record=True)

@@ -24,7 +24,7 @@ from api.domain.referrals import Referral, StatusChange
 from api.domain.sessions import Attendance, PeerSession
 from api.domain.supporters import PeerSupporter
 from api.services.filters import ProcedureFilter, ProgramFilter, ReferralFilter, SupporterFilter
-from api.services.pagination import Keyset
+from api.services.pagination import Keyset, Order
 
 
 class OrganizationRepository(Protocol):
@@ -42,7 +42,11 @@ class ProgramRepository(Protocol):
 
     async def get_many(self, ids: Sequence[UUID]) -> list[PeerProgram | None]: ...
     async def search(
-        self, where: ProgramFilter, after: Keyset | None, limit: int
+        self,
+        where: ProgramFilter,
+        after: Keyset | None,
+        limit: int,
+        order: Order = Order.NEWEST_CHANGE_FIRST,
     ) -> list[PeerProgram]: ...
     async def for_organizations(
         self, organization_ids: Sequence[UUID], after: Keyset | None, limit: int
@@ -91,7 +95,12 @@ class ReferralRepository(Protocol):
     async def get_many(self, ids: Sequence[UUID]) -> list[Referral | None]: ...
     async def get_for_update(self, referral_id: UUID) -> Referral | None: ...
     async def search(
-        self, organization_id: UUID, where: ReferralFilter, after: Keyset | None, limit: int
+        self,
+        organization_id: UUID,
+        where: ReferralFilter,
+        after: Keyset | None,
+        limit: int,
+        order: Order = Order.NEWEST_CHANGE_FIRST,
     ) -> list[Referral]: ...
     async def search_for_patients(
         self,
@@ -135,9 +144,14 @@ class ProcedureRepository(Protocol):
     async def get_many(self, ids: Sequence[UUID]) -> list[Procedure | None]: ...
     async def for_referrals(self, referral_ids: Sequence[UUID]) -> list[Procedure]: ...
     async def search(
-        self, organization_id: UUID, where: ProcedureFilter, after: Keyset | None, limit: int
+        self,
+        organization_id: UUID,
+        where: ProcedureFilter,
+        after: Keyset | None,
+        limit: int,
+        order: Order = Order.NEWEST_CHANGE_FIRST,
     ) -> list[Procedure]:
-        """Procedures of referrals the organization is party to, newest change first."""
+        """Procedures of referrals the organization is party to, in `order`."""
 
 
 class ConsentFormRepository(Protocol):

@@ -416,6 +416,8 @@ async def test_service_request_search_by_code_category_and_intent(
 def _value(kind: str, name: str, network: Network) -> str:
     if name == "identifier":
         return "urn:example|none"
+    if name == "_sort":
+        return "_lastUpdated"
     if kind == "date":
         return "ge2026-01-01"
     if kind == "token" and name != "_id":

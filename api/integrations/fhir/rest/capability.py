@@ -4,7 +4,13 @@ handlers use (search parameters, includes, interactions)."""
 from __future__ import annotations
 
 from api.integrations.fhir.resources.datatypes import Json
-from api.integrations.fhir.rest.search_parameters import INCLUDES, REVINCLUDES, SEARCH_PARAMS
+from api.integrations.fhir.rest.search_parameters import (
+    INCLUDES,
+    REVINCLUDES,
+    SEARCH_PARAMS,
+    SORT_DOCUMENTATION,
+    SORTABLE,
+)
 
 # resource type → interactions. Reads go through the consent rule; creates and updates through
 # the same services as GraphQL.
@@ -56,7 +62,9 @@ _UPDATED_INTERACTIONS = {"update"}
 _NO_HISTORY = {"AuditEvent"}  # append-only records without versions
 _REST_DOCS = (
     "Search: unknown parameters are refused (400); _count is capped at 100; next links carry "
-    "a keyset _cursor; total is given when the result fits one page. Consent is enforced on "
+    "a keyset _cursor; total is given when the result fits one page. Where _sort is listed, "
+    "_sort=_lastUpdated walks oldest change first: a resource that changes during the walk "
+    "moves to its end and is met again, so polling never misses one. Consent is enforced on "
     "every read: a revoked consent hides the patient's data on the next request. Read and "
     'vread answer 304 to If-None-Match W/"<versionId>" or If-Modified-Since when nothing '
     "changed (never for a redacted answer, a Task with output or a Consent with an end date)."
@@ -83,7 +91,12 @@ def capability_statement(base_url: str, token_url: str, software_version: str) -
             "searchParam": [
                 {"name": p.name, "type": p.kind.value, "documentation": p.documentation}
                 for p in SEARCH_PARAMS.get(kind, ())
-            ],
+            ]
+            + (
+                [{"name": "_sort", "type": "special", "documentation": SORT_DOCUMENTATION}]
+                if kind in SORTABLE
+                else []
+            ),
         }
         if kind in _DOCS:
             entry["documentation"] = _DOCS[kind]

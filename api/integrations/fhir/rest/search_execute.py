@@ -21,6 +21,7 @@ from api.integrations.fhir.rest.search_parameters import (
     SearchRequest,
     ids_of,
     one_id,
+    page_request,
     since,
     token_values,
 )
@@ -33,7 +34,7 @@ from api.integrations.fhir.rest.search_records import (
 )
 from api.services import patients, procedures, programs, referrals, supporters
 from api.services.filters import ProgramFilter, ReferralFilter, SupporterFilter
-from api.services.pagination import PageRequest
+from api.services.pagination import Order
 
 __all__ = ["SearchResult", "search"]
 
@@ -119,11 +120,15 @@ async def _referral_search(ctx: FhirContext, request: SearchRequest) -> SearchRe
     )
     if ids:
         found = await referrals.get_referrals(ctx.new_uow(), ctx.principal, ids)
-        views = [v for v in found if not isinstance(v, DomainError) and _matches(v.referral, where)]
+        views = sorted(
+            (v for v in found if not isinstance(v, DomainError) and _matches(v.referral, where)),
+            key=lambda v: (v.referral.updated_at, v.referral.id),
+            reverse=request.order is Order.NEWEST_CHANGE_FIRST,
+        )
         cursor = None
     else:
         listed = await referrals.list_referrals(
-            ctx.new_uow(), ctx.principal, where, PageRequest.of(request.count, request.cursor)
+            ctx.new_uow(), ctx.principal, where, page_request(request)
         )
         views = list(listed.items)
         cursor = listed.end_cursor if listed.has_next_page else None
@@ -214,7 +219,7 @@ async def _program_search(ctx: FhirContext, request: SearchRequest) -> SearchRes
             kinds=kinds,
             updated_since=lower,
         ),
-        PageRequest.of(request.count, request.cursor),
+        page_request(request),
     )
     matches = [to_fhir_healthcare_service(p) for p in listed.items]
     return page(matches, [], listed.end_cursor if listed.has_next_page else None)
@@ -229,7 +234,7 @@ async def _supporter_search(ctx: FhirContext, request: SearchRequest) -> SearchR
         ctx.new_uow(),
         ctx.principal,
         SupporterFilter(organization_id=one_id(request, "organization", "Organization")),
-        PageRequest.of(request.count, request.cursor),
+        page_request(request),
     )
     convert = (
         to_fhir_practitioner

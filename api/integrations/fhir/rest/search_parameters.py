@@ -16,7 +16,7 @@ from uuid import UUID
 from api.domain.errors import Invalid, InvalidDetail
 from api.integrations.fhir.resources.datatypes import parse_instant
 from api.integrations.fhir.rest.operation_outcomes import BadRequest
-from api.services.pagination import MAX_PAGE_SIZE
+from api.services.pagination import MAX_PAGE_SIZE, Order, PageRequest
 
 DEFAULT_COUNT = 20
 
@@ -151,7 +151,21 @@ INCLUDES: dict[str, tuple[str, ...]] = {
 }
 REVINCLUDES: dict[str, tuple[str, ...]] = {"ServiceRequest": ("Task:focus",)}
 
-_CONTROL = frozenset({"_count", "_cursor", "_include", "_revinclude", "_total", "_format"})
+# `_sort` values → the order of the keyset walk, for the types searched in SQL by keyset.
+# Oldest change first is the polling order: a resource changed during a walk is met again.
+SORT_ORDERS = {
+    "_lastUpdated": Order.OLDEST_CHANGE_FIRST,
+    "-_lastUpdated": Order.NEWEST_CHANGE_FIRST,
+}
+SORTABLE = frozenset({"ServiceRequest", "Task", "Procedure", "HealthcareService"})
+SORT_DOCUMENTATION = (
+    "_lastUpdated (oldest change first: the polling order) or -_lastUpdated (newest change "
+    "first, the default)"
+)
+
+_CONTROL = frozenset(
+    {"_count", "_cursor", "_include", "_revinclude", "_total", "_format", "_sort"}
+)
 
 
 @dataclass(frozen=True)
@@ -173,6 +187,7 @@ class SearchRequest:
     includes: tuple[str, ...] = ()
     revincludes: tuple[str, ...] = ()
     unparsed: tuple[tuple[str, str], ...] = field(default=(), compare=False)
+    order: Order = Order.NEWEST_CHANGE_FIRST
 
     def get(self, name: str) -> list[Filter]:
         return [f for f in self.filters if f.name == name]
@@ -211,6 +226,7 @@ def parse_search(resource_type: str, query: Iterable[tuple[str, str]]) -> Search
     cursor = None
     includes: list[str] = []
     revincludes: list[str] = []
+    order = Order.NEWEST_CHANGE_FIRST
     pairs = tuple(query)
     for raw_name, value in pairs:
         name, _, modifier = raw_name.partition(":")
@@ -232,6 +248,13 @@ def parse_search(resource_type: str, query: Iterable[tuple[str, str]]) -> Search
                     revincludes.append(value)
                 else:
                     problems.append(InvalidDetail("_revinclude", f"unsupported {value}"))
+            elif name == "_sort":
+                if resource_type in SORTABLE and value in SORT_ORDERS:
+                    order = SORT_ORDERS[value]
+                else:
+                    problems.append(
+                        InvalidDetail("_sort", f"{resource_type} sorts by {SORT_DOCUMENTATION}")
+                    )
             continue
         param = allowed.get(name)
         if param is None or (modifier and modifier != "exact"):
@@ -256,7 +279,19 @@ def parse_search(resource_type: str, query: Iterable[tuple[str, str]]) -> Search
         tuple(includes),
         tuple(revincludes),
         pairs,
+        order,
     )
+
+
+def page_request(request: SearchRequest) -> PageRequest:
+    """The keyset page a search asks for (`_count`, `_cursor`, `_sort`)."""
+    try:
+        return PageRequest.of(request.count, request.cursor, request.order)
+    except Invalid as error:
+        raise BadRequest(
+            "not a cursor this server issued for this order (keep the _sort of the walk)",
+            field="_cursor",
+        ) from error
 
 
 def reference_id(value: str, resource_type: str, where: str) -> UUID:

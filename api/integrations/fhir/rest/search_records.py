@@ -30,13 +30,14 @@ from api.integrations.fhir.rest.search_parameters import (
     SearchRequest,
     ids_of,
     one_id,
+    page_request,
     search_instant,
     since,
     token_values,
 )
 from api.services import audit_trail, consent_forms, consents, outcomes, procedures, sessions
 from api.services.filters import ProcedureFilter
-from api.services.pagination import Keyset, PageRequest
+from api.services.pagination import Keyset
 
 # (resource type, parameter) → the element of the mapped resource a token or reference
 # parameter matches, for the searches answered in memory.
@@ -221,7 +222,7 @@ async def procedure_search(ctx: FhirContext, request: SearchRequest) -> SearchRe
         performed_before=starts_before,
     )
     found = await procedures.search_procedures(
-        ctx.new_uow(), ctx.principal, where, PageRequest.of(request.count, request.cursor)
+        ctx.new_uow(), ctx.principal, where, page_request(request)
     )
     matches = [procedure_resource(v) for v in found.items]
     cursor = found.end_cursor if found.has_next_page else None
