@@ -19,7 +19,7 @@ from api.auth import client_secrets
 from api.auth.jwks import JWKSError, check_public_jwks, check_url
 from api.db.clients import ClientRecord, ClientRepository
 from api.domain.errors import Invalid
-from api.domain.scopes import any_satisfies, parse_scope
+from api.domain.scopes import any_satisfies, names_a_resource_type, parse_scope, reordered
 
 
 @dataclass(frozen=True)
@@ -31,11 +31,19 @@ class NewClient:
 
 
 def _normalize_scopes(texts: Sequence[str], what: str) -> tuple[str, ...]:
+    """The scopes in canonical form; a malformed one, or one naming no FHIR R4 resource type,
+    is refused (a typo such as `ServiceRequests` would otherwise grant nothing, silently)."""
     normalized = []
     for text in texts:
         scope = parse_scope(text)
         if scope is None:
-            raise Invalid(f"not a SMART v2 resource scope: {text}", what)
+            hint = reordered(text)
+            order = f" (permissions go in the order c r u d s: {hint})" if hint else ""
+            raise Invalid(f"not a SMART v2 resource scope: {text}{order}", what)
+        if not names_a_resource_type(scope):
+            raise Invalid(
+                f"no FHIR R4 resource type is called {scope.resource_type!r} (in {text})", what
+            )
         normalized.append(str(scope))
     return tuple(dict.fromkeys(normalized))
 

@@ -43,8 +43,10 @@ def invalid_client(description: str, *, basic: bool = False) -> OAuthError:
                       basic_challenge=basic)
 
 
-def invalid_scope(description: str) -> OAuthError:
-    return OAuthError("invalid_scope", description)
+def invalid_scope(scope: str) -> OAuthError:
+    """The requested scope that cannot be granted, cut to the characters and length RFC 6749
+    5.2 allows an error_description (it is the client's own text)."""
+    return OAuthError("invalid_scope", f"scope not allowed for this client: {_quoted(scope)[:100]}")
 
 
 def unsupported_grant_type(description: str) -> OAuthError:

@@ -6,8 +6,16 @@ Authentication's share of scopes only; what each scope lets a caller do is the s
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 
-from api.domain.scopes import PERMISSION_ORDER, Scope, any_satisfies, parse_scope, satisfies
+from api.domain.scopes import (
+    PERMISSION_ORDER,
+    Scope,
+    any_satisfies,
+    names_a_resource_type,
+    parse_scope,
+    satisfies,
+)
 
 
 class ScopeRefused(Exception):
@@ -18,15 +26,41 @@ class ScopeRefused(Exception):
         self.scope = scope
 
 
-def parse_request(text: str | None) -> list[Scope]:
-    """Parse a `scope` parameter; any token that is not a SMART resource scope is refused."""
-    scopes = []
+# Scopes of a user-facing launch or of OpenID Connect: a backend service has no launch context,
+# no user and no refresh token, so a request for them is narrowed away rather than refused
+# (SMART Backend Services clients and libraries often send a fixed scope list).
+_NOT_FOR_BACKEND_SERVICES = frozenset(
+    {"launch", "openid", "fhirUser", "offline_access", "online_access", "profile"}
+)
+
+
+def _not_for_backend_services(token: str) -> bool:
+    return token in _NOT_FOR_BACKEND_SERVICES or token.startswith("launch/")
+
+
+@dataclass(frozen=True)
+class ScopeRequest:
+    """A parsed `scope` parameter: the resource scopes to narrow, and the tokens set aside
+    because they mean nothing here (not for backend services, or no such FHIR type)."""
+
+    scopes: tuple[Scope, ...] = ()
+    set_aside: tuple[str, ...] = ()
+
+
+def parse_request(text: str | None) -> ScopeRequest:
+    """Parse a `scope` parameter; a token that is neither a SMART resource scope nor one set
+    aside is refused."""
+    scopes: list[Scope] = []
+    set_aside: list[str] = []
     for token in (text or "").split():
         scope = parse_scope(token)
-        if scope is None:
+        if scope is not None and names_a_resource_type(scope):
+            scopes.append(scope)
+        elif scope is not None or _not_for_backend_services(token):
+            set_aside.append(token)
+        else:
             raise ScopeRefused(token)
-        scopes.append(scope)
-    return scopes
+    return ScopeRequest(tuple(scopes), tuple(set_aside))
 
 
 def intersect(requested: Scope, allowed: Scope) -> Scope | None:
@@ -58,18 +92,30 @@ def intersect(requested: Scope, allowed: Scope) -> Scope | None:
 
 
 def grant(
-    requested: Sequence[Scope], allowed: Sequence[Scope], default: Sequence[Scope]
+    request: ScopeRequest, allowed: Sequence[Scope], default: Sequence[Scope]
 ) -> tuple[Scope, ...]:
-    """Narrow each requested scope to the allowed ones; none requested means the defaults.
+    """Narrow each requested scope to the allowed ones; no scope parameter means the defaults.
 
-    A requested scope that shares nothing with the registration is refused as a whole
-    (`invalid_scope`): silently dropping it would hide a misconfigured client.
+    A requested resource scope that shares nothing with the registration is refused as a
+    whole (`invalid_scope`): dropping it would hide a misconfigured client. So is a request
+    of which nothing remains once the tokens that mean nothing here are set aside.
     """
-    if not requested:
-        return _minimal(default or allowed)
+    if not request.scopes and request.set_aside:
+        raise ScopeRefused(request.set_aside[0])
+    if not request.scopes:
+        fallback = default or allowed
+        result = _minimal(scope for scope in fallback if names_a_resource_type(scope))
+        if not result:
+            raise ScopeRefused(" ".join(map(str, fallback)))
+        return result
     granted: list[Scope] = []
-    for scope in requested:
-        pieces = [piece for piece in (intersect(scope, ok) for ok in allowed) if piece]
+    for scope in request.scopes:
+        # A registration made before types were checked may allow `system/Foo.rs`.
+        pieces = [
+            piece
+            for piece in (intersect(scope, ok) for ok in allowed)
+            if piece and names_a_resource_type(piece)
+        ]
         if not pieces:
             raise ScopeRefused(str(scope))
         granted.extend(pieces)

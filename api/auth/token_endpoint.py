@@ -90,14 +90,18 @@ class TokenEndpoint:
             raise unsupported_grant_type("only client_credentials is supported")
         client = await self._authenticate(params, authorization)
         try:
+            request = grants.parse_request(params.get("scope"))
             granted = grants.grant(
-                grants.parse_request(params.get("scope")),
+                request,
                 parse_scopes(client.allowed_scopes),
                 parse_scopes(client.default_scopes),
             )
         except grants.ScopeRefused as refused:
             log.info("token refused to %s: invalid_scope", client.client_id)
-            raise invalid_scope(f"scope not allowed for this client: {refused.scope}") from None
+            raise invalid_scope(refused.scope) from None
+        if request.set_aside:
+            log.info("scopes set aside for %s: %s", client.client_id,
+                     loggable(" ".join(request.set_aside), 200))
         token, claims = tokens.mint(
             await self._keys.signer(),
             issuer=self._config.issuer,

@@ -9,6 +9,8 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from api.domain.resource_types import FHIR_R4_RESOURCE_TYPES
+
 _V2 = re.compile(
     r"^(?P<context>patient|user|system)/(?P<type>\*|[A-Z][A-Za-z]+)"
     r"\.(?P<perms>c?r?u?d?s?)(?:\?(?P<query>[^\s]+))?"
@@ -43,6 +45,24 @@ def parse_scope(text: str) -> Scope | None:
     if match:
         return Scope(match["context"], match["type"], _V1_ALIASES[match["v1"]])
     return None
+
+
+def names_a_resource_type(scope: Scope) -> bool:
+    """True for `*` and the FHIR R4 resource types; `system/Foo.rs` grammatically is a scope
+    but names nothing."""
+    return scope.resource_type == "*" or scope.resource_type in FHIR_R4_RESOURCE_TYPES
+
+
+def reordered(text: str) -> str | None:
+    """`text` with its permission letters in SMART v2 order (`Task.rsu` → `Task.rus`), when
+    only their order kept it from parsing; else None."""
+    head, dot, tail = text.rpartition(".")
+    letters, question, query = tail.partition("?")
+    ordered = "".join(letter for letter in PERMISSION_ORDER if letter in letters)
+    if not dot or ordered == letters or sorted(ordered) != sorted(letters):
+        return None
+    candidate = f"{head}.{ordered}{question}{query}"
+    return candidate if parse_scope(candidate) is not None else None
 
 
 def parse_scopes(texts: Iterable[str]) -> tuple[Scope, ...]:

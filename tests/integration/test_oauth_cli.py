@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import socket
 import threading
 import time
@@ -86,6 +87,8 @@ async def test_the_secret_is_printed_once_with_a_warning(
     ("extra", "message"),
     [
         (["--scope", "openid"], "not a SMART v2 resource scope"),
+        (["--scope", "system/Task.rs system/Foo.rs"], "no FHIR R4 resource type is called 'Foo'"),
+        (["--scope", "system/Task.rsu"], "in the order c r u d s: system/Task.rus"),
         (["--scope", "system/Task.rs", "--default-scope", "system/Patient.r"], "default scope"),
         (["--scope", "system/Task.rs", "--jwks-url", "http://keys.example/jwks"], "https"),
     ],
@@ -98,6 +101,18 @@ async def test_bad_registrations_are_clear_errors(
                       *extra) == 1
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err
+
+
+async def test_the_readme_example_registration_is_accepted(
+    env: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    match = re.search(r'clients create --org "[^"]*" --name "[^"]*"\s+--scope "([^"]+)"', readme)
+    assert match is not None, "README.md no longer shows a `clients create` example"
+    await _org(capsys)
+    assert await _run("clients", "create", "--org", "Riverside Clinic", "--name", "Epic",
+                      "--scope", match[1], "--json") == 0
+    assert json.loads(capsys.readouterr().out)["allowed_scopes"] == match[1].split()
 
 
 async def test_a_private_key_in_the_jwks_file_is_refused(

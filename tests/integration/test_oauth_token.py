@@ -179,11 +179,38 @@ async def test_a_scope_the_client_was_never_allowed_is_invalid_scope(
     pool: asyncpg.Pool, client: httpx.AsyncClient
 ) -> None:
     smart = await _smart_client(pool, client, "RS384")
-    for scope in ("system/Patient.r", "system/ServiceRequest.rs system/Consent.c", "openid"):
+    for scope in ("system/Patient.r", "system/ServiceRequest.rs system/Consent.c", "openid",
+                  "launch/patient", "system/Foo.rs", "system/Task.rsu"):
         response = await smart.request_token(scope=scope)
         assert response.status_code == 400
         assert response.json()["error"] == "invalid_scope"
         assert "access_token" not in response.json()
+
+
+async def test_scopes_meaningless_to_a_backend_service_are_narrowed_away(
+    pool: asyncpg.Pool, client: httpx.AsyncClient, protected: str
+) -> None:
+    smart = await _smart_client(pool, client, "ES384", scopes=["system/*.rs"])
+    response = await smart.request_token(
+        scope="launch/patient openid fhirUser system/Foo.rs system/Task.rs offline_access"
+    )
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["scope"] == "system/Task.rs"
+    who = await client.get(protected, headers={"authorization": f"Bearer {body['access_token']}"})
+    assert who.json()["scopes"] == ["system/Task.rs"]
+
+
+async def test_the_refused_scope_is_named_without_control_characters(
+    pool: asyncpg.Pool, client: httpx.AsyncClient
+) -> None:
+    smart = await _smart_client(pool, client, "RS384")
+    response = await smart.request_token(scope='system/Consent.r?x="\\' + "\x01" + "a" * 300)
+    assert response.json()["error"] == "invalid_scope"
+    description = response.json()["error_description"]
+    assert description.startswith("scope not allowed for this client: system/Consent.r?x=")
+    assert len(description) < 150
+    assert all(" " <= c <= "~" and c not in '"\\' for c in description)
 
 
 # --- refused assertions: (description, header overrides, claim overrides) -------------------

@@ -6,8 +6,15 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from api.auth.grants import ScopeRefused, grant, intersect, parse_request, render
-from api.domain.scopes import PERMISSION_ORDER, Scope, any_satisfies, parse_scope, parse_scopes
+from api.auth.grants import ScopeRefused, ScopeRequest, grant, intersect, parse_request, render
+from api.domain.scopes import (
+    PERMISSION_ORDER,
+    Scope,
+    any_satisfies,
+    parse_scope,
+    parse_scopes,
+    reordered,
+)
 
 
 def s(text: str) -> Scope:
@@ -44,8 +51,11 @@ ALLOWED = parse_scopes(["system/ServiceRequest.rs", "system/Task.cruds"])
 
 
 def test_nothing_requested_grants_the_defaults_or_else_everything_allowed() -> None:
-    assert grant([], ALLOWED, parse_scopes(["system/Task.rs"])) == parse_scopes(["system/Task.rs"])
-    assert grant([], ALLOWED, ()) == ALLOWED
+    nothing = parse_request(None)
+    assert grant(nothing, ALLOWED, parse_scopes(["system/Task.rs"])) == parse_scopes(
+        ["system/Task.rs"]
+    )
+    assert grant(nothing, ALLOWED, ()) == ALLOWED
 
 
 def test_a_wildcard_request_is_narrowed_to_the_registration() -> None:
@@ -58,11 +68,62 @@ def test_duplicates_and_covered_scopes_are_dropped() -> None:
     assert render(granted) == "system/Task.rs"
 
 
-@pytest.mark.parametrize("text", ["system/Patient.r", "system/Task.rs system/Consent.c", "openid",
-                                  "user/Task.rx"])
-def test_a_scope_outside_the_registration_is_refused_whole(text: str) -> None:
+@pytest.mark.parametrize("text", ["system/Patient.r", "system/Task.rs system/Consent.c",
+                                  "user/Task.rx", "system/Task.rsu", "system/Task.rs banana"])
+def test_a_scope_outside_the_registration_or_malformed_is_refused_whole(text: str) -> None:
     with pytest.raises(ScopeRefused):
         grant(parse_request(text), ALLOWED, ())
+
+
+@pytest.mark.parametrize(
+    ("text", "set_aside"),
+    [
+        ("system/Task.rs launch/patient", ("launch/patient",)),
+        ("openid fhirUser profile system/Task.rs offline_access", ("openid", "fhirUser",
+                                                                    "profile", "offline_access")),
+        ("launch online_access launch/encounter system/Task.rs",
+         ("launch", "online_access", "launch/encounter")),
+        ("system/Foo.rs system/Task.rs", ("system/Foo.rs",)),
+        ("system/Task.rs user/Servicerequest.r", ("user/Servicerequest.r",)),
+    ],
+)
+def test_scopes_that_mean_nothing_here_are_set_aside_and_the_rest_granted(
+    text: str, set_aside: tuple[str, ...]
+) -> None:
+    request = parse_request(text)
+    assert request.set_aside == set_aside
+    assert render(grant(request, ALLOWED, ())) == "system/Task.rs"
+
+
+@pytest.mark.parametrize("text", ["launch/patient", "openid profile", "system/Foo.rs",
+                                  "system/Foo.rs launch"])
+def test_a_request_of_which_nothing_remains_is_refused(text: str) -> None:
+    with pytest.raises(ScopeRefused):
+        grant(parse_request(text), ALLOWED, ())
+
+
+def test_a_wildcard_never_grants_a_type_a_legacy_registration_invented() -> None:
+    legacy = parse_scopes(["system/Foo.rs", "system/Task.rs"])
+    assert render(grant(parse_request("system/*.rs"), legacy, ())) == "system/Task.rs"
+    assert render(grant(parse_request(None), legacy, ())) == "system/Task.rs"
+    with pytest.raises(ScopeRefused):
+        grant(parse_request("system/*.rs"), parse_scopes(["system/Foo.rs"]), ())
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("system/Task.rsu", "system/Task.rus"),
+        ("system/Task.sr", "system/Task.rs"),
+        ("user/*.sdurc?status=active", "user/*.cruds?status=active"),
+        ("system/Task.rus", None),
+        ("system/Task.rx", None),
+        ("system/Task.rr", None),
+        ("openid", None),
+    ],
+)
+def test_reordered_suggests_the_smart_v2_letter_order(text: str, expected: str | None) -> None:
+    assert reordered(text) == expected
 
 
 contexts = st.sampled_from(["patient", "user", "system"])
@@ -79,7 +140,7 @@ def test_a_grant_never_exceeds_the_registration(
     requested: list[Scope], allowed: list[Scope]
 ) -> None:
     try:
-        granted = grant(requested, allowed, ())
+        granted = grant(ScopeRequest(tuple(requested)), allowed, ())
     except ScopeRefused:
         return
     for scope in granted:
@@ -101,6 +162,6 @@ def test_what_the_registration_covers_is_granted_unchanged(
     requested: list[Scope], allowed: list[Scope]
 ) -> None:
     if all(any_satisfies(allowed, scope) for scope in requested):
-        granted = grant(requested, allowed, ())
+        granted = grant(ScopeRequest(tuple(requested)), allowed, ())
         for scope in requested:
             assert any_satisfies(granted, scope)
