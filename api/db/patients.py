@@ -3,17 +3,28 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from types import MappingProxyType
+from typing import Any
 from uuid import UUID
 
 import asyncpg
 
 from api.domain.patients import Gender, Patient, PatientIdentifier
+from api.domain.verbatim import Verbatim
 
 _COLUMNS = (
     "id, managing_organization_id, given_name, family_name, birth_date, gender, phone, email, "
-    "preferred_language, version, created_at, updated_at"
+    "preferred_language, version, created_at, updated_at, verbatim"
 )
+
+
+def _verbatim(stored: Mapping[str, Any]) -> Verbatim:
+    return MappingProxyType({kind: dict(elements) for kind, elements in stored.items()})
+
+
+def _jsonable(verbatim: Verbatim) -> dict[str, dict[str, Any]]:
+    return {kind: dict(elements) for kind, elements in verbatim.items()}
 
 
 def _patient(row: asyncpg.Record, identifiers: Sequence[PatientIdentifier]) -> Patient:
@@ -31,6 +42,7 @@ def _patient(row: asyncpg.Record, identifiers: Sequence[PatientIdentifier]) -> P
         version=row["version"],
         created_at=row["created_at"],
         updated_at=row["updated_at"],
+        verbatim=_verbatim(row["verbatim"]),
     )
 
 
@@ -43,7 +55,7 @@ class PostgresPatientRepository:
         if rows:
             for row in await self._db.fetch(
                 "SELECT patient_id, system, value FROM patient_identifiers "
-                "WHERE patient_id = ANY($1::uuid[]) ORDER BY patient_id, system",
+                "WHERE patient_id = ANY($1::uuid[]) ORDER BY patient_id, ordinal",
                 [row["id"] for row in rows],
             ):
                 identifiers[row["patient_id"]].append(
@@ -54,7 +66,7 @@ class PostgresPatientRepository:
     async def add(self, patient: Patient) -> Patient:
         row = await self._db.fetchrow(
             f"INSERT INTO patients ({_COLUMNS}) "
-            "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) "
+            "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) "
             f"RETURNING {_COLUMNS}",
             patient.id,
             patient.managing_organization_id,
@@ -68,10 +80,15 @@ class PostgresPatientRepository:
             patient.version,
             patient.created_at,
             patient.updated_at,
+            _jsonable(patient.verbatim),
         )
         await self._db.executemany(
-            "INSERT INTO patient_identifiers (patient_id, system, value) VALUES ($1, $2, $3)",
-            [(patient.id, i.system, i.value) for i in patient.identifiers],
+            "INSERT INTO patient_identifiers (patient_id, organization_id, ordinal, system, value) "
+            "VALUES ($1, $2, $3, $4, $5)",
+            [
+                (patient.id, patient.managing_organization_id, n, i.system, i.value)
+                for n, i in enumerate(patient.identifiers)
+            ],
         )
         return _patient(row, patient.identifiers)
 
@@ -84,15 +101,14 @@ class PostgresPatientRepository:
         found = {p.id: p for p in await self._hydrate(rows)}
         return [found.get(i) for i in ids]
 
-    async def find_by_identifier(self, identifier: PatientIdentifier) -> Patient | None:
+    async def find_by_identifier(self, identifier: PatientIdentifier) -> list[Patient]:
         rows = await self._db.fetch(
-            f"SELECT {_COLUMNS} FROM patients WHERE id = (SELECT patient_id FROM "
-            "patient_identifiers WHERE system = $1 AND value = $2)",
+            f"SELECT {_COLUMNS} FROM patients WHERE id IN (SELECT patient_id FROM "
+            "patient_identifiers WHERE system = $1 AND value = $2) ORDER BY created_at, id",
             identifier.system,
             identifier.value,
         )
-        found = await self._hydrate(rows)
-        return found[0] if found else None
+        return await self._hydrate(rows)
 
     async def related_organization_ids(self, patient_id: UUID) -> set[UUID]:
         rows = await self._db.fetch(

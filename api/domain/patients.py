@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from enum import StrEnum
 from uuid import UUID
+
+from api.domain.verbatim import NOTHING_KEPT, Verbatim
 
 
 class Gender(StrEnum):
@@ -38,3 +40,6 @@ class Patient:
     version: int
     created_at: datetime
     updated_at: datetime
+    # The source document's elements as sent (names, addresses, extensions...): the columns
+    # above are derived from them for rules, search and GraphQL. Unhashable, so out of hash.
+    verbatim: Verbatim = field(default_factory=lambda: NOTHING_KEPT, hash=False)

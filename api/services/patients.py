@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from uuid import UUID
 
@@ -13,6 +13,7 @@ from api.domain.consents import DataClass
 from api.domain.errors import Conflict, DomainError, Invalid, InvalidDetail, NotFound
 from api.domain.patients import Gender, Patient, PatientIdentifier
 from api.domain.principal import Principal
+from api.domain.verbatim import NOTHING_KEPT, Verbatim
 from api.services import idempotency
 from api.services.policy import (
     Capability,
@@ -37,6 +38,8 @@ class RegisterPatient:
     phone: str | None = None
     email: str | None = None
     preferred_language: str | None = None
+    # The source document's elements, kept as sent (opaque here: the door's format).
+    verbatim: Verbatim = field(default_factory=lambda: NOTHING_KEPT)
 
 
 def _check(command: RegisterPatient) -> None:
@@ -45,9 +48,15 @@ def _check(command: RegisterPatient) -> None:
         for field, value in (("givenName", command.given_name), ("familyName", command.family_name))
         if not value.strip()
     ]
+    seen: dict[PatientIdentifier, int] = {}
     for index, identifier in enumerate(command.identifiers):
         if not identifier.system.strip() or not identifier.value.strip():
             problems.append(InvalidDetail(f"identifiers[{index}]", "needs a system and a value"))
+        elif identifier in seen:
+            problems.append(
+                InvalidDetail(f"identifiers[{index}]", f"repeats identifiers[{seen[identifier]}]")
+            )
+        seen.setdefault(identifier, index)
     if command.birth_date is not None and command.birth_date > date.today():
         problems.append(InvalidDetail("birthDate", "must not be in the future"))
     if problems:
@@ -61,7 +70,11 @@ async def register_patient(
     *,
     idempotency_key: str | None = None,
 ) -> Patient:
-    """Register a participant; the caller's organization becomes the managing organization."""
+    """Register a participant; the caller's organization becomes the managing organization.
+
+    Identifiers are unique per managing organization: a duplicate of one of the caller's own
+    patients is a conflict, while a record another organization holds is neither found nor
+    revealed (a refusal would tell the caller that the other organization has the patient)."""
     require(principal, Capability.REGISTER_PATIENTS)
     _check(command)
     async with uow:
@@ -70,16 +83,19 @@ async def register_patient(
         )
         if replay is None:
             for identifier in command.identifiers:
-                if await uow.patients.find_by_identifier(identifier) is not None:
-                    raise Conflict("a patient with this identifier is already registered")
+                held = await uow.patients.find_by_identifier(identifier)
+                if any(p.managing_organization_id == principal.organization_id for p in held):
+                    raise Conflict(
+                        "your organization already registered a patient with this identifier"
+                    )
             now = utcnow()
             patient = await uow.patients.add(
                 Patient(
                     id=uuid.uuid4(),
                     managing_organization_id=principal.organization_id,
                     identifiers=command.identifiers,
-                    given_name=command.given_name.strip(),
-                    family_name=command.family_name.strip(),
+                    given_name=command.given_name,
+                    family_name=command.family_name,
                     birth_date=command.birth_date,
                     gender=command.gender,
                     phone=command.phone,
@@ -88,6 +104,7 @@ async def register_patient(
                     version=1,
                     created_at=now,
                     updated_at=now,
+                    verbatim=command.verbatim,
                 )
             )
             await idempotency.remember(
@@ -133,14 +150,15 @@ async def get_patients(
     return results
 
 
-async def find_patient(
+async def find_patients(
     uow: UnitOfWork, principal: Principal, identifier: PatientIdentifier
-) -> Patient | None:
-    """Look a patient up by identifier (system|value); None when absent or not disclosed."""
+) -> list[Patient]:
+    """The patients with this identifier (system|value) disclosed to the caller: its own one,
+    and other organizations' ones under consent."""
     require(principal, Capability.READ_PATIENTS)
     async with uow:
         found = await uow.patients.find_by_identifier(identifier)
-    if found is None:
-        return None
-    (result,) = await get_patients(uow, principal, [found.id])
-    return result if isinstance(result, Patient) else None
+    if not found:
+        return []
+    results = await get_patients(uow, principal, [p.id for p in found])
+    return [result for result in results if isinstance(result, Patient)]

@@ -74,7 +74,8 @@ class SupporterRepository(Protocol):
 class PatientRepository(Protocol):
     async def add(self, patient: Patient) -> Patient: ...
     async def get_many(self, ids: Sequence[UUID]) -> list[Patient | None]: ...
-    async def find_by_identifier(self, identifier: PatientIdentifier) -> Patient | None: ...
+    async def find_by_identifier(self, identifier: PatientIdentifier) -> list[Patient]:
+        """Every organization's patients with this identifier (unique per organization)."""
     async def related_organization_ids(self, patient_id: UUID) -> set[UUID]:
         """Organizations with a referral for the patient, as requester or performer."""
 

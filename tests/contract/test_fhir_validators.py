@@ -24,6 +24,7 @@ from fhir_flows import consent_form, peer_side, referral_transaction  # noqa: E4
 from fhir_support import Fhir, entries  # noqa: E402
 from fhir_validator import expand, node_available, validate  # noqa: E402
 from network import Network  # noqa: E402
+from patient_fidelity import ig_patients, rich_patient  # noqa: E402
 
 from api.domain.referrals import ReferralStatus  # noqa: E402
 from api.integrations.fhir.resources.audit import to_fhir_audit_event  # noqa: E402
@@ -194,6 +195,11 @@ async def fhir_api_responses(
             ],
         },
     )
+    # Patients kept as sent (official IG examples and every element EHRs send) read back.
+    for index, sent in enumerate([*ig_patients().values(), rich_patient()]):
+        holder = (clinic, peer)[index % 2]  # two IG examples share one MRN: two organizations
+        created = await holder.ok("POST", "Patient", sent)
+        await holder.ok("GET", f"Patient/{created['id']}")
     return seen
 
 

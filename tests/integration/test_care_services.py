@@ -92,15 +92,23 @@ async def test_every_patient_read_and_denial_is_audited(network: Network) -> Non
     assert {e.record.organization_id for e in own} == {network.peer.id}
 
 
-async def test_a_duplicate_identifier_is_a_conflict(network: Network) -> None:
+async def test_a_duplicate_identifier_is_a_conflict_only_within_the_organization(
+    network: Network,
+) -> None:
+    mrn = PatientIdentifier(MRN_SYSTEM, network.patient.identifiers[0].value)
     with pytest.raises(Conflict):
-        await register_patient(network, mrn=network.patient.identifiers[0].value)
-    found = await patients.find_patient(
+        await register_patient(network, mrn=mrn.value)
+    found = await patients.find_patients(network.uow(), network.as_peer, mrn)
+    assert [p.id for p in found] == [network.patient.id]
+    # Another organization's record is not revealed by refusing the stranger's own one.
+    assert await patients.find_patients(network.uow(), network.as_stranger, mrn) == []
+    theirs = await patients.register_patient(
         network.uow(),
-        network.as_peer,
-        PatientIdentifier(MRN_SYSTEM, network.patient.identifiers[0].value),
+        network.as_stranger,
+        patients.RegisterPatient(identifiers=(mrn,), given_name="Other", family_name="Person"),
     )
-    assert found is not None and found.id == network.patient.id
+    found = await patients.find_patients(network.uow(), network.as_stranger, mrn)
+    assert [p.id for p in found] == [theirs.id]
 
 
 async def test_only_the_holding_organization_records_consent(network: Network) -> None:

@@ -1,15 +1,25 @@
-"""Patient (participant) ↔ FHIR Patient. Everything but the id is PHI."""
+"""Patient (participant) ↔ FHIR Patient. Everything but the id is PHI.
+
+A Patient a clinic sends is kept whole as sent (every name with its use and period, addresses,
+all telecoms, communication, identifiers with type and assigner, US Core race/ethnicity/birth-sex
+and any other extension): a read returns it as sent. The columns the rules, searches and GraphQL
+need are derived from it (`patient_facts`): the current name, the best current phone and email,
+the preferred language, the identifiers. A patient registered through GraphQL has no FHIR source
+and is shown from those columns.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
 from fhir.resources.R4B.patient import Patient as FhirPatient
 
-from api.domain.errors import Invalid
+from api.domain.errors import Invalid, InvalidDetail
 from api.domain.patients import Gender, Patient, PatientIdentifier
+from api.domain.verbatim import NOTHING_KEPT, with_kept
 from api.integrations.fhir.resources import codes
 from api.integrations.fhir.resources.datatypes import (
     Json,
@@ -17,20 +27,42 @@ from api.integrations.fhir.resources.datatypes import (
     finish,
     meta,
     meta_version,
-    parse_date,
     ref,
     ref_id,
 )
+from api.integrations.fhir.resources.kept import Keeping, merge
+from api.integrations.fhir.resources.patient_facts import (
+    best_contact,
+    birth_date,
+    born_after,
+    current_name,
+    preferred_language,
+)
 from api.services.patients import RegisterPatient
+
+# Nothing is owned: every element a client sends is kept as sent. managingOrganization, the one
+# element the server decides, is accepted only when it already names the registering organization.
+KEEPING = Keeping("Patient", owned=frozenset())
+
+# Patient.active and Patient.link are modifiers (R4): an inactive record, or one replaced by
+# another, must not be acted on, and PeerBridge's rules would still refer and disclose it.
+_REPLACED_BY = "replaced-by"
 
 
 def to_fhir_patient(patient: Patient) -> Json:
+    """The Patient as its organization sent it (with server id and meta), or from the columns."""
+    server: Json = {
+        "resourceType": "Patient",
+        "id": str(patient.id),
+        "meta": meta(patient.version, patient.updated_at),
+        "managingOrganization": ref("Organization", patient.managing_organization_id),
+    }
+    if "Patient" in patient.verbatim:
+        return merge(finish(FhirPatient, server), patient.verbatim["Patient"])
     return finish(
         FhirPatient,
         {
-            "resourceType": "Patient",
-            "id": str(patient.id),
-            "meta": meta(patient.version, patient.updated_at),
+            **server,
             "identifier": [{"system": i.system, "value": i.value} for i in patient.identifiers],
             "name": [
                 {"use": "official", "family": patient.family_name, "given": [patient.given_name]}
@@ -46,52 +78,93 @@ def to_fhir_patient(patient: Patient) -> Json:
             ]
             if patient.preferred_language
             else [],
-            "managingOrganization": ref("Organization", patient.managing_organization_id),
         },
     )
 
 
-def _telecom(resource: Mapping[str, Any], system: str) -> str | None:
-    found = [t["value"] for t in resource.get("telecom", ()) if t.get("system") == system]
-    return found[0] if found else None
+def _refuse(resource: Mapping[str, Any], registrar: UUID, now: datetime) -> None:
+    """What PeerBridge cannot honour: modifiers it does not act on, another organization as the
+    record's holder, a birth in the future."""
+    problems: list[InvalidDetail] = []
+    if resource.get("active") is False:
+        problems.append(
+            InvalidDetail(
+                "Patient.active",
+                "PeerBridge registers records in active use; an inactive record would still be "
+                "referred and disclosed here",
+            )
+        )
+    for index, link in enumerate(resource.get("link", ())):
+        if link.get("type") == _REPLACED_BY:
+            problems.append(
+                InvalidDetail(
+                    f"Patient.link[{index}].type",
+                    "this record is replaced by another: register the record in use instead",
+                )
+            )
+    managing = resource.get("managingOrganization")
+    where = "Patient.managingOrganization"
+    if managing is not None and ref_id(managing, "Organization", where) != registrar:
+        problems.append(
+            InvalidDetail(where, "the registering organization holds the record: omit it")
+        )
+    if "birthDate" in resource and born_after(resource["birthDate"], now):
+        problems.append(InvalidDetail("Patient.birthDate", "must not be in the future"))
+    if problems:
+        raise Invalid(problems)
 
 
-def register_patient_command(resource: Mapping[str, Any]) -> RegisterPatient:
-    """What a client POSTs (the server assigns id, version and managing organization)."""
-    names = resource.get("name") or []
-    if not names:
-        raise Invalid("a patient needs a name", field="Patient.name")
-    name = names[0]
-    language = [
-        c["code"]
-        for comm in resource.get("communication", ())
-        for c in comm.get("language", {}).get("coding", ())
-        if c.get("system") == codes.BCP47
-    ]
-    birth = resource.get("birthDate")
+def _identifiers(resource: Mapping[str, Any]) -> tuple[PatientIdentifier, ...]:
+    found = []
+    for index, identifier in enumerate(resource.get("identifier", ())):
+        system, value = identifier.get("system"), identifier.get("value")
+        if not system or not value:
+            raise Invalid(
+                "needs a system and a value (unique per system in your organization)",
+                field=f"Patient.identifier[{index}]",
+            )
+        found.append(PatientIdentifier(system, value))
+    return tuple(found)
+
+
+def register_patient_command(
+    resource: Mapping[str, Any], registrar: UUID, now: datetime | None = None
+) -> RegisterPatient:
+    """What a client POSTs: kept as sent, with the columns derived from it."""
+    now = now or datetime.now(UTC)
+    kept = KEEPING.split(resource)
+    _refuse(resource, registrar, now)
+    return _derived(resource, kept, now)
+
+
+def _derived(
+    resource: Mapping[str, Any], kept: Mapping[str, Any], now: datetime
+) -> RegisterPatient:
+    given, family = current_name(resource.get("name") or [], now)
+    telecom = resource.get("telecom") or []
     return RegisterPatient(
-        identifiers=tuple(
-            PatientIdentifier(i.get("system", ""), i.get("value", ""))
-            for i in resource.get("identifier", ())
-        ),
-        given_name=" ".join(name.get("given", ())),
-        family_name=name.get("family", ""),
-        birth_date=parse_date(birth, "Patient.birthDate") if birth else None,
-        gender=Gender(resource.get("gender", "unknown")),
-        phone=_telecom(resource, "phone"),
-        email=_telecom(resource, "email"),
-        preferred_language=language[0] if language else None,
+        identifiers=_identifiers(resource),
+        given_name=given,
+        family_name=family,
+        birth_date=birth_date(resource.get("birthDate")),
+        gender=Gender(resource.get("gender", Gender.UNKNOWN.value)),
+        phone=best_contact(telecom, "phone", now),
+        email=best_contact(telecom, "email", now),
+        preferred_language=preferred_language(resource.get("communication") or []),
+        verbatim=with_kept(NOTHING_KEPT, "Patient", kept),
     )
 
 
 def from_fhir_patient(resource: Mapping[str, Any]) -> Patient:
+    """The record a Patient read describes (its source: the elements kept, as read)."""
     version, updated_at = meta_version(resource)
-    command = register_patient_command(resource)
+    managing = ref_id(
+        resource.get("managingOrganization"), "Organization", "Patient.managingOrganization"
+    )
+    command = _derived(resource, KEEPING.split(resource), updated_at)
     return Patient(
         id=UUID(resource["id"]),
-        managing_organization_id=ref_id(
-            resource.get("managingOrganization"), "Organization", "Patient.managingOrganization"
-        ),
+        managing_organization_id=managing,
         identifiers=command.identifiers,
         given_name=command.given_name,
         family_name=command.family_name,
@@ -103,4 +176,5 @@ def from_fhir_patient(resource: Mapping[str, Any]) -> Patient:
         version=version,
         created_at=updated_at,
         updated_at=updated_at,
+        verbatim=command.verbatim,
     )

@@ -194,10 +194,10 @@ async def _patient_search(ctx: FhirContext, request: SearchRequest) -> SearchRes
     if found is None or "|" not in found.one():
         raise BadRequest("search patients by identifier=system|value", field="identifier")
     system, _, value = found.one().partition("|")
-    patient = await patients.find_patient(
+    matches = await patients.find_patients(
         ctx.new_uow(), ctx.principal, PatientIdentifier(system, value)
     )
-    return page([to_fhir_patient(patient)] if patient else [], [], None)
+    return page([to_fhir_patient(patient) for patient in matches], [], None)
 
 
 _KIND_OF_TYPE = {k.value: k for k in ProgramKind} | {

@@ -62,7 +62,12 @@ async def create(ctx: FhirContext, resource: Json) -> Json:
     kind = resource["resourceType"]
     uow, who = ctx.new_uow(), ctx.principal
     if kind == "Patient":
-        patient = await patients.register_patient(uow, who, register_patient_command(resource))
+        patient = await patients.register_patient(
+            uow,
+            who,
+            register_patient_command(resource, who.organization_id),
+            idempotency_key=ctx.idempotency_key,
+        )
         return to_fhir_patient(patient)
     if kind == "Consent":
         return await _create_consent(ctx, resource)
