@@ -64,19 +64,25 @@ class Patient(Node):
             raise self.withheld or NotFound("Patient", self.patient_id)
         return self.record
 
-    @strawberry.field
+    @strawberry.field(description="Every identifier, in the order sent (FHIR: with its type).")
     def identifiers(self) -> list[Identifier] | None:
         return [Identifier(system=i.system, value=i.value) for i in self._disclosed().identifiers]
 
-    @strawberry.field
+    @strawberry.field(
+        description="The current name's given names, joined with a space (current: not `old`, "
+        "period not ended, official or usual first). The `fhir` field has every name as sent."
+    )
     def given_name(self) -> str | None:
         return self._disclosed().given_name
 
-    @strawberry.field
+    @strawberry.field(description="The current name's family name (see givenName).")
     def family_name(self) -> str | None:
         return self._disclosed().family_name
 
-    @strawberry.field
+    @strawberry.field(
+        description="The full birth date; null when only a year or year-month was sent (the "
+        "`fhir` field has it as sent)."
+    )
     def birth_date(self) -> date | None:
         return self._disclosed().birth_date
 
@@ -84,15 +90,17 @@ class Patient(Node):
     def gender(self) -> Gender | None:
         return self._disclosed().gender
 
-    @strawberry.field
+    @strawberry.field(description="The current phone of best rank; `fhir` has every telecom.")
     def phone(self) -> str | None:
         return self._disclosed().phone
 
-    @strawberry.field
+    @strawberry.field(description="The current email of best rank; `fhir` has every telecom.")
     def email(self) -> str | None:
         return self._disclosed().email
 
-    @strawberry.field
+    @strawberry.field(
+        description="BCP 47 code of the language marked preferred, else of the first one sent."
+    )
     def preferred_language(self) -> str | None:
         return self._disclosed().preferred_language
 
