@@ -18,6 +18,7 @@ from starlette.middleware import Middleware
 from starlette.routing import BaseRoute
 
 from api import health
+from api.auth import audit_schedule
 from api.auth import routes as auth_routes
 from api.auth import runtime as auth_runtime
 from api.auth.middleware import AuthenticationMiddleware
@@ -39,7 +40,11 @@ _ROUTE_BUILDERS: tuple[RouteBuilder, ...] = (
 )
 
 # Entered in order after the pool opens, exited in reverse before it closes.
-_LIFESPAN_PARTS: tuple[LifespanPart, ...] = (auth_runtime.lifespan, events_runtime.lifespan)
+_LIFESPAN_PARTS: tuple[LifespanPart, ...] = (
+    auth_runtime.lifespan,
+    events_runtime.lifespan,
+    audit_schedule.lifespan,  # needs the auth runtime's signing keys
+)
 
 # Requests still running at shutdown get this long to give their connections back.
 _POOL_CLOSE_TIMEOUT_S = 10.0

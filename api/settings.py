@@ -46,6 +46,13 @@ class Settings(BaseSettings):
         validation_alias=AliasChoices("DATABASE_URL", "database_url"),
         repr=False,
     )
+    # The owner role's URL, used only to apply migrations (`migrate`, and `serve` when one is
+    # pending); None = DATABASE_URL. Lets the service itself connect as a role that may not
+    # alter tables or truncate the audit trail. repr=False: the URL may hold a password.
+    migration_database_url: str | None = Field(default=None, repr=False)
+    # The role the service connects as: `migrate` re-grants it its rights after each run
+    # (see `peerbridge db grant-service-role`). None = grant nothing.
+    service_role: str | None = None
     db_pool_min_size: int = Field(default=1, ge=0)
     db_pool_max_size: int = Field(default=10, ge=1)
     # How long a request waits for a free connection before failing (asyncpg waits forever).
@@ -81,6 +88,11 @@ class Settings(BaseSettings):
     external_client_id_claim: str = "client_id"
     # Accepted JOSE `typ` values, lower case, comma-separated; add `jwt` for Keycloak/Entra.
     external_token_types: str = "at+jwt,application/at+jwt"
+
+    # --- audit trail (api/services/audit_integrity.py) -----------------------------------------
+    # How often `serve` seals new audit rows into a signed checkpoint; 0 = never (run
+    # `peerbridge audit checkpoint` from a scheduler instead).
+    audit_checkpoint_interval_s: float = Field(default=60.0, ge=0)
 
     # --- GraphQL (api/schema) ------------------------------------------------------------------
     # Introspection and GraphiQL: None = on in development, off in production.

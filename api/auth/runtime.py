@@ -24,6 +24,7 @@ from api.settings import Settings
 @dataclass(frozen=True)
 class AuthRuntime:
     config: AuthConfig
+    kek: kek.KeyEncryptionKey
     keys: SigningKeys
     statuses: StatusCache
     authenticator: Authenticator
@@ -67,6 +68,7 @@ async def open_runtime(
         )
         yield AuthRuntime(
             config=config,
+            kek=key_encryption_key,
             keys=keys,
             statuses=statuses,
             authenticator=Authenticator(config, keys, statuses, external),

@@ -28,6 +28,8 @@ _COMMANDS: dict[str, str] = {
     "clients": "api.cli.clients",
     "keys": "api.cli.keys",
     "schema": "api.cli.schema",
+    "db": "api.cli.db",
+    "audit": "api.cli.audit",
 }
 
 

@@ -19,14 +19,12 @@ from typing import Any
 import uvicorn
 
 from api.cli.common import (
-    CONNECTION_ERRORS,
     CliError,
-    connection_failed,
     database,
     database_url,
     load_settings,
 )
-from api.db.migrate import MigrationError, migrate
+from api.cli.migrate import migrate_and_grant
 from api.db.pool import create_pool
 from api.logs import configure_logging
 from api.settings import Settings
@@ -117,12 +115,12 @@ class _Startup:
 
 
 async def _serve(settings: Settings, load_demo: DemoLoader | None, startup: _Startup) -> None:
-    try:
-        applied = await migrate(database_url(settings))
-    except MigrationError as error:
-        raise CliError(str(error)) from None
-    except CONNECTION_ERRORS as error:
-        raise connection_failed(error) from None
+    # With nothing pending this only reads schema_migrations, so the service role will do.
+    applied, _ = await migrate_and_grant(
+        settings.migration_database_url or database_url(settings),
+        settings.service_role,
+        only_after_changes=True,
+    )
     _log.info("migrations: %s", ", ".join(applied) if applied else "none pending")
     if load_demo is not None:
         await _load_demo(load_demo, settings)

@@ -1,4 +1,8 @@
-"""The append-only audit trail over asyncpg: one INSERT per batch of records."""
+"""The append-only audit trail over asyncpg: one INSERT per batch of records.
+
+The database sets `recorded_at`, `xid` and `row_hash` of every row it inserts (trigger
+`audit_events_seal`, 0010_audit_evidence.sql); api/db/audit_evidence.py reads them back.
+"""
 
 from __future__ import annotations
 
@@ -10,13 +14,13 @@ import asyncpg
 
 from api.domain.audit import AuditAction, AuditEvent, AuditOutcome, AuditRecord
 
-_FIELDS = (
+FIELDS = (
     "action, outcome, operation, resource_type, resource_id, patient_id, client_id, "
     "organization_id, subject, purpose, consent_ids, detail_code, source_ip, trace_id"
 )
 
 
-def _event(row: asyncpg.Record) -> AuditEvent:
+def event_from_row(row: asyncpg.Record) -> AuditEvent:
     return AuditEvent(
         id=row["id"],
         recorded_at=row["recorded_at"],
@@ -49,7 +53,7 @@ class PostgresAuditRepository:
         # consent_ids is an array per row: carried as text and split, since unnest flattens
         # nested arrays.
         await self._db.execute(
-            f"INSERT INTO audit_events ({_FIELDS}) "
+            f"INSERT INTO audit_events ({FIELDS}) "
             "SELECT a, o, op, rt, rid, pid, cid, oid, sub, pur, "
             "COALESCE(string_to_array(NULLIF(cons, ''), ',')::uuid[], '{}'), det, ip, tr "
             "FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::uuid[], $6::uuid[], "
@@ -82,7 +86,7 @@ class PostgresAuditRepository:
         before_id: UUID | None = None,
     ) -> list[AuditEvent]:
         rows = await self._db.fetch(
-            f"SELECT id, recorded_at, {_FIELDS} FROM audit_events WHERE patient_id = $1 "
+            f"SELECT id, recorded_at, {FIELDS} FROM audit_events WHERE patient_id = $1 "
             "AND ($2::uuid IS NULL OR organization_id = $2) "
             "AND ($3::timestamptz IS NULL OR recorded_at < $3 "
             "     OR (recorded_at = $3 AND $5::uuid IS NOT NULL AND id < $5)) "
@@ -93,12 +97,60 @@ class PostgresAuditRepository:
             limit,
             before_id,
         )
-        return [_event(row) for row in rows]
+        return [event_from_row(row) for row in rows]
 
     async def get_many(self, ids: Sequence[UUID]) -> list[AuditEvent | None]:
         rows = await self._db.fetch(
-            f"SELECT id, recorded_at, {_FIELDS} FROM audit_events WHERE id = ANY($1::uuid[])",
+            f"SELECT id, recorded_at, {FIELDS} FROM audit_events WHERE id = ANY($1::uuid[])",
             list(ids),
         )
-        found = {row["id"]: _event(row) for row in rows}
+        found = {row["id"]: event_from_row(row) for row in rows}
         return [found.get(i) for i in ids]
+
+    async def recorded_between(
+        self,
+        since: datetime,
+        until: datetime,
+        after: tuple[datetime, UUID] | None,
+        limit: int,
+    ) -> list[AuditEvent]:
+        """Events recorded in [since, until), oldest first; `after` continues a page."""
+        rows = await self._db.fetch(
+            f"SELECT id, recorded_at, {FIELDS} FROM audit_events "
+            "WHERE recorded_at >= $1 AND recorded_at < $2 "
+            "AND ($3::timestamptz IS NULL OR (recorded_at, id) > ($3, $4::uuid)) "
+            "ORDER BY recorded_at, id LIMIT $5",
+            since,
+            until,
+            after[0] if after else None,
+            after[1] if after else None,
+            limit,
+        )
+        return [event_from_row(row) for row in rows]
+
+    async def disclosures(
+        self,
+        patient_id: UUID,
+        holder_id: UUID,
+        since: datetime,
+        until: datetime,
+        after: tuple[datetime, UUID] | None,
+        limit: int,
+    ) -> list[AuditEvent]:
+        """Successful reads of the patient's data by organizations other than the holder,
+        recorded in [since, until), oldest first."""
+        rows = await self._db.fetch(
+            f"SELECT id, recorded_at, {FIELDS} FROM audit_events "
+            "WHERE patient_id = $1 AND organization_id <> $2 AND action = 'R' "
+            "AND outcome = 'success' AND recorded_at >= $3 AND recorded_at < $4 "
+            "AND ($5::timestamptz IS NULL OR (recorded_at, id) > ($5, $6::uuid)) "
+            "ORDER BY recorded_at, id LIMIT $7",
+            patient_id,
+            holder_id,
+            since,
+            until,
+            after[0] if after else None,
+            after[1] if after else None,
+            limit,
+        )
+        return [event_from_row(row) for row in rows]

@@ -7,6 +7,8 @@
 - A file that was applied and later edited is refused (checksum drift): add a new file instead.
 - Versions recorded in the database but unknown to this build are tolerated, so an older
   replica keeps running during a rolling deploy.
+- When nothing is pending, nothing is written and no lock is taken: a role that may only read
+  `schema_migrations` (the production service role) starts without owner rights.
 """
 
 from __future__ import annotations
@@ -30,6 +32,10 @@ _log = logging.getLogger(__name__)
 
 class MigrationError(RuntimeError):
     """The migration files and the database disagree; the message says how to fix it."""
+
+
+class MigrationNotPermitted(MigrationError):
+    """Migrations are pending and this role may not apply them (it does not own the schema)."""
 
 
 @dataclass(frozen=True)
@@ -104,33 +110,56 @@ async def migrate(
 
 async def _migrate_locked(conn: asyncpg.Connection, directory: Path | None) -> list[str]:
     migrations = discover(directory)
-    await conn.execute("SELECT pg_advisory_lock($1)", _ADVISORY_LOCK_KEY)
+    if await _all_applied(conn, migrations):
+        return []
     try:
-        await conn.execute(_CREATE_TABLE)
-        applied = await _applied(conn)
-        _check_unknown_versions(applied, migrations)
-        done: list[str] = []
-        for migration in migrations:
-            sql, checksum = migration.read()
-            if migration.version in applied:
-                _check_unchanged(migration, checksum, applied[migration.version][1])
-                continue
-            async with conn.transaction():
-                # A pool connection carries the request statement_timeout; migrations may not.
-                await conn.execute("SET LOCAL statement_timeout = 0")
-                await conn.execute(sql)
-                await conn.execute(
-                    "INSERT INTO schema_migrations (version, name, checksum) VALUES ($1, $2, $3)",
-                    migration.version,
-                    migration.name,
-                    checksum,
-                )
-            _log.info("applied migration %s", migration.name)
-            done.append(migration.name)
-        return done
+        await conn.execute("SELECT pg_advisory_lock($1)", _ADVISORY_LOCK_KEY)
+        return await _apply(conn, migrations)
+    except asyncpg.InsufficientPrivilegeError:
+        raise MigrationNotPermitted(
+            "migrations are pending and this database role may not apply them: run "
+            "`peerbridge migrate` with the owner's URL (--database-url or "
+            "PEERBRIDGE_MIGRATION_DATABASE_URL)"
+        ) from None
     finally:
         if not conn.is_closed():
             await conn.execute("SELECT pg_advisory_unlock($1)", _ADVISORY_LOCK_KEY)
+
+
+async def _all_applied(conn: asyncpg.Connection, migrations: list[Migration]) -> bool:
+    """True (after the drift checks) when every file is applied: read-only, no lock."""
+    applied = await _applied(conn)
+    if any(migration.version not in applied for migration in migrations):
+        return False
+    _check_unknown_versions(applied, migrations)
+    for migration in migrations:
+        _check_unchanged(migration, migration.read()[1], applied[migration.version][1])
+    return True
+
+
+async def _apply(conn: asyncpg.Connection, migrations: list[Migration]) -> list[str]:
+    await conn.execute(_CREATE_TABLE)
+    applied = await _applied(conn)
+    _check_unknown_versions(applied, migrations)
+    done: list[str] = []
+    for migration in migrations:
+        sql, checksum = migration.read()
+        if migration.version in applied:
+            _check_unchanged(migration, checksum, applied[migration.version][1])
+            continue
+        async with conn.transaction():
+            # A pool connection carries the request statement_timeout; migrations may not.
+            await conn.execute("SET LOCAL statement_timeout = 0")
+            await conn.execute(sql)
+            await conn.execute(
+                "INSERT INTO schema_migrations (version, name, checksum) VALUES ($1, $2, $3)",
+                migration.version,
+                migration.name,
+                checksum,
+            )
+        _log.info("applied migration %s", migration.name)
+        done.append(migration.name)
+    return done
 
 
 def _check_unchanged(migration: Migration, checksum: str, applied_checksum: str) -> None:

@@ -175,6 +175,25 @@ class AuditRepository(Protocol):
         """Newest first; `before`/`before_id` continue after the last event of a page."""
 
     async def get_many(self, ids: Sequence[UUID]) -> list[AuditEvent | None]: ...
+    async def recorded_between(
+        self,
+        since: datetime,
+        until: datetime,
+        after: tuple[datetime, UUID] | None,
+        limit: int,
+    ) -> list[AuditEvent]:
+        """Events recorded in [since, until), oldest first; `after` continues a page."""
+
+    async def disclosures(
+        self,
+        patient_id: UUID,
+        holder_id: UUID,
+        since: datetime,
+        until: datetime,
+        after: tuple[datetime, UUID] | None,
+        limit: int,
+    ) -> list[AuditEvent]:
+        """Successful reads of the patient's data by organizations other than the holder."""
 
 
 class OutboxRepository(Protocol):
