@@ -95,6 +95,9 @@ class CheckpointVerification:
         try:
             attested = self._kek.open(attestation, _ATTESTATION_CONTEXT)
         except (KeyEncryptionError, ValueError):
-            raise CheckpointRejected("key not attested by the key-encryption key") from None
+            raise CheckpointRejected(
+                "key not attested by this key-encryption key (is PEERBRIDGE_KEY_ENCRYPTION_KEY "
+                "the one serve uses?)"
+            ) from None
         if attested != record.kid.encode():
             raise CheckpointRejected("key attestation names another key")
