@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 from uuid import UUID
 
@@ -16,24 +17,41 @@ from api.domain.referrals import (
     Actor,
     Coding,
     Direction,
+    OrderIdentifier,
     Priority,
     Referral,
     ReferralStatus,
     StatusChange,
     Transition,
 )
+from api.domain.verbatim import Verbatim
 from api.services.filters import ReferralBox, ReferralFilter
 from api.services.pagination import Keyset, Order
 
 _COLUMNS = (
     "id, direction, requester_organization_id, performer_organization_id, program_id, "
     "patient_id, priority, reason_codes, reason_text, shared_data_classes, consent_id, status, "
-    "status_reason, assigned_supporter_id, escalated_from_id, version, created_at, updated_at"
+    "status_reason, assigned_supporter_id, escalated_from_id, version, created_at, updated_at, "
+    "code, categories, identifiers, task_created_at, verbatim"
 )
+_PLACEHOLDERS = ", ".join(f"${n}" for n in range(1, _COLUMNS.count(",") + 2))
 _HISTORY_COLUMNS = (
     "referral_id, version, from_status, to_status, transition, reason, organization_id, "
     "client_id, subject, at"
 )
+
+
+def _codings(rows: Sequence[dict[str, Any]]) -> tuple[Coding, ...]:
+    return tuple(Coding(c["system"], c["code"], c.get("display")) for c in rows)
+
+
+def _coding_rows(codings: Sequence[Coding]) -> list[dict[str, Any]]:
+    """As jsonb (the pool's codec encodes it)."""
+    return [{"system": c.system, "code": c.code, "display": c.display} for c in codings]
+
+
+def _verbatim(value: Verbatim) -> dict[str, dict[str, Any]]:
+    return {kind: dict(elements) for kind, elements in value.items()}
 
 
 def _referral(row: asyncpg.Record) -> Referral:
@@ -45,9 +63,7 @@ def _referral(row: asyncpg.Record) -> Referral:
         program_id=row["program_id"],
         patient_id=row["patient_id"],
         priority=Priority(row["priority"]),
-        reason_codes=tuple(
-            Coding(c["system"], c["code"], c.get("display")) for c in row["reason_codes"]
-        ),
+        reason_codes=_codings(row["reason_codes"]),
         reason_text=row["reason_text"],
         shared_data_classes=frozenset(DataClass(c) for c in row["shared_data_classes"]),
         consent_id=row["consent_id"],
@@ -58,6 +74,11 @@ def _referral(row: asyncpg.Record) -> Referral:
         version=row["version"],
         created_at=row["created_at"],
         updated_at=row["updated_at"],
+        code=_codings(row["code"]),
+        categories=_codings(row["categories"]),
+        identifiers=tuple(OrderIdentifier(i["system"], i["value"]) for i in row["identifiers"]),
+        task_created_at=row["task_created_at"],
+        verbatim=row["verbatim"],
     )
 
 
@@ -70,7 +91,7 @@ def _values(referral: Referral) -> tuple[Any, ...]:
         referral.program_id,
         referral.patient_id,
         referral.priority.value,
-        [{"system": c.system, "code": c.code, "display": c.display} for c in referral.reason_codes],
+        _coding_rows(referral.reason_codes),
         referral.reason_text,
         sorted(c.value for c in referral.shared_data_classes),
         referral.consent_id,
@@ -81,6 +102,11 @@ def _values(referral: Referral) -> tuple[Any, ...]:
         referral.version,
         referral.created_at,
         referral.updated_at,
+        _coding_rows(referral.code),
+        _coding_rows(referral.categories),
+        [{"system": i.system, "value": i.value} for i in referral.identifiers],
+        referral.task_created_at,
+        _verbatim(referral.verbatim),
     )
 
 
@@ -137,12 +163,54 @@ def _conditions(
     ):
         if value is not None:
             w.add(column + " = {}", value)
+    if where.ids:
+        w.add("id = ANY({}::uuid[])", sorted(where.ids))
+    if where.service_codes:
+        w.add(_ANY_CONTAINED.format(column="code"), _code_patterns(where.service_codes))
+    if where.categories or where.category_directions:
+        w.add(
+            f"({_ANY_CONTAINED.format(column='categories')} "
+            "OR (categories = '[]' AND direction = ANY({}::text[])))",
+            _code_patterns(where.categories),
+            sorted(d.value for d in where.category_directions),
+        )
+    if where.identifiers:
+        w.add(
+            _ANY_CONTAINED.format(column="identifiers"), _identifier_patterns(where.identifiers)
+        )
     if where.updated_since is not None:
         w.add("updated_at > {}", where.updated_since)
     if where.updated_before is not None:
         w.add("updated_at < {}", where.updated_before)
     keyset_after(w, after, order)
     return w
+
+
+# The jsonb array column contains one of the patterns (a jsonb array of patterns).
+_ANY_CONTAINED = (
+    "EXISTS (SELECT 1 FROM jsonb_array_elements({{}}::jsonb) pattern WHERE {column} @> pattern)"
+)
+
+
+def _code_patterns(tokens: Sequence[str]) -> list[list[dict[str, str]]]:
+    """jsonb containment patterns for `system|code` and bare `code` tokens."""
+    patterns = []
+    for token in tokens:
+        system, sep, code = token.rpartition("|")
+        patterns.append([{"system": system, "code": code} if sep else {"code": code}])
+    return patterns
+
+
+def _identifier_patterns(tokens: Sequence[str]) -> list[list[dict[str, str | None]]]:
+    """`system|value`; `|value` is an identifier sent without a system; `value` any system."""
+    patterns = []
+    for token in tokens:
+        system, sep, value = token.partition("|")
+        if sep:
+            patterns.append([{"system": system or None, "value": value}])
+        else:
+            patterns.append([{"value": token}])
+    return patterns
 
 
 class PostgresReferralRepository:
@@ -167,8 +235,7 @@ class PostgresReferralRepository:
 
     async def add(self, referral: Referral, first: StatusChange) -> Referral:
         row = await self._db.fetchrow(
-            f"INSERT INTO referrals ({_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, "
-            f"$10, $11, $12, $13, $14, $15, $16, $17, $18) RETURNING {_COLUMNS}",
+            f"INSERT INTO referrals ({_COLUMNS}) VALUES ({_PLACEHOLDERS}) RETURNING {_COLUMNS}",
             *_values(referral),
         )
         await self._record(referral.id, first)
@@ -199,6 +266,19 @@ class PostgresReferralRepository:
         if change is not None:
             await self._record(referral.id, change)
         return _referral(row)
+
+    async def record_task(
+        self, referral_id: UUID, verbatim: Verbatim, at: datetime
+    ) -> Referral | None:
+        """Mark the referral's Task created (with these kept elements), unless it already was."""
+        row = await self._db.fetchrow(
+            "UPDATE referrals SET task_created_at = $2, verbatim = $3 "
+            f"WHERE id = $1 AND task_created_at IS NULL RETURNING {_COLUMNS}",
+            referral_id,
+            at,
+            _verbatim(verbatim),
+        )
+        return _referral(row) if row else None
 
     async def get_many(self, ids: Sequence[UUID]) -> list[Referral | None]:
         rows = await self._db.fetch(

@@ -5,13 +5,15 @@ See https://hl7.org/fhir/us/sdoh-clinicalcare/referral_workflow.html
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from enum import StrEnum
 from uuid import UUID
 
 from api.domain.consents import DataClass
 from api.domain.errors import Forbidden, Invalid, InvalidTransition, VersionConflict
+from api.domain.verbatim import NOTHING_KEPT, Verbatim
 
 
 class ReferralStatus(StrEnum):
@@ -124,6 +126,55 @@ class Coding:
 
 
 @dataclass(frozen=True)
+class OrderIdentifier:
+    """A business identifier of the order (a placer or filler order number); `system` is None
+    when the sender gave none."""
+
+    system: str | None
+    value: str
+
+
+SNOMED_SYSTEM = "http://snomed.info/sct"
+# The services a PeerBridge referral may order (SNOMED CT procedures): peer support itself and
+# the behavioural-health services a peer organization escalates to. Sources: the SNOMED CT US
+# extension (461481000124109) and the eCQM value sets "Referral for Adult Depression" and
+# "Referral for Adolescent Depression" (VSAC 2.16.840.1.113883.3.526.3.1571 / .1570), less their
+# general-medicine members. The README lists them for integrators; the CapabilityStatement too.
+PEER_SUPPORT_SERVICES: dict[str, str] = {
+    "461481000124109": "Referral to peer support",
+    "711281004": "Referral to support group",
+    "390866009": "Referral to mental health team",
+    "183583007": "Refer to mental health worker",
+    "306226009": "Referral to mental health counseling service",
+    "306227000": "Referral for mental health counseling",
+    "306252003": "Referral to mental health counselor",
+    "183524004": "Referral to psychiatry service",
+    "306136006": "Referral to liaison psychiatry service",
+    "308477009": "Referral to psychiatrist",
+    "306291008": "Referral to child and adolescent psychiatrist",
+    "308459004": "Referral to psychologist",
+    "306343005": "Referral to psychotherapist",
+    "710914003": "Referral to family therapy",
+}
+# The service a referral orders when its sender names none (GraphQL): by direction.
+DEFAULT_SERVICE: dict[Direction, Coding] = {
+    Direction.CLINIC_TO_PEER: Coding(SNOMED_SYSTEM, "461481000124109", "Referral to peer support"),
+    Direction.PEER_TO_CLINIC: Coding(SNOMED_SYSTEM, "390866009", "Referral to mental health team"),
+}
+
+
+def check_service_code(code: Sequence[Coding]) -> None:
+    """A referral orders a peer-support or behavioural-health service: one of its codings (any
+    others are kept beside it) must be in `PEER_SUPPORT_SERVICES`."""
+    if not any(c.system == SNOMED_SYSTEM and c.code in PEER_SUPPORT_SERVICES for c in code):
+        raise Invalid(
+            "not a peer-support or behavioural-health service: PeerBridge carries peer-support "
+            "referrals (the SNOMED CT codes it takes are listed in its CapabilityStatement)",
+            field="code",
+        )
+
+
+@dataclass(frozen=True)
 class Actor:
     """Who did something: the client, its organization and the end user, if any."""
 
@@ -163,6 +214,32 @@ class Referral:
     version: int
     created_at: datetime
     updated_at: datetime
+    # The ordered service as sent (empty: the default of the direction), every category coding
+    # sent, the order's business identifiers, when its Task was created (None: a ServiceRequest
+    # whose Task the requester has not created yet), and the source documents' other elements.
+    code: tuple[Coding, ...] = ()
+    categories: tuple[Coding, ...] = ()
+    identifiers: tuple[OrderIdentifier, ...] = ()
+    task_created_at: datetime | None = None
+    verbatim: Verbatim = field(default_factory=lambda: NOTHING_KEPT)
+
+    @property
+    def service(self) -> tuple[Coding, ...]:
+        return self.code or (DEFAULT_SERVICE[self.direction],)
+
+    def withheld(self) -> Referral:
+        """The stub a party sees when consent does not cover the referral's patient data: ids,
+        parties, status and dates; no reasons, codes the sender chose, identifiers or kept
+        elements."""
+        return replace(
+            self,
+            reason_codes=(),
+            reason_text=None,
+            code=(),
+            categories=(),
+            identifiers=(),
+            verbatim=NOTHING_KEPT,
+        )
 
     @property
     def business_status(self) -> tuple[str, str] | None:

@@ -33,6 +33,14 @@ class ReferralFilter:
     assigned_supporter_id: UUID | None = None
     updated_since: datetime | None = None  # exclusive, as FHIR `_lastUpdated=gt`
     updated_before: datetime | None = None  # exclusive, as FHIR `_lastUpdated=lt`
+    ids: frozenset[UUID] = frozenset()
+    # Token searches (each OR-ed): `system|code` or `code` on the ordered service and on the
+    # categories sent; `system|value`, `|value` (no system) or `value` on the identifiers.
+    service_codes: tuple[str, ...] = ()
+    categories: tuple[str, ...] = ()
+    # With `categories`: referrals sent without categories match by these directions instead.
+    category_directions: frozenset[Direction] = frozenset()
+    identifiers: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

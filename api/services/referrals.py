@@ -8,7 +8,7 @@ from __future__ import annotations
 import uuid
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from uuid import UUID
 
 from api.domain.audit import AuditAction
@@ -25,9 +25,11 @@ from api.domain.events import DomainEvent
 from api.domain.organizations import Organization, OrganizationKind
 from api.domain.principal import Principal
 from api.domain.referrals import (
+    DEFAULT_SERVICE,
     OPEN_STATUSES,
     Coding,
     Direction,
+    OrderIdentifier,
     Priority,
     Referral,
     ReferralStatus,
@@ -35,8 +37,10 @@ from api.domain.referrals import (
     StatusChange,
     Transition,
     apply_transition,
+    check_service_code,
 )
 from api.domain.supporters import check_assignable
+from api.domain.verbatim import NOTHING_KEPT, Verbatim
 from api.services import idempotency
 from api.services.filters import ReferralFilter
 from api.services.pagination import Keyset, Page, PageRequest, page_from_rows
@@ -68,6 +72,18 @@ class CreateReferral:
     reason_codes: tuple[Coding, ...] = ()
     reason_text: str | None = None
     shared_data_classes: frozenset[DataClass] = DEFAULT_SHARED
+    # The ordered service (empty: the default of the direction; else checked against the
+    # peer-support value set), the sender's categories and order identifiers.
+    code: tuple[Coding, ...] = ()
+    categories: tuple[Coding, ...] = ()
+    identifiers: tuple[OrderIdentifier, ...] = ()
+    # Consents the sender cites: each must be one that permits this referral now; the first
+    # becomes the referral's consent. Empty: PeerBridge cites the one in force.
+    consent_ids: tuple[UUID, ...] = ()
+    # False when the sender creates the referral's Task itself afterwards (FHIR ServiceRequest
+    # then Task); True when the Task comes with the referral (GraphQL).
+    with_task: bool = True
+    verbatim: Verbatim = field(default_factory=lambda: NOTHING_KEPT)  # kept as sent
 
 
 @dataclass(frozen=True)
@@ -95,10 +111,23 @@ class ReferralView:
 # --- commands ---------------------------------------------------------------------------------
 
 
-def _check_text(reason_text: str | None, data_classes: frozenset[DataClass]) -> None:
+def _check_text(
+    reason_text: str | None, data_classes: frozenset[DataClass], reason_codes: Sequence[Coding]
+) -> None:
     problems = []
+    for index, reason in enumerate(reason_codes):
+        for name, value in (("system", reason.system), ("code", reason.code)):
+            if not value or value != value.strip():
+                problems.append(
+                    InvalidDetail(
+                        f"reasonCodes[{index}].{name}", "required, without surrounding spaces"
+                    )
+                )
     if reason_text is not None and len(reason_text) > MAX_REASON_LENGTH:
         problems.append(InvalidDetail("reasonText", f"at most {MAX_REASON_LENGTH} characters"))
+    if reason_text is not None and not reason_text.strip():
+        # Kept as sent or refused: a blank reason is not silently turned into none.
+        problems.append(InvalidDetail("reasonText", "blank: leave it out instead"))
     if DataClass.REFERRAL not in data_classes:
         problems.append(InvalidDetail("sharedDataClasses", "a referral always shares `referral`"))
     if problems:
@@ -191,6 +220,18 @@ async def _open_referral(
                 patient_id=patient.id,
             )
             raise error
+    cited = [c for c in command.consent_ids if c not in shared.consent_ids]
+    if cited:
+        raise Invalid(
+            [
+                InvalidDetail(
+                    "consentIds",
+                    f"consent {c} does not permit sharing these data classes with the performer "
+                    "now",
+                )
+                for c in cited
+            ]
+        )
     referral = Referral(
         id=uuid.uuid4(),
         direction=direction,
@@ -200,9 +241,9 @@ async def _open_referral(
         patient_id=patient.id,
         priority=command.priority,
         reason_codes=command.reason_codes,
-        reason_text=(command.reason_text or "").strip() or None,
+        reason_text=command.reason_text,
         shared_data_classes=command.shared_data_classes,
-        consent_id=shared.consent_ids[0],
+        consent_id=(command.consent_ids or shared.consent_ids)[0],
         status=ReferralStatus.REQUESTED,
         status_reason=None,
         assigned_supporter_id=None,
@@ -210,6 +251,11 @@ async def _open_referral(
         version=1,
         created_at=now,
         updated_at=now,
+        code=command.code or (DEFAULT_SERVICE[direction],),
+        categories=command.categories,
+        identifiers=command.identifiers,
+        task_created_at=now if command.with_task else None,
+        verbatim=command.verbatim,
     )
     first = StatusChange(None, ReferralStatus.REQUESTED, None, None, actor_of(principal), now, 1)
     created = await uow.referrals.add(referral, first)
@@ -239,7 +285,9 @@ async def create_referral(
 ) -> ReferralView:
     """Send a consented referral to another organization (Gravity: ServiceRequest + Task)."""
     require(principal, Capability.CREATE_REFERRAL)
-    _check_text(command.reason_text, command.shared_data_classes)
+    _check_text(command.reason_text, command.shared_data_classes, command.reason_codes)
+    if command.code:
+        check_service_code(command.code)
     async with uow:
         replay = await idempotency.replayed_id(
             uow, principal, idempotency_key, "createReferral", command
@@ -266,7 +314,7 @@ async def escalate_referral(
 ) -> ReferralView:
     """Peer → clinic referral linked to the referral the peer organization is working on."""
     require(principal, Capability.CREATE_REFERRAL)
-    _check_text(command.reason_text, command.shared_data_classes)
+    _check_text(command.reason_text, command.shared_data_classes, command.reason_codes)
     async with uow:
         replay = await idempotency.replayed_id(
             uow, principal, idempotency_key, "escalateReferral", command
@@ -508,8 +556,7 @@ async def _views(
         if decision.permitted:
             views.append(ReferralView(referral, role))
         else:
-            stub = replace(referral, reason_codes=(), reason_text=None)
-            views.append(ReferralView(stub, role, refusal(decision)))
+            views.append(ReferralView(referral.withheld(), role, refusal(decision)))
         records.append(
             audit(
                 principal,
@@ -525,6 +572,13 @@ async def _views(
     if record:
         await uow.audit.add_many(records)
     return views
+
+
+async def views_of(
+    uow: UnitOfWork, principal: Principal, referrals: Sequence[Referral]
+) -> list[ReferralView]:
+    """Referrals the caller just wrote, as it may see them (the write audited itself)."""
+    return await _views(uow, principal, referrals, record=False)
 
 
 async def get_referrals(

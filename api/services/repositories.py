@@ -23,6 +23,7 @@ from api.domain.programs import PeerProgram
 from api.domain.referrals import Referral, StatusChange
 from api.domain.sessions import Attendance, PeerSession
 from api.domain.supporters import PeerSupporter
+from api.domain.verbatim import Verbatim
 from api.services.filters import ProcedureFilter, ProgramFilter, ReferralFilter, SupporterFilter
 from api.services.pagination import Keyset, Order
 
@@ -92,6 +93,11 @@ class ReferralRepository(Protocol):
     async def add(self, referral: Referral, first: StatusChange) -> Referral: ...
     async def save(self, referral: Referral, change: StatusChange | None) -> Referral:
         """Write the new state if the stored version is `version - 1`, else VersionConflict."""
+
+    async def record_task(
+        self, referral_id: UUID, verbatim: Verbatim, at: datetime
+    ) -> Referral | None:
+        """Mark the referral's Task created (with these kept elements); None if it already was."""
 
     async def get_many(self, ids: Sequence[UUID]) -> list[Referral | None]: ...
     async def get_for_update(self, referral_id: UUID) -> Referral | None: ...

@@ -7,7 +7,9 @@ See https://hl7.org/fhir/us/sdoh-clinicalcare/CapabilityStatement-SDOHCC-Coordin
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
 from uuid import UUID
 
 from api.domain.audit import AuditAction
@@ -21,11 +23,68 @@ from api.domain.referrals import (
     Role,
     Transition,
 )
+from api.domain.verbatim import with_kept
 from api.services import referrals
 from api.services.policy import Capability, audit, denied, require, utcnow
 from api.services.referrals import ReferralView
 from api.services.repositories import UnitOfWork
 from api.services.transactions import SharedTransaction
+
+
+@dataclass(frozen=True)
+class CreateTask:
+    """The requester creates the Task of a referral it sent as an order alone (Gravity:
+    ServiceRequest, then Task). A referral has one Task."""
+
+    referral_id: UUID
+    kept: Mapping[str, Any] = field(default_factory=dict)  # the Task's elements kept as sent
+
+
+async def create_task(uow: UnitOfWork, principal: Principal, command: CreateTask) -> ReferralView:
+    """Create the referral's one Task, keeping its elements; refused when it already has one."""
+    require(principal, Capability.CREATE_REFERRAL)
+    async with uow:
+        current = await uow.referrals.get_for_update(command.referral_id)
+        if current is None:
+            raise NotFound("ServiceRequest", command.referral_id)
+        if current.role_of(principal.organization_id) is not Role.REQUESTER:
+            error = Forbidden("the requester creates the referral's Task")
+            denied(
+                uow,
+                principal,
+                error,
+                action=AuditAction.CREATE,
+                operation="createTask",
+                resource_type="Referral",
+                resource_id=current.id,
+                patient_id=current.patient_id,
+            )
+            raise error
+        if current.task_created_at is not None:
+            raise Invalid(f"this ServiceRequest already has Task/{current.id}", field="focus")
+        if current.status is not ReferralStatus.REQUESTED:
+            raise Invalid(f"the referral is already {current.status}", field="status")
+        created = await uow.referrals.record_task(
+            current.id, with_kept(current.verbatim, "Task", command.kept), utcnow()
+        )
+        if created is None:  # another request created it since we read it
+            raise Invalid(f"this ServiceRequest already has Task/{current.id}", field="focus")
+        await uow.audit.add_many(
+            [
+                audit(
+                    principal,
+                    action=AuditAction.CREATE,
+                    operation="createTask",
+                    resource_type="Referral",
+                    resource_id=created.id,
+                    patient_id=created.patient_id,
+                )
+            ]
+        )
+        (view,) = await referrals.views_of(uow, principal, [created])
+        await uow.commit()
+    return view
+
 
 # Elements of the Task (names as in FHIR) each party may change.
 OWNER_MAY_CHANGE = frozenset({"status", "statusReason", "output", "assignedSupporter"})

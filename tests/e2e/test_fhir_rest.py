@@ -198,6 +198,7 @@ async def test_bad_input_is_refused_with_the_element_named(clinic: Fhir) -> None
         "resourceType": "ServiceRequest",
         "status": "active",
         "intent": "order",
+        "code": {"coding": [{"system": "http://snomed.info/sct", "code": "461481000124109"}]},
         "subject": {"reference": "Organization/0f8fad5b-d9cb-469f-a165-70867728950e"},
         "performer": [{"reference": "Organization/0f8fad5b-d9cb-469f-a165-70867728950e"}],
     }

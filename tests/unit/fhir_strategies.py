@@ -15,7 +15,15 @@ from api.domain.outcomes import INSTRUMENTS, Instrument, OutcomeMeasure
 from api.domain.patients import Gender, Patient, PatientIdentifier
 from api.domain.procedures import HCPCS_SYSTEM, SNOMED_SYSTEM, Procedure, ProcedureStatus
 from api.domain.programs import DeliveryMode, PeerProgram, ProgramKind
-from api.domain.referrals import Coding, Direction, Priority, Referral, ReferralStatus
+from api.domain.referrals import (
+    PEER_SUPPORT_SERVICES,
+    Coding,
+    Direction,
+    OrderIdentifier,
+    Priority,
+    Referral,
+    ReferralStatus,
+)
 from api.domain.sessions import (
     Attendance,
     AttendanceStatus,
@@ -177,6 +185,11 @@ def consents(draw: st.DrawFn) -> Consent:
     )
 
 
+service_codes = st.sampled_from(
+    [Coding(SNOMED_SYSTEM, code, display) for code, display in PEER_SUPPORT_SERVICES.items()]
+)
+
+
 @st.composite
 def referrals(draw: st.DrawFn) -> Referral:
     status = draw(st.sampled_from(ReferralStatus))
@@ -202,6 +215,12 @@ def referrals(draw: st.DrawFn) -> Referral:
         version=draw(versions),
         created_at=created,
         updated_at=created + timedelta(seconds=draw(st.integers(0, 10**8))),
+        # As stored: the service ordered is always there (sent, or the direction's default).
+        code=(draw(service_codes),),
+        categories=tuple(draw(st.lists(st.builds(Coding, uri, code), max_size=2))),
+        identifiers=tuple(
+            draw(st.lists(st.builds(OrderIdentifier, st.none() | uri, text), max_size=2))
+        ),
     )
 
 

@@ -7,6 +7,7 @@ from typing import Any
 import strawberry
 
 from api.domain.consents import DataClass
+from api.domain.errors import Invalid
 from api.domain.referrals import Priority, Transition
 from api.schema.coding import CodingInput
 from api.schema.context import Info
@@ -16,6 +17,13 @@ from api.services import referrals
 from api.services.referrals import DEFAULT_SHARED, CreateReferral, EscalateReferral, ReferralView
 
 _IDEMPOTENCY = "Repeating a request with the same key replays its first result."
+
+
+def _classes(listed: list[DataClass]) -> frozenset[DataClass]:
+    """A set as the service takes it; a class listed twice is refused, not merged."""
+    if len(set(listed)) != len(listed):
+        raise Invalid("each data class once", field="input.sharedDataClasses")
+    return frozenset(listed)
 
 
 @strawberry.input(description="Send a consented referral to another organization.")
@@ -42,7 +50,7 @@ class CreateReferralInput:
             program_id=parse_optional_id(self.program_id, "input.programId"),
             reason_codes=tuple(code.to_domain() for code in self.reason_codes or ()),
             reason_text=self.reason_text,
-            shared_data_classes=frozenset(self.shared_data_classes),
+            shared_data_classes=_classes(self.shared_data_classes),
         )
 
 
@@ -79,7 +87,7 @@ class EscalateReferralInput:
             priority=self.priority,
             reason_codes=tuple(code.to_domain() for code in self.reason_codes or ()),
             reason_text=self.reason_text,
-            shared_data_classes=frozenset(self.shared_data_classes),
+            shared_data_classes=_classes(self.shared_data_classes),
         )
 
 

@@ -20,10 +20,12 @@ from api.domain.referrals import (
     BSER_SYSTEM,
     Coding,
     Direction,
+    OrderIdentifier,
     Priority,
     Referral,
     ReferralStatus,
 )
+from api.domain.verbatim import kept_for
 from api.integrations.fhir.resources import codes
 from api.integrations.fhir.resources.datatypes import (
     Json,
@@ -31,7 +33,6 @@ from api.integrations.fhir.resources.datatypes import (
     coding,
     concept,
     extension_value,
-    extensions,
     finish,
     instant,
     meta,
@@ -40,6 +41,26 @@ from api.integrations.fhir.resources.datatypes import (
     parse_ref,
     ref,
     ref_id,
+)
+from api.integrations.fhir.resources.kept import Keeping, merge
+
+# What the mappers model (see `kept.py`); every other element is kept as the requester sent it.
+# ServiceRequest: status and priority change with the workflow; the performers are the ones sent
+# plus the supporter the performer assigns later (`_performers`). The data classes shared and
+# the escalation link are PeerBridge's own extensions, written from the record.
+SERVICE_REQUEST = Keeping(
+    "ServiceRequest",
+    owned=frozenset({"status", "priority"}),
+    extensions=frozenset({codes.EXT_SHARED_DATA_CLASS, codes.EXT_ESCALATED_FROM}),
+)
+# Task: its workflow state is the record's (both parties change it; outputs are the Procedures
+# recorded), and so is the supporter the performer assigns.
+TASK = Keeping(
+    "Task",
+    owned=frozenset(
+        {"status", "statusReason", "businessStatus", "priority", "lastModified", "output"}
+    ),
+    extensions=frozenset({codes.EXT_ASSIGNED_SUPPORTER}),
 )
 
 
@@ -51,56 +72,71 @@ def _direction_concept(direction: Direction) -> Json:
     return concept(codes.CS_DIRECTION, direction.value)
 
 
-def to_fhir_service_request(referral: Referral, *, redacted: bool = False) -> Json:
-    code, display = codes.REFERRAL_CODE[referral.direction]
-    performers = [ref("Organization", referral.performer_organization_id)]
+def _codings(found: Sequence[Coding]) -> list[Json]:
+    return [coding(c.system, c.code, c.display) for c in found]
+
+
+def _kept(referral: Referral, document_type: str, redacted: bool) -> dict[str, Any]:
+    return {} if redacted else dict(kept_for(referral.verbatim, document_type))
+
+
+def _performers(referral: Referral, sent: Sequence[Json]) -> list[Json]:
+    """The performers as sent, then those PeerBridge adds (the supporter assigned later)."""
+    ours = [ref("Organization", referral.performer_organization_id)]
     if referral.program_id:
-        performers.append(ref("HealthcareService", referral.program_id))
+        ours.append(ref("HealthcareService", referral.program_id))
     if referral.assigned_supporter_id:
-        performers.append(ref("PractitionerRole", referral.assigned_supporter_id))
+        ours.append(ref("PractitionerRole", referral.assigned_supporter_id))
+    named = {p.get("reference") for p in sent}
+    return [*sent, *(p for p in ours if p["reference"] not in named)]
+
+
+def to_fhir_service_request(referral: Referral, *, redacted: bool = False) -> Json:
+    kept = _kept(referral, "ServiceRequest", redacted)
     reasons: list[Json] = [
         {"coding": [coding(c.system, c.code, c.display)]} for c in referral.reason_codes
     ]
     if referral.reason_text:
         reasons.append({"text": referral.reason_text})
-    return finish(
-        ServiceRequest,
-        {
-            "resourceType": "ServiceRequest",
-            "id": str(referral.id),
-            "meta": _meta(referral, redacted),
-            "extension": [
-                *(
+    # The direction's own category; what the requester sent (kept) replaces the whole list.
+    categories = [{"coding": _codings(referral.categories)}, _direction_concept(referral.direction)]
+    mapped: Json = {
+        "resourceType": "ServiceRequest",
+        "id": str(referral.id),
+        "meta": _meta(referral, redacted),
+        "extension": [
+            *(
+                {
+                    "url": codes.EXT_SHARED_DATA_CLASS,
+                    "valueCoding": coding(codes.CS_DATA_CLASS, c.value),
+                }
+                for c in sorted(referral.shared_data_classes)
+            ),
+            *(
+                [
                     {
-                        "url": codes.EXT_SHARED_DATA_CLASS,
-                        "valueCoding": coding(codes.CS_DATA_CLASS, c.value),
+                        "url": codes.EXT_ESCALATED_FROM,
+                        "valueReference": ref("ServiceRequest", referral.escalated_from_id),
                     }
-                    for c in sorted(referral.shared_data_classes)
-                ),
-                *(
-                    [
-                        {
-                            "url": codes.EXT_ESCALATED_FROM,
-                            "valueReference": ref("ServiceRequest", referral.escalated_from_id),
-                        }
-                    ]
-                    if referral.escalated_from_id
-                    else []
-                ),
-            ],
-            "status": codes.SERVICE_REQUEST_STATUS[referral.status],
-            "intent": "order",
-            "category": [_direction_concept(referral.direction)],
-            "priority": referral.priority.value,
-            "code": concept(codes.SNOMED, code, display),
-            "subject": ref("Patient", referral.patient_id),
-            "authoredOn": instant(referral.created_at),
-            "requester": ref("Organization", referral.requester_organization_id),
-            "performer": performers,
-            "reasonCode": reasons,
-            "supportingInfo": [ref("Consent", referral.consent_id)] if referral.consent_id else [],
-        },
-    )
+                ]
+                if referral.escalated_from_id
+                else []
+            ),
+        ],
+        "identifier": [{"system": i.system, "value": i.value} for i in referral.identifiers],
+        "status": codes.SERVICE_REQUEST_STATUS[referral.status],
+        "intent": "order",
+        "category": categories,
+        "priority": referral.priority.value,
+        "code": {"coding": _codings(referral.service)},
+        "subject": ref("Patient", referral.patient_id),
+        "authoredOn": instant(referral.created_at),
+        "requester": ref("Organization", referral.requester_organization_id),
+        "performer": _performers(referral, kept.pop("performer", [])),
+        "reasonCode": reasons,
+        "supportingInfo": [ref("Consent", referral.consent_id)] if referral.consent_id else [],
+    }
+    return finish(ServiceRequest, merge(mapped, kept))
 
 
 def _business_status(referral: Referral) -> Json | None:
@@ -112,41 +148,39 @@ def to_fhir_task(
     referral: Referral, *, redacted: bool = False, outputs: Sequence[UUID] = ()
 ) -> Json:
     """`outputs`: the Procedures recorded for the referral (Gravity "resulting-activity")."""
-    return finish(
-        Task,
-        {
-            "resourceType": "Task",
-            "id": str(referral.id),
-            "meta": _meta(referral, redacted),
-            "extension": [
-                {
-                    "url": codes.EXT_ASSIGNED_SUPPORTER,
-                    "valueReference": ref("PractitionerRole", referral.assigned_supporter_id),
-                }
-            ]
-            if referral.assigned_supporter_id
-            else [],
-            "status": referral.status.value,
-            "statusReason": {"text": referral.status_reason} if referral.status_reason else None,
-            "businessStatus": _business_status(referral),
-            "intent": "order",
-            "priority": referral.priority.value,
-            "code": concept(codes.TASK_CODE, "fulfill", "Fulfill the focal request"),
-            "focus": ref("ServiceRequest", referral.id),
-            "for": ref("Patient", referral.patient_id),
-            "authoredOn": instant(referral.created_at),
-            "lastModified": instant(referral.updated_at),
-            "requester": ref("Organization", referral.requester_organization_id),
-            "owner": ref("Organization", referral.performer_organization_id),
-            "output": [
-                {
-                    "type": concept(codes.GRAVITY_TEMP, "resulting-activity", "Resulting Activity"),
-                    "valueReference": ref("Procedure", procedure_id),
-                }
-                for procedure_id in outputs
-            ],
-        },
-    )
+    mapped: Json = {
+        "resourceType": "Task",
+        "id": str(referral.id),
+        "meta": _meta(referral, redacted),
+        "extension": [
+            {
+                "url": codes.EXT_ASSIGNED_SUPPORTER,
+                "valueReference": ref("PractitionerRole", referral.assigned_supporter_id),
+            }
+        ]
+        if referral.assigned_supporter_id
+        else [],
+        "status": referral.status.value,
+        "statusReason": {"text": referral.status_reason} if referral.status_reason else None,
+        "businessStatus": _business_status(referral),
+        "intent": "order",
+        "priority": referral.priority.value,
+        "code": concept(codes.TASK_CODE, "fulfill", "Fulfill the focal request"),
+        "focus": ref("ServiceRequest", referral.id),
+        "for": ref("Patient", referral.patient_id),
+        "authoredOn": instant(referral.created_at),
+        "lastModified": instant(referral.updated_at),
+        "requester": ref("Organization", referral.requester_organization_id),
+        "owner": ref("Organization", referral.performer_organization_id),
+        "output": [
+            {
+                "type": concept(codes.GRAVITY_TEMP, "resulting-activity", "Resulting Activity"),
+                "valueReference": ref("Procedure", procedure_id),
+            }
+            for procedure_id in outputs
+        ],
+    }
+    return finish(Task, merge(mapped, _kept(referral, "Task", redacted)))
 
 
 def priority_of(resource: Mapping[str, Any], where: str) -> Priority:
@@ -156,25 +190,39 @@ def priority_of(resource: Mapping[str, Any], where: str) -> Priority:
         raise Invalid("must be routine, urgent, asap or stat", field=where) from error
 
 
+def codings_of(concepts: Sequence[Mapping[str, Any]]) -> tuple[Coding, ...]:
+    """Every coding with a system and a code, of CodeableConcepts, in order (for searches; the
+    concepts themselves are kept as sent)."""
+    return tuple(
+        Coding(c["system"], c["code"], c.get("display"))
+        for item in concepts
+        for c in item.get("coding", ())
+        if "system" in c and "code" in c
+    )
+
+
 def reasons_of(resource: Mapping[str, Any]) -> tuple[tuple[Coding, ...], str | None]:
-    reason_codes: list[Coding] = []
-    texts: list[str] = []
-    for item in resource.get("reasonCode", ()):
-        for c in item.get("coding", ()):
-            reason_codes.append(Coding(c.get("system", ""), c.get("code", ""), c.get("display")))
-        if "text" in item and not item.get("coding"):
-            texts.append(item["text"])
-    return tuple(reason_codes), "\n".join(texts) or None
+    """The coded reasons and the reasons' texts (one per line), as GraphQL shows them."""
+    reasons = resource.get("reasonCode", ())
+    texts = [item["text"] for item in reasons if "text" in item]
+    return codings_of(reasons), "\n".join(texts) or None
 
 
 def shared_classes_of(resource: Mapping[str, Any]) -> frozenset[DataClass]:
-    try:
-        return frozenset(
-            DataClass(e["valueCoding"]["code"])
-            for e in extensions(resource, codes.EXT_SHARED_DATA_CLASS)
-        )
-    except (KeyError, ValueError) as error:
-        raise Invalid("unknown data class", field="ServiceRequest.extension") from error
+    found: list[DataClass] = []
+    for index, extension in enumerate(resource.get("extension", ())):
+        if extension.get("url") != codes.EXT_SHARED_DATA_CLASS:
+            continue
+        where = f"ServiceRequest.extension[{index}]"
+        value = extension.get("valueCoding") or {}
+        try:
+            data_class = DataClass(str(value.get("code")))
+        except ValueError as error:
+            raise Invalid("unknown data class", field=where) from error
+        if value.get("system") != codes.CS_DATA_CLASS or data_class in found:
+            raise Invalid(f"one valueCoding of {codes.CS_DATA_CLASS} per class", field=where)
+        found.append(data_class)
+    return frozenset(found)
 
 
 def performers_of(resource: Mapping[str, Any]) -> dict[str, UUID]:
@@ -228,4 +276,20 @@ def from_fhir_referral(service_request: Mapping[str, Any], task: Mapping[str, An
         version=version,
         created_at=parse_instant(task["authoredOn"], "Task.authoredOn"),
         updated_at=updated_at,
+        code=codings_of([service_request["code"]]),
+        categories=tuple(
+            c
+            for c in codings_of(service_request.get("category", ()))
+            if c.system != codes.CS_DIRECTION
+        ),
+        identifiers=identifiers_of(service_request),
+    )
+
+
+def identifiers_of(resource: Mapping[str, Any]) -> tuple[OrderIdentifier, ...]:
+    """The business identifiers that have a value (searchable as `identifier=`)."""
+    return tuple(
+        OrderIdentifier(i.get("system"), i["value"])
+        for i in resource.get("identifier", ())
+        if "value" in i
     )

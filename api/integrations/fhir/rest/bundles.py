@@ -8,6 +8,7 @@ point at. A batch runs each entry on its own and reports each entry's outcome.
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
@@ -36,7 +37,17 @@ class Reply:
         return f'W/"{version}"' if version else None
 
 
-Handler = Callable[[FhirContext, str, str, Json | None, str | None], Awaitable[Reply]]
+@dataclass(frozen=True)
+class Conditions:
+    """A request's conditional headers, or a Bundle entry's `request.ifMatch` / `ifNoneExist`;
+    `if_none_exist_at` names where the criteria came from (for errors)."""
+
+    if_match: str | None = None
+    if_none_exist: str | None = None
+    if_none_exist_at: str = "If-None-Exist"
+
+
+Handler = Callable[[FhirContext, str, str, Json | None, Conditions], Awaitable[Reply]]
 
 
 def searchset(ctx: FhirContext, request: SearchRequest, result: SearchResult) -> Json:
@@ -79,6 +90,22 @@ class _Entry:
     full_url: str | None
     resource: Json | None
     if_match: str | None
+    if_none_exist: str | None
+
+    def conditions(self, assigned: dict[str, str] | None = None) -> Conditions:
+        criteria = self.if_none_exist
+        if criteria is not None and assigned:
+            criteria = _URN.sub(lambda m: assigned.get(m.group(0), m.group(0)), criteria)
+        return Conditions(
+            self.if_match, criteria, f"Bundle.entry[{self.index}].request.ifNoneExist"
+        )
+
+    def urns(self) -> set[str]:
+        """The entries it must follow: those its resource or criteria reference by urn:uuid."""
+        return _urns(self.resource) | set(_URN.findall(self.if_none_exist or ""))
+
+
+_URN = re.compile(r"urn:uuid:[0-9a-fA-F-]{32,36}")
 
 
 def _entries(bundle: Json) -> list[_Entry]:
@@ -94,6 +121,12 @@ def _entries(bundle: Json) -> list[_Entry]:
                 )
             )
             continue
+        if_none_exist = request.get("ifNoneExist")
+        if if_none_exist is not None and method != "POST":
+            problems.append(
+                InvalidDetail(f"Bundle.entry[{index}].request.ifNoneExist", "only a POST creates")
+            )
+            continue
         out.append(
             _Entry(
                 index,
@@ -102,6 +135,7 @@ def _entries(bundle: Json) -> list[_Entry]:
                 entry.get("fullUrl"),
                 entry.get("resource"),
                 request.get("ifMatch"),
+                if_none_exist,
             )
         )
     if problems:
@@ -139,7 +173,9 @@ def _prefix(error: DomainError, index: int) -> DomainError:
     if isinstance(error, Invalid):
         details = [
             InvalidDetail(
-                f"Bundle.entry[{index}].resource.{d.field.partition('.')[2]}"
+                d.field
+                if d.field.startswith("Bundle.")
+                else f"Bundle.entry[{index}].resource.{d.field.partition('.')[2]}"
                 if "." in d.field
                 else f"Bundle.entry[{index}]",
                 d.message,
@@ -156,7 +192,7 @@ async def transaction(ctx: FhirContext, bundle: Json, handle: Handler) -> Json:
     entries = sorted(_entries(bundle), key=lambda e: (_ORDER[e.method], e.index))
     known = {e.full_url for e in entries if e.full_url and e.full_url.startswith("urn:uuid:")}
     for entry in entries:
-        unknown = _urns(entry.resource) - known
+        unknown = entry.urns() - known
         if unknown:
             raise BadRequest(
                 "references a urn:uuid no entry of this Bundle has",
@@ -169,7 +205,7 @@ async def transaction(ctx: FhirContext, bundle: Json, handle: Handler) -> Json:
         assigned: dict[str, str] = {}
         pending = list(entries)
         while pending:
-            ready = [e for e in pending if _urns(e.resource) <= set(assigned)]
+            ready = [e for e in pending if e.urns() <= set(assigned)]
             if not ready:
                 raise BadRequest(
                     "the Bundle's urn:uuid references form a cycle", field="Bundle.entry"
@@ -183,7 +219,7 @@ async def transaction(ctx: FhirContext, bundle: Json, handle: Handler) -> Json:
                     entry.method,
                     _resolve_url(entry.url, assigned),
                     resource,
-                    entry.if_match,
+                    entry.conditions(assigned),
                 )
             except DomainError as error:
                 raise _prefix(error, entry.index) from None
@@ -208,7 +244,7 @@ async def batch(ctx: FhirContext, bundle: Json, handle: Handler) -> Json:
     for entry in _entries(bundle):
         try:
             replies.append(
-                await handle(ctx, entry.method, entry.url, entry.resource, entry.if_match)
+                await handle(ctx, entry.method, entry.url, entry.resource, entry.conditions())
             )
         except DomainError as error:
             status, outcome = operation_outcome(

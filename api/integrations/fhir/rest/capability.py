@@ -3,7 +3,9 @@ handlers use (search parameters, includes, interactions)."""
 
 from __future__ import annotations
 
+from api.domain.referrals import PEER_SUPPORT_SERVICES
 from api.integrations.fhir.resources.datatypes import Json
+from api.integrations.fhir.rest.conditional_create import CONDITIONAL_CREATE
 from api.integrations.fhir.rest.search_parameters import (
     INCLUDES,
     REVINCLUDES,
@@ -30,8 +32,18 @@ INTERACTIONS: dict[str, tuple[str, ...]] = {
     "Encounter": ("read", "vread", "search-type", "create"),
     "AuditEvent": ("read", "search-type"),
 }
+_SERVICES = ", ".join(f"{code} {name}" for code, name in PEER_SUPPORT_SERVICES.items())
 _DOCS = {
-    "Task": "Update: the author (requester) may change status (cancel), statusReason and "
+    "ServiceRequest": "Create: a clinic's (or peer organization's) order, kept as sent: every "
+    "element is stored and read back as sent, or the request is refused naming it (422). code "
+    f"carries a peer-support or behavioural-health service, SNOMED CT: {_SERVICES}. requester "
+    "is the caller's Organization or one of its PractitionerRole / Practitioner (the requesting "
+    "organization stays the caller's); supportingInfo may cite the Consent that permits the "
+    "referral; doNotPerform true is refused. The Task follows with its own POST (or in the "
+    "same transaction).",
+    "Task": "Create: the requester, once per ServiceRequest created over FHIR (a referral "
+    "created through GraphQL has its Task); a second POST is refused naming Task.focus. "
+    "Update: the author (requester) may change status (cancel), statusReason and "
     "priority; the owner (performer) only status, statusReason, output and the "
     'assigned-supporter extension. Status moves follow the referral state machine; If-Match W/"'
     '<version>" is honoured (412 on mismatch). output lists the Procedures recorded for the '
@@ -85,7 +97,7 @@ def capability_statement(base_url: str, token_url: str, software_version: str) -
             "readHistory": False,
             "conditionalRead": "full-support",  # If-None-Match and If-Modified-Since → 304
             "updateCreate": False,
-            "conditionalCreate": False,
+            "conditionalCreate": kind in CONDITIONAL_CREATE,
             "conditionalUpdate": False,
             "conditionalDelete": "not-supported",
             "searchParam": [
@@ -98,8 +110,11 @@ def capability_statement(base_url: str, token_url: str, software_version: str) -
                 else []
             ),
         }
-        if kind in _DOCS:
-            entry["documentation"] = _DOCS[kind]
+        documentation = [_DOCS[kind]] if kind in _DOCS else []
+        if kind in CONDITIONAL_CREATE:
+            documentation.append(f"Conditional create: {CONDITIONAL_CREATE[kind].documentation}.")
+        if documentation:
+            entry["documentation"] = " ".join(documentation)
         if kind in INCLUDES:
             entry["searchInclude"] = list(INCLUDES[kind])
         if kind in REVINCLUDES:

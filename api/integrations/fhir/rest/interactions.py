@@ -7,8 +7,8 @@ from uuid import UUID
 
 from api.domain.errors import NotFound, VersionConflict
 from api.integrations.fhir.resources.datatypes import Json
-from api.integrations.fhir.rest import bundles, reads, search_execute, writes
-from api.integrations.fhir.rest.bundles import Reply
+from api.integrations.fhir.rest import bundles, conditional_create, reads, search_execute, writes
+from api.integrations.fhir.rest.bundles import Conditions, Reply
 from api.integrations.fhir.rest.capability import INTERACTIONS
 from api.integrations.fhir.rest.context import FhirContext
 from api.integrations.fhir.rest.operation_outcomes import (
@@ -51,9 +51,11 @@ def _allowed(kind: str, interaction: str) -> None:
 
 
 async def handle(
-    ctx: FhirContext, method: str, url: str, body: Json | None, if_match: str | None
+    ctx: FhirContext, method: str, url: str, body: Json | None, conditions: Conditions
 ) -> Reply:
-    """GET read/vread/search, POST create or Bundle, PUT update (relative `url`, with query)."""
+    """GET read/vread/search, POST create (conditional with If-None-Exist) or Bundle, PUT
+    update (If-Match); `url` is relative, with its query."""
+    if_match = conditions.if_match
     path, _, _query = url.partition("?")
     parts = [p for p in path.split("/") if p]
     if not parts:
@@ -75,7 +77,13 @@ async def handle(
         return Reply(200, resource)
     if method == "POST" and len(parts) == 1:
         _allowed(kind, "create")
-        created = await writes.create(ctx, check_resource(body or {}, kind))
+        resource = check_resource(body or {}, kind)
+        if conditions.if_none_exist is not None:
+            where = conditions.if_none_exist_at
+            found = await conditional_create.existing(ctx, kind, conditions.if_none_exist, where)
+            if found is not None:
+                return Reply(200, found, _location(found))
+        created = await writes.create(ctx, resource)
         return Reply(201, created, _location(created))
     if method == "PUT" and len(parts) == 2:
         _allowed(kind, "update")

@@ -60,6 +60,8 @@ _FIELD_PATHS: dict[str, dict[str, str]] = {
         "sharedDataClasses": "ServiceRequest.extension",
         "programId": "ServiceRequest.performer",
         "performerOrganizationId": "ServiceRequest.performer",
+        "consentIds": "ServiceRequest.supportingInfo",
+        "reasonCodes": "ServiceRequest.reasonCode",
     },
     "Task": {"reason": "Task.statusReason", "expectedVersion": "Task.meta.versionId"},
     "Consent": {

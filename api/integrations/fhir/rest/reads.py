@@ -140,6 +140,16 @@ def _mapped(
     return out
 
 
+# The resource types `read_outcomes` answers for.
+READABLE = frozenset(
+    {
+        "ServiceRequest", "Task", "Encounter", "Patient", "Consent", "Procedure",
+        "DocumentReference", "AuditEvent", "HealthcareService", "Practitioner",
+        "PractitionerRole", "Organization", "Observation", "QuestionnaireResponse",
+    }
+)  # fmt: skip
+
+
 async def read_outcomes(ctx: FhirContext, resource_type: str, ids: Sequence[UUID]) -> list[Outcome]:
     """One resource or one refusal per id, in order."""
     uow, who = ctx.new_uow(), ctx.principal

@@ -15,6 +15,7 @@ from starlette.routing import BaseRoute, Route
 from api.db.uow import PostgresUnitOfWork
 from api.domain.errors import DomainError, Unauthenticated
 from api.domain.principal import Principal
+from api.integrations.fhir.rest.bundles import Conditions
 from api.integrations.fhir.rest.capability import capability_statement
 from api.integrations.fhir.rest.conditional import last_modified, not_modified
 from api.integrations.fhir.rest.context import FhirContext
@@ -77,7 +78,10 @@ async def interaction(request: Request) -> Response:
             idempotency_key=request.headers.get("idempotency-key"),
         )
         url = f"{path}?{request.url.query}" if request.url.query else path
-        reply = await handle(ctx, request.method, url, body, request.headers.get("if-match"))
+        conditions = Conditions(
+            request.headers.get("if-match"), request.headers.get("if-none-exist")
+        )
+        reply = await handle(ctx, request.method, url, body, conditions)
         unchanged = _is_instance_read(request.method, path) and not_modified(
             reply.resource,
             request.headers.get("if-none-match"),

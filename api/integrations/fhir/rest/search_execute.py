@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from api.domain.errors import DomainError
 from api.domain.patients import PatientIdentifier
 from api.domain.programs import ProgramKind
-from api.domain.referrals import Direction, Referral, ReferralStatus
+from api.domain.referrals import Direction, ReferralStatus
 from api.integrations.fhir.resources import codes
 from api.integrations.fhir.resources.patients import to_fhir_patient
 from api.integrations.fhir.resources.programs import to_fhir_healthcare_service
@@ -34,7 +33,6 @@ from api.integrations.fhir.rest.search_records import (
 )
 from api.services import patients, procedures, programs, referrals, supporters
 from api.services.filters import ProgramFilter, ReferralFilter, SupporterFilter
-from api.services.pagination import Order
 
 __all__ = ["SearchResult", "search"]
 
@@ -43,8 +41,6 @@ for _status, _sr in codes.SERVICE_REQUEST_STATUS.items():
     _SR_STATUS[_sr] = _SR_STATUS.get(_sr, frozenset()) | {_status}
 
 _REQUEST_INTENT = "http://hl7.org/fhir/request-intent"
-# ServiceRequest.code (SNOMED) → the direction of the referrals that carry it.
-_DIRECTION_OF_CODE = {code: direction for direction, (code, _) in codes.REFERRAL_CODE.items()}
 
 
 def _statuses(request: SearchRequest) -> frozenset[ReferralStatus]:
@@ -67,28 +63,13 @@ def _codes(values: tuple[str, ...], system: str) -> list[str]:
     return found
 
 
-def _directions(request: SearchRequest) -> frozenset[Direction] | None:
-    """The directions `category` and (ServiceRequest) `code` allow; None when unconstrained."""
-    allowed: set[Direction] | None = None
-    if request.get("category"):
-        categories = _codes(token_values(request, "category"), codes.CS_DIRECTION)
-        allowed = {d for d in Direction if d.value in categories}
-    if request.resource_type == "ServiceRequest" and request.get("code"):
-        found = _codes(token_values(request, "code"), codes.SNOMED)
-        by_code = {_DIRECTION_OF_CODE[c] for c in found if c in _DIRECTION_OF_CODE}
-        allowed = by_code if allowed is None else allowed & by_code
-    return None if allowed is None else frozenset(allowed)
-
-
-def _nothing(request: SearchRequest, directions: frozenset[Direction] | None) -> bool:
+def _nothing(request: SearchRequest) -> bool:
     """Token values no PeerBridge referral can have: answer an empty page, not everything."""
     intents = _codes(token_values(request, "intent"), _REQUEST_INTENT)
     if request.get("intent") and "order" not in intents:
         return True
     task_codes = _codes(token_values(request, "code"), codes.TASK_CODE)
     if request.resource_type == "Task" and request.get("code") and "fulfill" not in task_codes:
-        return True
-    if directions is not None and not directions:
         return True
     return bool(request.get("status")) and not _statuses(request)
 
@@ -97,62 +78,39 @@ async def _referral_search(ctx: FhirContext, request: SearchRequest) -> SearchRe
     kind = request.resource_type
     lower, upper = since(request)
     ids = ids_of(request, "_id", kind) + ids_of(request, "focus", "ServiceRequest")
-    statuses = _statuses(request)
     if request.get("output"):
         outputs = ids_of(request, "output", "Procedure")
         via = await procedures.referrals_of(ctx.new_uow(), ctx.principal, outputs)
         if not via:
             return page([], [], None)
         ids += via
-    directions = _directions(request)
-    if _nothing(request, directions):
+    if _nothing(request):
         return page([], [], None)
+    categories = token_values(request, "category")
+    directions = _codes(categories, codes.CS_DIRECTION)
     patient = one_id(request, "patient", "Patient") or one_id(request, "subject", "Patient")
     where = ReferralFilter(
-        directions=directions or frozenset(),
-        statuses=statuses,
+        ids=frozenset(ids),
+        statuses=_statuses(request),
         patient_id=patient,
         requester_organization_id=one_id(request, "requester", "Organization"),
         performer_organization_id=one_id(request, "performer", "Organization")
         or one_id(request, "owner", "Organization"),
         updated_since=lower,
         updated_before=upper,
+        service_codes=token_values(request, "code") if kind == "ServiceRequest" else (),
+        categories=categories,
+        category_directions=frozenset(d for d in Direction if d.value in directions),
+        identifiers=token_values(request, "identifier"),
     )
-    if ids:
-        found = await referrals.get_referrals(ctx.new_uow(), ctx.principal, ids)
-        views = sorted(
-            (v for v in found if not isinstance(v, DomainError) and _matches(v.referral, where)),
-            key=lambda v: (v.referral.updated_at, v.referral.id),
-            reverse=request.order is Order.NEWEST_CHANGE_FIRST,
-        )
-        cursor = None
-    else:
-        listed = await referrals.list_referrals(
-            ctx.new_uow(), ctx.principal, where, page_request(request)
-        )
-        views = list(listed.items)
-        cursor = listed.end_cursor if listed.has_next_page else None
+    listed = await referrals.list_referrals(
+        ctx.new_uow(), ctx.principal, where, page_request(request)
+    )
+    views = list(listed.items)
+    cursor = listed.end_cursor if listed.has_next_page else None
     outputs_of = await task_outputs(ctx, [v.referral.id for v in views]) if kind == "Task" else {}
     matches = [referral_resource(kind, v, outputs_of.get(v.referral.id, ())) for v in views]
     return page(matches, await includes(ctx, request, matches), cursor)
-
-
-def _matches(referral: Referral, where: ReferralFilter) -> bool:
-    return (
-        (not where.statuses or referral.status in where.statuses)
-        and (where.patient_id is None or referral.patient_id == where.patient_id)
-        and (
-            where.requester_organization_id is None
-            or referral.requester_organization_id == where.requester_organization_id
-        )
-        and (
-            where.performer_organization_id is None
-            or referral.performer_organization_id == where.performer_organization_id
-        )
-        and (where.updated_since is None or referral.updated_at > where.updated_since)
-        and (where.updated_before is None or referral.updated_at < where.updated_before)
-        and (not where.directions or referral.direction in where.directions)
-    )
 
 
 async def _by_ids(ctx: FhirContext, request: SearchRequest) -> SearchResult:

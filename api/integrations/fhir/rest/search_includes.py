@@ -6,9 +6,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from uuid import UUID
 
+from api.domain.errors import Invalid
 from api.integrations.fhir.resources.datatypes import Json, parse_ref
 from api.integrations.fhir.rest.context import FhirContext
-from api.integrations.fhir.rest.reads import read_many
+from api.integrations.fhir.rest.reads import READABLE, read_many
 from api.integrations.fhir.rest.search_parameters import SearchRequest
 
 
@@ -46,14 +47,26 @@ def _references(resource: Json, path: str) -> list[Json]:
     return [item for item in items if isinstance(item, dict) and "reference" in item]
 
 
+def _ours(reference: Json) -> tuple[str, UUID] | None:
+    """The record a reference points at when it is one of ours (`Type/<id>` of a type this
+    server reads); None for what a client keeps pointing elsewhere (its own practitioner, a
+    Condition in its EHR), which an include leaves out."""
+    try:
+        kind, ident = parse_ref(reference, "reference")
+    except Invalid:
+        return None
+    return (kind, ident) if kind in READABLE else None
+
+
 async def includes(ctx: FhirContext, request: SearchRequest, matches: list[Json]) -> list[Json]:
     wanted: dict[str, list[UUID]] = {}
     for include in request.includes:
         for resource in matches:
             for path in INCLUDE_PATHS[include]:
                 for reference in _references(resource, path):
-                    kind, ident = parse_ref(reference, include)
-                    wanted.setdefault(kind, []).append(ident)
+                    found = _ours(reference)
+                    if found is not None:
+                        wanted.setdefault(found[0], []).append(found[1])
     if "Task:focus" in request.revincludes:
         wanted.setdefault("Task", []).extend(UUID(r["id"]) for r in matches)
     seen = {(r["resourceType"], r["id"]) for r in matches}

@@ -62,9 +62,15 @@ SEARCH_PARAMS: dict[str, tuple[SearchParam, ...]] = {
         _p("subject", Kind.REFERENCE, "Patient/<id>"),
         _p("status", Kind.TOKEN, "active | on-hold | completed | revoked"),
         _p("intent", Kind.TOKEN, "order"),
-        _p("category", Kind.TOKEN, "clinic_to_peer | peer_to_clinic"),
-        _p("code", Kind.TOKEN, "SNOMED 461481000124109 (to peer support) | 390866009"),
-        _p("requester", Kind.REFERENCE, "Organization/<id>"),
+        _p(
+            "category",
+            Kind.TOKEN,
+            "system|code or code of any category coding sent; a ServiceRequest sent without "
+            "one has the category of its direction (clinic_to_peer | peer_to_clinic)",
+        ),
+        _p("code", Kind.TOKEN, "system|code or code of the service ordered (SNOMED CT)"),
+        _p("identifier", Kind.TOKEN, "system|value, |value (no system) or value"),
+        _p("requester", Kind.REFERENCE, "Organization/<id>: the requesting organization"),
         _p("performer", Kind.REFERENCE, "Organization/<id>"),
     ),
     "Task": (

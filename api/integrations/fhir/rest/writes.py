@@ -29,14 +29,11 @@ from api.integrations.fhir.resources.measures import (
 )
 from api.integrations.fhir.resources.patients import register_patient_command, to_fhir_patient
 from api.integrations.fhir.resources.procedures import record_procedure_command
-from api.integrations.fhir.resources.referrals import (
-    performers_of,
-    priority_of,
-    reasons_of,
-    shared_classes_of,
-    to_fhir_service_request,
-    to_fhir_task,
+from api.integrations.fhir.resources.referral_requests import (
+    create_referral_command,
+    task_kept,
 )
+from api.integrations.fhir.resources.referrals import to_fhir_service_request, to_fhir_task
 from api.integrations.fhir.resources.sessions import (
     attendance_status,
     to_fhir_attendance_encounter,
@@ -55,7 +52,6 @@ from api.services import (
     sessions,
     tasks,
 )
-from api.services.referrals import DEFAULT_SHARED, CreateReferral
 
 
 async def create(ctx: FhirContext, resource: Json) -> Json:
@@ -72,7 +68,8 @@ async def create(ctx: FhirContext, resource: Json) -> Json:
     if kind == "Consent":
         return await _create_consent(ctx, resource)
     if kind == "ServiceRequest":
-        view = await referrals.create_referral(uow, who, _create_referral(ctx, resource))
+        command = create_referral_command(resource, who.organization_id)
+        view = await referrals.create_referral(uow, who, command)
         return to_fhir_service_request(view.referral)
     if kind == "Task":
         return await _create_task(ctx, resource)
@@ -107,58 +104,17 @@ async def _create_consent(ctx: FhirContext, resource: Json) -> Json:
     return to_fhir_consent(consent, now=ctx.now)
 
 
-def _create_referral(ctx: FhirContext, resource: Json) -> CreateReferral:
-    if resource.get("intent") != "order":
-        raise Invalid("a referral is an order", field="ServiceRequest.intent")
-    if resource.get("status", "active") != "active":
-        raise Invalid("a new referral is active", field="ServiceRequest.status")
-    requester = resource.get("requester")
-    if (
-        requester is not None
-        and ref_id(requester, "Organization", "ServiceRequest.requester")
-        != ctx.principal.organization_id
-    ):
-        raise Forbidden("the requester is the caller's own organization")
-    for index, info in enumerate(resource.get("supportingInfo", ())):
-        ref_id(info, "Consent", f"ServiceRequest.supportingInfo[{index}]")
-    performers = performers_of(resource)
-    if "PractitionerRole" in performers:
-        raise Invalid("the performer assigns its supporter", field="ServiceRequest.performer")
-    reason_codes, reason_text = reasons_of(resource)
-    return CreateReferral(
-        patient_id=ref_id(resource.get("subject"), "Patient", "ServiceRequest.subject"),
-        performer_organization_id=performers["Organization"],
-        priority=priority_of(resource, "ServiceRequest.priority"),
-        program_id=performers.get("HealthcareService"),
-        reason_codes=reason_codes,
-        reason_text=reason_text,
-        shared_data_classes=shared_classes_of(resource) or DEFAULT_SHARED,
-    )
-
-
 async def _create_task(ctx: FhirContext, resource: Json) -> Json:
-    """A referral's Task exists with its ServiceRequest: "creating" it confirms that pairing."""
-    if resource.get("intent") != "order":
-        raise Invalid("a referral Task is an order", field="Task.intent")
-    if "fulfill" not in codes_in([resource.get("code", {})], codes.TASK_CODE):
-        raise Invalid("a referral Task has code fulfill", field="Task.code")
+    """Create the Task of a ServiceRequest the caller sent (Gravity: ServiceRequest, then Task)."""
     focus = ref_id(resource.get("focus"), "ServiceRequest", "Task.focus")
     view = await referrals.get_referral(ctx.new_uow(), ctx.principal, focus)
-    referral = view.referral
     if view.role is not Role.REQUESTER:
         raise Forbidden("the requester creates the referral's Task")
-    checks = (
-        ("Task.for", resource.get("for"), "Patient", referral.patient_id),
-        ("Task.owner", resource.get("owner"), "Organization", referral.performer_organization_id),
+    kept = task_kept(resource, view.referral)
+    created = await tasks.create_task(
+        ctx.new_uow(), ctx.principal, tasks.CreateTask(referral_id=focus, kept=kept)
     )
-    for where, reference, kind, expected in checks:
-        if reference is not None and ref_id(reference, kind, where) != expected:
-            raise Invalid("does not match the focus ServiceRequest", field=where)
-    if resource.get("status") != ReferralStatus.REQUESTED.value or referral.status is not (
-        ReferralStatus.REQUESTED
-    ):
-        raise Invalid("a new referral Task is requested", field="Task.status")
-    return to_fhir_task(referral)
+    return to_fhir_task(created.referral, redacted=created.withheld is not None)
 
 
 async def _create_encounter(ctx: FhirContext, resource: Json) -> Json:

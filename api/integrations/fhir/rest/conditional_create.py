@@ -1,0 +1,96 @@
+"""Conditional create: `If-None-Exist: <search parameters>` on a POST, or
+`Bundle.entry.request.ifNoneExist` in a transaction or batch (hl7.org/fhir/R4/http.html#ccreate).
+
+No match: create (201). One: the existing resource (200), nothing created. More than one: 412.
+Each resource type that supports it names, in one table, the search parameters its criteria
+may use; the match runs through the same search as `GET <Type>?...` (what the caller may see),
+except where a row says otherwise. The CapabilityStatement reads the same table.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, replace
+from urllib.parse import parse_qsl
+
+from api.integrations.fhir.resources.datatypes import Json
+from api.integrations.fhir.rest import search_execute
+from api.integrations.fhir.rest.context import FhirContext
+from api.integrations.fhir.rest.operation_outcomes import BadRequest, PreconditionFailed
+from api.integrations.fhir.rest.reads import referral_resource, task_outputs
+from api.integrations.fhir.rest.search_parameters import SearchRequest, ids_of, parse_search
+from api.services import referrals
+from api.services.referrals import ReferralView
+
+Matcher = Callable[[FhirContext, SearchRequest], Awaitable[list[Json]]]
+
+
+async def _searched(ctx: FhirContext, request: SearchRequest) -> list[Json]:
+    return (await search_execute.search(ctx, request)).matches
+
+
+async def _created_tasks(ctx: FhirContext, request: SearchRequest) -> list[Json]:
+    """A referral always has a workflow, but its Task exists once created (with the referral
+    through GraphQL, or by the requester's POST after a FHIR ServiceRequest)."""
+    ids = ids_of(request, "focus", "ServiceRequest")
+    found = await referrals.get_referrals(ctx.new_uow(), ctx.principal, ids)
+    views = [
+        v for v in found if isinstance(v, ReferralView) and v.referral.task_created_at is not None
+    ]
+    outputs = await task_outputs(ctx, [v.referral.id for v in views])
+    return [referral_resource("Task", v, outputs.get(v.referral.id, ())) for v in views]
+
+
+@dataclass(frozen=True)
+class ConditionalCreate:
+    parameters: frozenset[str]  # the search parameters criteria may use
+    documentation: str
+    matcher: Matcher = _searched
+
+
+CONDITIONAL_CREATE: dict[str, ConditionalCreate] = {
+    "ServiceRequest": ConditionalCreate(
+        frozenset({"identifier"}),
+        "If-None-Exist: identifier=<system>|<value> (or |<value>, <value>) among the caller's "
+        "referrals",
+    ),
+    "Task": ConditionalCreate(
+        frozenset({"focus"}),
+        "If-None-Exist: focus=ServiceRequest/<id>: the referral's Task once created",
+        _created_tasks,
+    ),
+}
+
+_LEADING = re.compile(r"^(?:[A-Z][A-Za-z]*)?\?")
+
+
+def parse_criteria(resource_type: str, criteria: str, where: str) -> SearchRequest:
+    """The criteria as a search, refused (400, naming `where`) unless the table allows them."""
+    allowed = CONDITIONAL_CREATE.get(resource_type)
+    if allowed is None:
+        raise BadRequest(f"conditional create is not supported for {resource_type}", field=where)
+    text = criteria.strip()
+    prefix = _LEADING.match(text)
+    if prefix and prefix.group(0) not in ("?", f"{resource_type}?"):
+        raise BadRequest(f"criteria for {resource_type}", field=where)
+    pairs = parse_qsl(text[prefix.end() :] if prefix else text, keep_blank_values=True)
+    names = ", ".join(sorted(allowed.parameters))
+    if not pairs or any(name not in allowed.parameters or not value for name, value in pairs):
+        raise BadRequest(f"search parameters for {resource_type}: {names}", field=where)
+    try:
+        request = parse_search(resource_type, pairs)
+    except BadRequest as error:
+        raise BadRequest("; ".join(d.message for d in error.details), field=where) from None
+    return replace(request, count=2)  # enough to tell one match from several
+
+
+async def existing(ctx: FhirContext, resource_type: str, criteria: str, where: str) -> Json | None:
+    """The one resource matching the criteria, None when none does; 412 when several do."""
+    request = parse_criteria(resource_type, criteria, where)
+    matches = await CONDITIONAL_CREATE[resource_type].matcher(ctx, request)
+    if len(matches) > 1:
+        raise PreconditionFailed(
+            f"more than one {resource_type} matches {where}: make the criteria selective"
+        )
+    return matches[0] if matches else None
