@@ -166,18 +166,16 @@ def _conditions(
     if where.ids:
         w.add("id = ANY({}::uuid[])", sorted(where.ids))
     if where.service_codes:
-        w.add(_ANY_CONTAINED.format(column="code"), _code_patterns(where.service_codes))
+        _contains_one_of(w, "code", _code_patterns(where.service_codes))
     if where.categories or where.category_directions:
         w.add(
-            f"({_ANY_CONTAINED.format(column='categories')} "
+            "(categories @> ANY(ARRAY(SELECT jsonb_array_elements({}::jsonb))) "
             "OR (categories = '[]' AND direction = ANY({}::text[])))",
             _code_patterns(where.categories),
             sorted(d.value for d in where.category_directions),
         )
     if where.identifiers:
-        w.add(
-            _ANY_CONTAINED.format(column="identifiers"), _identifier_patterns(where.identifiers)
-        )
+        _contains_one_of(w, "identifiers", _identifier_patterns(where.identifiers))
     if where.updated_since is not None:
         w.add("updated_at > {}", where.updated_since)
     if where.updated_before is not None:
@@ -186,10 +184,13 @@ def _conditions(
     return w
 
 
-# The jsonb array column contains one of the patterns (a jsonb array of patterns).
-_ANY_CONTAINED = (
-    "EXISTS (SELECT 1 FROM jsonb_array_elements({{}}::jsonb) pattern WHERE {column} @> pattern)"
-)
+def _contains_one_of(w: Where, column: str, patterns: list[Any]) -> None:
+    """The jsonb array `column` contains one of the patterns; one pattern alone is a plain
+    `@>`, which the column's GIN index (identifiers) answers."""
+    if len(patterns) == 1:
+        w.add(f"{column} @> {{}}::jsonb", patterns[0])
+    else:
+        w.add(f"{column} @> ANY(ARRAY(SELECT jsonb_array_elements({{}}::jsonb)))", patterns)
 
 
 def _code_patterns(tokens: Sequence[str]) -> list[list[dict[str, str]]]:

@@ -23,6 +23,7 @@ import fhir_strategies as s  # noqa: E402
 from fhir_flows import consent_form, peer_side, referral_transaction  # noqa: E402
 from fhir_support import Fhir, entries  # noqa: E402
 from fhir_validator import expand, node_available, validate  # noqa: E402
+from fidelity import full_service_request, full_task  # noqa: E402
 from network import Network  # noqa: E402
 from patient_fidelity import ig_patients, rich_patient  # noqa: E402
 
@@ -228,4 +229,31 @@ async def test_everything_the_fhir_api_returned_passes_both_validators(
         "AuditEvent",
     } <= types
     print(f"validated {len(resources)} API resources of {len(types)} types")
+    assert validate(resources) == []
+
+
+async def test_orders_kept_as_sent_pass_both_validators(
+    client: httpx.AsyncClient, pool: asyncpg.Pool, network: Network
+) -> None:
+    """A ServiceRequest and Task with the elements clinics send (kept as sent), as created,
+    read, searched, moved by the performer, and redacted after the consent is revoked."""
+    seen: list[dict[str, Any]] = []
+    clinic = await Fhir.as_organization(client, pool, network.clinic, seen=seen)
+    peer = await Fhir.as_organization(client, pool, network.peer, seen=seen)
+    order = await clinic.ok("POST", "ServiceRequest", full_service_request(network))
+    task = await clinic.ok("POST", "Task", full_task(network, f"ServiceRequest/{order['id']}"))
+    await peer.ok("GET", f"Task?_id={order['id']}&_include=Task:focus")
+    await peer.ok(
+        "PUT", f"Task/{task['id']}", {**task, "status": "accepted"}, **{"if-match": 'W/"1"'}
+    )
+    consent = await clinic.ok("GET", f"Consent/{network.consent.id}")
+    await clinic.ok(
+        "PUT",
+        f"Consent/{consent['id']}",
+        {**consent, "status": "inactive"},
+        **{"if-match": f'W/"{consent["meta"]["versionId"]}"'},
+    )
+    await peer.ok("GET", f"ServiceRequest?_id={order['id']}&_revinclude=Task:focus")
+    resources = expand(seen)
+    assert {r["resourceType"] for r in resources} >= {"ServiceRequest", "Task", "Consent"}
     assert validate(resources) == []

@@ -147,15 +147,6 @@ def create_referral_command(resource: Json, organization_id: UUID) -> CreateRefe
     )
 
 
-def _same_codes(sent: Any, ours: Any) -> bool:
-    """Codings compare by system and code (PeerBridge writes its own display)."""
-
-    def pairs(value: Any) -> set[tuple[Any, Any]]:
-        return {(c.get("system"), c.get("code")) for c in (value or {}).get("coding", ())}
-
-    return pairs(sent) == pairs(ours)
-
-
 def task_kept(resource: Json, referral: Referral) -> dict[str, Any]:
     """The elements of a new Task to keep as sent, after checking it against its referral."""
     kept = TASK.split(resource)
@@ -174,11 +165,13 @@ def task_kept(resource: Json, referral: Referral) -> dict[str, Any]:
     ):
         if name in resource:
             problems.append(InvalidDetail(f"Task.{name}", message))
-    if "businessStatus" in resource and not _same_codes(
-        resource["businessStatus"], ours.get("businessStatus")
-    ):
+    if "businessStatus" in resource and resource["businessStatus"] != ours.get("businessStatus"):
         problems.append(
-            InvalidDetail("Task.businessStatus", "follows the status (BSeR 2.0 when requested)")
+            InvalidDetail(
+                "Task.businessStatus",
+                "follows the status: leave it out (a requested Task is BSeR 2.0 'Service "
+                "Request Created')",
+            )
         )
     if resource.get("priority", referral.priority.value) != referral.priority.value:
         problems.append(InvalidDetail("Task.priority", "must equal the ServiceRequest's"))
@@ -189,18 +182,18 @@ def task_kept(resource: Json, referral: Referral) -> dict[str, Any]:
             )
     if problems:
         raise Invalid(problems)
-    checks = (
+    requester = resource.get("requester")
+    checks = [
         ("Task.for", resource.get("for"), "Patient", referral.patient_id),
         ("Task.owner", resource.get("owner"), "Organization", referral.performer_organization_id),
-    )
+    ]
+    if requester is not None and reference_type(requester) == "Organization":
+        checks.append(
+            ("Task.requester", requester, "Organization", referral.requester_organization_id)
+        )
+    else:  # one of the requester's practitioners, kept as sent
+        check_requester(requester, referral.requester_organization_id, "Task.requester")
     for where, reference, kind, expected in checks:
         if reference is not None and ref_id(reference, kind, where) != expected:
             raise Invalid("does not match the focus ServiceRequest", field=where)
-    requester = resource.get("requester")
-    if requester is not None and reference_type(requester) == "Organization":
-        if ref_id(requester, "Organization", "Task.requester") != (
-            referral.requester_organization_id
-        ):
-            raise Invalid("does not match the focus ServiceRequest", field="Task.requester")
-    check_requester(requester, referral.requester_organization_id, "Task.requester")
     return kept
