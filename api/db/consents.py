@@ -108,3 +108,27 @@ class PostgresConsentRepository:
             f"SELECT {_COLUMNS} FROM consents WHERE id = $1 FOR UPDATE", consent_id
         )
         return _consent(row) if row else None
+
+    async def hold_for_patient(self, patient_id: UUID) -> None:
+        # Id order: concurrent holders and bulk revocations take the row locks in one order.
+        await self._db.execute(
+            "SELECT id FROM consents WHERE patient_id = $1 ORDER BY id FOR SHARE", patient_id
+        )
+
+    async def serialise_sharing(self, patient_id: UUID, recipient_organization_id: UUID) -> None:
+        # Row locks cannot stop a concurrent insert of a duplicate: a lock on the pair can.
+        await self._db.execute(
+            "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
+            f"consent-sharing:{patient_id}:{recipient_organization_id}",
+        )
+
+    async def sharing_for_update(
+        self, patient_id: UUID, recipient_organization_id: UUID
+    ) -> list[Consent]:
+        rows = await self._db.fetch(
+            f"SELECT {_COLUMNS} FROM consents "
+            "WHERE patient_id = $1 AND recipient_organization_id = $2 ORDER BY id FOR UPDATE",
+            patient_id,
+            recipient_organization_id,
+        )
+        return [_consent(row) for row in rows]

@@ -66,6 +66,13 @@ class VersionConflict(Conflict):
         self.actual = actual
 
 
+class IdempotencyKeyInUse(Conflict):
+    """Another request with this idempotency key is still running: retrying shortly gets its
+    answer (or, if it failed and stored nothing, runs the request anew)."""
+
+    code = "IDEMPOTENCY_KEY_IN_USE"
+
+
 @dataclass(frozen=True)
 class InvalidDetail:
     """One problem with the input: where (a dotted field path) and what."""

@@ -56,6 +56,7 @@ async def record_consent_form(
             command,
             uow.consent_forms.get_many,
             "DocumentReference",
+            patient_of=lambda form: form.patient_id,
         )
         if again is not None:
             await uow.commit()

@@ -1,32 +1,32 @@
-"""Consents: recorded by the organization holding the patient, revocable by either party.
+"""Consents: recorded by the organization holding the patient, revocable by either party
+(`consent_revocations`), read by their parties.
 
-Revocation takes effect on the next request everywhere because every read decides anew.
+Revocation takes effect on the next request everywhere because every read decides anew. A grant
+that repeats a consent already active returns that consent instead of recording a duplicate,
+which revoking "the" consent would leave in force.
 """
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
 from uuid import UUID
 
 from api.domain.audit import AuditAction, AuditRecord
-from api.domain.consents import Consent, DataClass, Purpose
+from api.domain.consents import Consent, ConsentStatus, DataClass, Purpose
 from api.domain.documents import form_id_in, source_reference_of
-from api.domain.errors import (
-    DomainError,
-    Forbidden,
-    Invalid,
-    InvalidDetail,
-    NotFound,
-    VersionConflict,
-)
-from api.domain.events import DomainEvent
+from api.domain.errors import DomainError, Forbidden, Invalid, InvalidDetail, NotFound
 from api.domain.principal import Principal
 from api.services import idempotency
+from api.services.consent_revocations import consent_event, parties_of
+from api.services.consent_revocations import revoke_consent as revoke_consent
 from api.services.policy import Capability, audit, denied, require, utcnow
 from api.services.repositories import UnitOfWork
+
+# Audit detail of a grant answered with the identical consent already in force.
+ALREADY_GRANTED = "ALREADY_GRANTED"
 
 
 @dataclass(frozen=True)
@@ -51,24 +51,6 @@ def _check(command: GrantConsent, now: datetime) -> None:
         problems.append(InvalidDetail("periodEnd", "must be after the start of the period"))
     if problems:
         raise Invalid(problems)
-
-
-def _parties(consent: Consent, managing_organization_id: UUID) -> set[UUID]:
-    return {
-        consent.recorded_by_organization_id,
-        consent.recipient_organization_id,
-        managing_organization_id,
-    }
-
-
-def _event(event_type: str, consent: Consent) -> DomainEvent:
-    return DomainEvent(
-        event_type,
-        "Consent",
-        consent.id,
-        (consent.recorded_by_organization_id, consent.recipient_organization_id),
-        {"status": consent.status_at(utcnow()).value, "version": consent.version},
-    )
 
 
 async def _check_source(uow: UnitOfWork, principal: Principal, command: GrantConsent) -> None:
@@ -108,6 +90,7 @@ async def grant_consent(
             command,
             uow.consents.get_many,
             "Consent",
+            patient_of=lambda consent: consent.patient_id,
         )
         if again is not None:
             await uow.commit()
@@ -132,105 +115,95 @@ async def grant_consent(
         if recipient is None:
             raise NotFound("Organization", command.recipient_organization_id)
         await _check_source(uow, principal, command)
-        consent = await uow.consents.add(
-            Consent(
-                id=uuid.uuid4(),
-                patient_id=patient.id,
-                recorded_by_organization_id=principal.organization_id,
-                recipient_organization_id=recipient.id,
-                purposes=command.purposes,
-                data_classes=command.data_classes,
-                period_start=command.period_start or now,
-                period_end=command.period_end,
-                revoked=False,
-                revoked_at=None,
-                revocation_reason=None,
-                source_reference=command.source_reference,
-                version=1,
-                created_at=now,
-                updated_at=now,
+        # One grant for this patient and recipient at a time, over consents held as read: two
+        # identical grants record one consent, and one returned as already granted is not being
+        # revoked underneath.
+        await uow.consents.serialise_sharing(patient.id, recipient.id)
+        await uow.consents.hold_for_patient(patient.id)
+        now = utcnow()
+        consent = _already_granted(await uow.consents.for_patients([patient.id]), command, now)
+        if consent is None:
+            consent = await _record(uow, principal, command, now)
+        else:
+            await uow.audit.add_many(
+                [
+                    audit(
+                        principal,
+                        action=AuditAction.READ,
+                        operation="grantConsent",
+                        resource_type="Consent",
+                        resource_id=consent.id,
+                        patient_id=patient.id,
+                        detail_code=ALREADY_GRANTED,
+                    )
+                ]
             )
-        )
         await idempotency.remember(
             uow, principal, idempotency_key, "grantConsent", command, consent.id
         )
-        await uow.audit.add_many(
-            [
-                audit(
-                    principal,
-                    action=AuditAction.CREATE,
-                    operation="grantConsent",
-                    resource_type="Consent",
-                    resource_id=consent.id,
-                    patient_id=patient.id,
-                )
-            ]
-        )
-        await uow.outbox.add_many([_event("ConsentGranted", consent)])
         await uow.commit()
     return consent
 
 
-async def revoke_consent(
-    uow: UnitOfWork,
-    principal: Principal,
-    consent_id: UUID,
-    *,
-    reason: str | None = None,
-    expected_version: int | None = None,
+def _already_granted(
+    consents: Sequence[Consent], command: GrantConsent, now: datetime
+) -> Consent | None:
+    """An active consent the grant would only repeat: same recipient, purposes, data classes,
+    end and source, and the same start (or, with none given, one already in force)."""
+    for consent in consents:
+        if (
+            consent.status_at(now) is ConsentStatus.ACTIVE
+            and consent.recipient_organization_id == command.recipient_organization_id
+            and consent.purposes == command.purposes
+            and consent.data_classes == command.data_classes
+            and consent.period_end == command.period_end
+            and consent.source_reference == command.source_reference
+            and (
+                consent.period_start == command.period_start
+                if command.period_start is not None
+                else consent.period_start <= now
+            )
+        ):
+            return consent
+    return None
+
+
+async def _record(
+    uow: UnitOfWork, principal: Principal, command: GrantConsent, now: datetime
 ) -> Consent:
-    """Revoke a consent (FHIR status `inactive`); idempotent for an already revoked one."""
-    require(principal, Capability.REVOKE_CONSENT)
-    async with uow:
-        consent = await uow.consents.get_for_update(consent_id)
-        if consent is None:
-            raise NotFound("Consent", consent_id)
-        (patient,) = await uow.patients.get_many([consent.patient_id])
-        assert patient is not None  # foreign key
-        if principal.organization_id not in _parties(consent, patient.managing_organization_id):
-            error = Forbidden("only a party to this consent may revoke it")
-            denied(
-                uow,
+    consent = await uow.consents.add(
+        Consent(
+            id=uuid.uuid4(),
+            patient_id=command.patient_id,
+            recorded_by_organization_id=principal.organization_id,
+            recipient_organization_id=command.recipient_organization_id,
+            purposes=command.purposes,
+            data_classes=command.data_classes,
+            period_start=command.period_start or now,
+            period_end=command.period_end,
+            revoked=False,
+            revoked_at=None,
+            revocation_reason=None,
+            source_reference=command.source_reference,
+            version=1,
+            created_at=now,
+            updated_at=now,
+        )
+    )
+    await uow.audit.add_many(
+        [
+            audit(
                 principal,
-                error,
-                action=AuditAction.UPDATE,
-                operation="revokeConsent",
+                action=AuditAction.CREATE,
+                operation="grantConsent",
                 resource_type="Consent",
                 resource_id=consent.id,
-                patient_id=patient.id,
+                patient_id=consent.patient_id,
             )
-            raise error
-        if consent.revoked:
-            await uow.commit()
-            return consent
-        if expected_version is not None and expected_version != consent.version:
-            raise VersionConflict("Consent", expected_version, consent.version)
-        now = utcnow()
-        revoked = await uow.consents.save(
-            replace(
-                consent,
-                revoked=True,
-                revoked_at=now,
-                revocation_reason=(reason or "").strip() or None,
-                version=consent.version + 1,
-                updated_at=now,
-            )
-        )
-        await uow.audit.add_many(
-            [
-                audit(
-                    principal,
-                    action=AuditAction.UPDATE,
-                    operation="revokeConsent",
-                    resource_type="Consent",
-                    resource_id=consent.id,
-                    patient_id=patient.id,
-                )
-            ]
-        )
-        await uow.outbox.add_many([_event("ConsentRevoked", revoked)])
-        await uow.commit()
-    return revoked
+        ]
+    )
+    await uow.outbox.add_many([consent_event("ConsentGranted", consent)])
+    return consent
 
 
 async def get_consents(
@@ -249,7 +222,7 @@ async def get_consents(
                 results.append(NotFound("Consent", consent_id))
                 continue
             holder = patients[consent.patient_id].managing_organization_id
-            if principal.organization_id in _parties(consent, holder):
+            if principal.organization_id in parties_of(consent, holder):
                 results.append(consent)
                 records.append(
                     audit(
@@ -290,7 +263,7 @@ async def list_consents(uow: UnitOfWork, principal: Principal, patient_id: UUID)
         visible = [
             c
             for c in consents
-            if principal.organization_id in _parties(c, patient.managing_organization_id)
+            if principal.organization_id in parties_of(c, patient.managing_organization_id)
         ]
         if not visible and principal.organization_id != patient.managing_organization_id:
             error = Forbidden("no consent of this patient is addressed to your organization")
@@ -338,7 +311,7 @@ async def consents_citing_form(
             c
             for c in await uow.consents.for_patients([form.patient_id])
             if c.source_reference == cited
-            and principal.organization_id in _parties(c, patient.managing_organization_id)
+            and principal.organization_id in parties_of(c, patient.managing_organization_id)
         ]
         await uow.audit.add_many(
             [
@@ -380,7 +353,7 @@ async def consents_of_patients(
                 c
                 for c in consents
                 if c.patient_id == patient_id
-                and principal.organization_id in _parties(c, patient.managing_organization_id)
+                and principal.organization_id in parties_of(c, patient.managing_organization_id)
             ]
             if not visible and principal.organization_id != patient.managing_organization_id:
                 error = Forbidden("no consent of this patient is addressed to your organization")

@@ -1,5 +1,7 @@
 """Idempotency keys, Stripe's model: the same key with the same request replays the first
-result; the same key with a different request is a conflict."""
+result; the same key with a different request is a conflict. A key is reserved before the work
+starts, so concurrent duplicates wait for the first request and replay its result (or get a
+retryable IDEMPOTENCY_KEY_IN_USE if it runs too long)."""
 
 from __future__ import annotations
 
@@ -12,11 +14,14 @@ from enum import Enum
 from typing import Any, TypeVar
 from uuid import UUID
 
+from api.domain.audit import AuditAction
 from api.domain.errors import Conflict, Invalid, NotFound
 from api.domain.principal import Principal
+from api.services.policy import audit
 from api.services.repositories import UnitOfWork
 
 MAX_KEY_LENGTH = 200
+REPLAY_DETAIL = "IDEMPOTENT_REPLAY"
 T = TypeVar("T")
 
 
@@ -41,14 +46,17 @@ def request_hash(operation: str, request: object) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-async def replayed_id(
+async def _first_result_id(
     uow: UnitOfWork, principal: Principal, key: str | None, operation: str, request: object
 ) -> UUID | None:
-    """The id the first request with this key produced, or None when the key is new."""
+    """The id the first request with this key produced, or None when the key is new. Either
+    way the key stays reserved until this transaction ends, so a concurrent duplicate waits
+    for it and replays rather than writing again."""
     if key is None:
         return None
     if not 0 < len(key) <= MAX_KEY_LENGTH:
         raise Invalid(f"must be 1 to {MAX_KEY_LENGTH} characters", field="idempotencyKey")
+    await uow.idempotency.reserve(principal.organization_id, principal.client_id, key)
     found = await uow.idempotency.find(principal.organization_id, principal.client_id, key)
     if found is None:
         return None
@@ -66,14 +74,34 @@ async def replayed(
     request: object,
     load: Callable[[Sequence[UUID]], Awaitable[Sequence[T | None]]],
     resource_type: str,
+    *,
+    patient_of: Callable[[T], UUID] | None = None,
 ) -> T | None:
-    """The record the first request with this key produced, read anew; None for a new key."""
-    replay = await replayed_id(uow, principal, key, operation, request)
+    """The record the first request with this key produced, read anew; None for a new key.
+
+    Answering again with patient data (`patient_of` names whose) discloses it again: the replay
+    is audited as a read of it, marked IDEMPOTENT_REPLAY. The caller commits.
+    """
+    replay = await _first_result_id(uow, principal, key, operation, request)
     if replay is None:
         return None
     (found,) = await load([replay])
     if found is None:
         raise NotFound(resource_type, replay)
+    if patient_of is not None:
+        await uow.audit.add_many(
+            [
+                audit(
+                    principal,
+                    action=AuditAction.READ,
+                    operation=operation,
+                    resource_type=resource_type,
+                    resource_id=replay,
+                    patient_id=patient_of(found),
+                    detail_code=REPLAY_DETAIL,
+                )
+            ]
+        )
     return found
 
 

@@ -52,9 +52,11 @@ async def record_outcome_measure(
             "recordOutcomeMeasure",
             command,
             uow.outcomes.get_many,
-            "OutcomeMeasure",
+            "QuestionnaireResponse",
+            patient_of=lambda measure: measure.patient_id,
         )
         if again is not None:
+            await uow.commit()
             return again
         patient = await patient_in_care(
             uow,

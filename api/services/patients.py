@@ -10,7 +10,7 @@ from uuid import UUID
 
 from api.domain.audit import AuditAction
 from api.domain.consents import DataClass
-from api.domain.errors import Conflict, DomainError, Invalid, InvalidDetail, NotFound
+from api.domain.errors import Conflict, DomainError, Invalid, InvalidDetail
 from api.domain.patients import Gender, Patient, PatientIdentifier
 from api.domain.principal import Principal
 from api.domain.verbatim import NOTHING_KEPT, Verbatim
@@ -78,43 +78,47 @@ async def register_patient(
     require(principal, Capability.REGISTER_PATIENTS)
     _check(command)
     async with uow:
-        replay = await idempotency.replayed_id(
-            uow, principal, idempotency_key, "registerPatient", command
+        again = await idempotency.replayed(
+            uow,
+            principal,
+            idempotency_key,
+            "registerPatient",
+            command,
+            uow.patients.get_many,
+            "Patient",
+            patient_of=lambda patient: patient.id,
         )
-        if replay is None:
-            for identifier in command.identifiers:
-                held = await uow.patients.find_by_identifier(identifier)
-                if any(p.managing_organization_id == principal.organization_id for p in held):
-                    raise Conflict(
-                        "your organization already registered a patient with this identifier"
-                    )
-            now = utcnow()
-            patient = await uow.patients.add(
-                Patient(
-                    id=uuid.uuid4(),
-                    managing_organization_id=principal.organization_id,
-                    identifiers=command.identifiers,
-                    given_name=command.given_name,
-                    family_name=command.family_name,
-                    birth_date=command.birth_date,
-                    gender=command.gender,
-                    phone=command.phone,
-                    email=command.email,
-                    preferred_language=command.preferred_language,
-                    version=1,
-                    created_at=now,
-                    updated_at=now,
-                    verbatim=command.verbatim,
+        if again is not None:
+            await uow.commit()
+            return again
+        for identifier in command.identifiers:
+            held = await uow.patients.find_by_identifier(identifier)
+            if any(p.managing_organization_id == principal.organization_id for p in held):
+                raise Conflict(
+                    "your organization already registered a patient with this identifier"
                 )
+        now = utcnow()
+        patient = await uow.patients.add(
+            Patient(
+                id=uuid.uuid4(),
+                managing_organization_id=principal.organization_id,
+                identifiers=command.identifiers,
+                given_name=command.given_name,
+                family_name=command.family_name,
+                birth_date=command.birth_date,
+                gender=command.gender,
+                phone=command.phone,
+                email=command.email,
+                preferred_language=command.preferred_language,
+                version=1,
+                created_at=now,
+                updated_at=now,
+                verbatim=command.verbatim,
             )
-            await idempotency.remember(
-                uow, principal, idempotency_key, "registerPatient", command, patient.id
-            )
-        else:
-            (found,) = await uow.patients.get_many([replay])
-            if found is None:
-                raise NotFound("Patient", replay)
-            patient = found
+        )
+        await idempotency.remember(
+            uow, principal, idempotency_key, "registerPatient", command, patient.id
+        )
         await uow.audit.add_many(
             [
                 audit(

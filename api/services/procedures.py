@@ -152,13 +152,17 @@ async def record_procedure(
     now = utcnow()
     _check(command, now)
     async with uow:
-        replay = await idempotency.replayed_id(
-            uow, principal, idempotency_key, "recordProcedure", command
+        again = await idempotency.replayed(
+            uow,
+            principal,
+            idempotency_key,
+            "recordProcedure",
+            command,
+            uow.procedures.get_many,
+            "Procedure",
+            patient_of=lambda procedure: procedure.patient_id,
         )
-        if replay is not None:
-            (again,) = await uow.procedures.get_many([replay])
-            if again is None:
-                raise NotFound("Procedure", replay)
+        if again is not None:
             await uow.commit()
             return ProcedureView(again)
         referral = await _party_referral(uow, principal, command)

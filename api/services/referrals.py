@@ -161,6 +161,21 @@ def _event(event_type: str, referral: Referral) -> DomainEvent:
     )
 
 
+async def _replayed(
+    uow: UnitOfWork, principal: Principal, key: str | None, operation: str, request: object
+) -> Referral | None:
+    return await idempotency.replayed(
+        uow,
+        principal,
+        key,
+        operation,
+        request,
+        uow.referrals.get_many,
+        "Referral",
+        patient_of=lambda referral: referral.patient_id,
+    )
+
+
 async def _open_referral(
     uow: UnitOfWork,
     principal: Principal,
@@ -190,6 +205,9 @@ async def _open_referral(
             raise Invalid("the program belongs to another organization", field="programId")
         if not program.accepting_referrals:
             raise Invalid("the program is not accepting referrals", field="programId")
+    # The referral relies on the patient's consents as read below: hold them until it commits,
+    # so a concurrent revocation either waits for it or is seen here (never cited once revoked).
+    await uow.consents.hold_for_patient(patient.id)
     now = utcnow()
     # The requester must itself hold or be allowed the patient's record, and the patient must
     # have consented to share exactly these classes with the performer.
@@ -289,18 +307,14 @@ async def create_referral(
     if command.code:
         check_service_code(command.code)
     async with uow:
-        replay = await idempotency.replayed_id(
-            uow, principal, idempotency_key, "createReferral", command
-        )
-        if replay is None:
+        referral = await _replayed(uow, principal, idempotency_key, "createReferral", command)
+        if referral is None:
             referral = await _open_referral(
                 uow, principal, command, operation="createReferral", escalated_from=None
             )
             await idempotency.remember(
                 uow, principal, idempotency_key, "createReferral", command, referral.id
             )
-        else:
-            referral = await _load(uow, replay)
         await uow.commit()
     return ReferralView(referral, Role.REQUESTER)
 
@@ -316,10 +330,8 @@ async def escalate_referral(
     require(principal, Capability.CREATE_REFERRAL)
     _check_text(command.reason_text, command.shared_data_classes, command.reason_codes)
     async with uow:
-        replay = await idempotency.replayed_id(
-            uow, principal, idempotency_key, "escalateReferral", command
-        )
-        if replay is None:
+        referral = await _replayed(uow, principal, idempotency_key, "escalateReferral", command)
+        if referral is None:
             original = await _load(uow, command.referral_id)
             if original.role_of(principal.organization_id) is not Role.PERFORMER:
                 error = Forbidden("only the organization working a referral may escalate it")
@@ -354,8 +366,6 @@ async def escalate_referral(
             await idempotency.remember(
                 uow, principal, idempotency_key, "escalateReferral", command, referral.id
             )
-        else:
-            referral = await _load(uow, replay)
         await uow.commit()
     return ReferralView(referral, Role.REQUESTER)
 
@@ -394,13 +404,11 @@ async def transition_referral(
     require(principal, Capability.TRANSITION_REFERRAL)
     request = _TransitionRequest(referral_id, transition, reason, expected_version)
     async with uow:
-        replay = await idempotency.replayed_id(
-            uow, principal, idempotency_key, "transitionReferral", request
-        )
-        if replay is not None:
-            referral = await _load(uow, replay)
+        again = await _replayed(uow, principal, idempotency_key, "transitionReferral", request)
+        if again is not None:
+            (view,) = await _views(uow, principal, [again], record=False)
             await uow.commit()
-            return (await _views(uow, principal, [referral], record=False))[0]
+            return view
         current = await uow.referrals.get_for_update(referral_id)
         if current is None:
             raise NotFound("Referral", referral_id)

@@ -87,6 +87,17 @@ class ConsentRepository(Protocol):
     async def get_many(self, ids: Sequence[UUID]) -> list[Consent | None]: ...
     async def for_patients(self, patient_ids: Sequence[UUID]) -> list[Consent]: ...
     async def get_for_update(self, consent_id: UUID) -> Consent | None: ...
+    async def hold_for_patient(self, patient_id: UUID) -> None:
+        """Share-lock the patient's consents until the transaction ends, so a write relying on
+        them commits before a concurrent revocation or sees it (no write skew)."""
+
+    async def serialise_sharing(self, patient_id: UUID, recipient_organization_id: UUID) -> None:
+        """One grant or bulk revocation of a patient's sharing with a recipient at a time."""
+
+    async def sharing_for_update(
+        self, patient_id: UUID, recipient_organization_id: UUID
+    ) -> list[Consent]:
+        """The patient's consents naming the recipient, locked for update (in id order)."""
 
 
 class ReferralRepository(Protocol):
@@ -207,6 +218,10 @@ class OutboxRepository(Protocol):
 
 
 class IdempotencyRepository(Protocol):
+    async def reserve(self, organization_id: UUID, client_id: str, key: str) -> None:
+        """Hold the key until the transaction ends: a concurrent request with it waits (a
+        bounded time, then IdempotencyKeyInUse) and sees what the first one stored."""
+
     async def find(
         self, organization_id: UUID, client_id: str, key: str
     ) -> tuple[str, str, dict[str, Any]] | None:

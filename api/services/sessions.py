@@ -137,18 +137,23 @@ async def record_attendance(
     if command.note is not None and len(command.note) > MAX_NOTE_LENGTH:
         raise Invalid(f"at most {MAX_NOTE_LENGTH} characters", field="note")
     async with uow:
-        replay = await idempotency.replayed_id(
-            uow, principal, idempotency_key, "recordAttendance", command
-        )
         (session,) = await uow.sessions.get_many([command.session_id])
         if session is None:
             raise NotFound("Session", command.session_id)
         require_organization(principal, session.organization_id, "this session")
-        if replay is not None:
-            for existing in await uow.sessions.attendance_for(session_ids=[session.id]):
-                if existing.id == replay:
-                    return existing
-            raise NotFound("Attendance", replay)
+        again = await idempotency.replayed(
+            uow,
+            principal,
+            idempotency_key,
+            "recordAttendance",
+            command,
+            uow.sessions.attendance_by_ids,
+            "Encounter",
+            patient_of=lambda attendance: attendance.patient_id,
+        )
+        if again is not None:
+            await uow.commit()
+            return again
         patient = await patient_in_care(
             uow,
             principal,

@@ -45,6 +45,7 @@ STATUS_OF: dict[str, Refusal] = {
     "NOT_SUPPORTED": Refusal(405, "not-supported"),
     "TOO_LARGE": Refusal(413, "too-long"),
     "CONFLICT": Refusal(409, "conflict"),
+    "IDEMPOTENCY_KEY_IN_USE": Refusal(409, "conflict"),  # retryable: the first is still running
     "PRECONDITION_FAILED": Refusal(412, "conflict"),
     "INVALID_INPUT": Refusal(422, "invalid"),
     "INVALID_TRANSITION": Refusal(422, "business-rule"),

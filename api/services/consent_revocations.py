@@ -1,0 +1,192 @@
+"""Revoking consents: one by id, or all of a patient's sharing with an organization at once.
+
+Either party may revoke: the organization holding the patient's record (which recorded it) or
+the recipient. Revocation takes effect on the next request everywhere because every read decides
+anew; a write that relies on a consent holds it (`ConsentRepository.hold_for_patient`), so it
+commits before the revocation or sees it. Each revocation is audited and announced.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import datetime
+from uuid import UUID
+
+from api.domain.audit import AuditAction
+from api.domain.consents import Consent, ConsentStatus
+from api.domain.errors import Forbidden, NotFound, VersionConflict
+from api.domain.events import DomainEvent
+from api.domain.principal import Principal
+from api.services.policy import Capability, audit, denied, require, utcnow
+from api.services.repositories import UnitOfWork
+
+
+@dataclass(frozen=True)
+class RevokeConsents:
+    """End all sharing of a patient's data with one organization."""
+
+    patient_id: UUID
+    recipient_organization_id: UUID
+    reason: str | None = None
+
+
+def parties_of(consent: Consent, managing_organization_id: UUID) -> set[UUID]:
+    """Who may see and revoke a consent: its recorder, its recipient, the record's holder."""
+    return {
+        consent.recorded_by_organization_id,
+        consent.recipient_organization_id,
+        managing_organization_id,
+    }
+
+
+def consent_event(event_type: str, consent: Consent) -> DomainEvent:
+    return DomainEvent(
+        event_type,
+        "Consent",
+        consent.id,
+        (consent.recorded_by_organization_id, consent.recipient_organization_id),
+        {"status": consent.status_at(utcnow()).value, "version": consent.version},
+    )
+
+
+def _reason(reason: str | None) -> str | None:
+    return (reason or "").strip() or None
+
+
+async def _revoke(
+    uow: UnitOfWork,
+    principal: Principal,
+    consent: Consent,
+    *,
+    reason: str | None,
+    operation: str,
+    now: datetime,
+) -> Consent:
+    """Write one revocation (the row is locked by the caller), its audit row and its event."""
+    revoked = await uow.consents.save(
+        replace(
+            consent,
+            revoked=True,
+            revoked_at=now,
+            revocation_reason=reason,
+            version=consent.version + 1,
+            updated_at=now,
+        )
+    )
+    await uow.audit.add_many(
+        [
+            audit(
+                principal,
+                action=AuditAction.UPDATE,
+                operation=operation,
+                resource_type="Consent",
+                resource_id=consent.id,
+                patient_id=consent.patient_id,
+            )
+        ]
+    )
+    await uow.outbox.add_many([consent_event("ConsentRevoked", revoked)])
+    return revoked
+
+
+def _refuse(
+    uow: UnitOfWork,
+    principal: Principal,
+    message: str,
+    *,
+    operation: str,
+    consent_id: UUID | None,
+    patient_id: UUID,
+) -> Forbidden:
+    error = Forbidden(message)
+    denied(
+        uow,
+        principal,
+        error,
+        action=AuditAction.UPDATE,
+        operation=operation,
+        resource_type="Consent",
+        resource_id=consent_id,
+        patient_id=patient_id,
+    )
+    return error
+
+
+async def revoke_consent(
+    uow: UnitOfWork,
+    principal: Principal,
+    consent_id: UUID,
+    *,
+    reason: str | None = None,
+    expected_version: int | None = None,
+) -> Consent:
+    """Revoke a consent (FHIR status `inactive`); idempotent for an already revoked one."""
+    require(principal, Capability.REVOKE_CONSENT)
+    kept_reason = _reason(reason)
+    async with uow:
+        consent = await uow.consents.get_for_update(consent_id)
+        if consent is None:
+            raise NotFound("Consent", consent_id)
+        (patient,) = await uow.patients.get_many([consent.patient_id])
+        assert patient is not None  # foreign key
+        if principal.organization_id not in parties_of(consent, patient.managing_organization_id):
+            raise _refuse(
+                uow,
+                principal,
+                "only a party to this consent may revoke it",
+                operation="revokeConsent",
+                consent_id=consent.id,
+                patient_id=patient.id,
+            )
+        if consent.revoked:
+            await uow.commit()
+            return consent
+        if expected_version is not None and expected_version != consent.version:
+            raise VersionConflict("Consent", expected_version, consent.version)
+        # The time is taken once the row is locked: a write that held this consent committed
+        # before it, so the revocation is never dated before a write that relied on it.
+        revoked = await _revoke(
+            uow, principal, consent, reason=kept_reason, operation="revokeConsent", now=utcnow()
+        )
+        await uow.commit()
+    return revoked
+
+
+async def revoke_consents(
+    uow: UnitOfWork, principal: Principal, command: RevokeConsents
+) -> list[Consent]:
+    """Revoke every consent of the patient naming the recipient that is active or yet to start,
+    in one transaction; the ones this call revoked, oldest first (none when nothing was left)."""
+    require(principal, Capability.REVOKE_CONSENT)
+    reason = _reason(command.reason)
+    async with uow:
+        (patient,) = await uow.patients.get_many([command.patient_id])
+        if patient is None:
+            raise NotFound("Patient", command.patient_id)
+        (recipient,) = await uow.organizations.get_many([command.recipient_organization_id])
+        if recipient is None:
+            raise NotFound("Organization", command.recipient_organization_id)
+        if principal.organization_id not in (patient.managing_organization_id, recipient.id):
+            raise _refuse(
+                uow,
+                principal,
+                "only the organization holding the patient's record or the recipient may "
+                "revoke this sharing",
+                operation="revokeConsents",
+                consent_id=None,
+                patient_id=patient.id,
+            )
+        # Serialised with grants for the same pair: a grant racing this call either committed
+        # before it (and is revoked here) or starts after it.
+        await uow.consents.serialise_sharing(patient.id, recipient.id)
+        sharing = await uow.consents.sharing_for_update(patient.id, recipient.id)
+        now = utcnow()
+        revoked = [
+            await _revoke(
+                uow, principal, consent, reason=reason, operation="revokeConsents", now=now
+            )
+            for consent in sorted(sharing, key=lambda c: (c.created_at, c.id))
+            if consent.status_at(now) is ConsentStatus.ACTIVE
+        ]
+        await uow.commit()
+    return revoked
