@@ -250,3 +250,16 @@ async def test_graphql_registration_refuses_a_repeated_identifier_naming_it(
     assert error_codes(body) == [("registerPatient", "INVALID_INPUT")]
     (details,) = [e["extensions"]["details"] for e in body["errors"]]
     assert [d["field"] for d in details] == ["identifiers[1]"]
+
+
+async def test_an_idempotency_key_replays_the_registration_and_refuses_another_body(
+    clinic: Fhir,
+) -> None:
+    sent = rich_patient()
+    key = {"idempotency-key": f"register-{sent['identifier'][1]['value']}"}
+    first = await clinic.ok("POST", "Patient", sent, **key)
+    again = await clinic.ok("POST", "Patient", copy.deepcopy(sent), **key)
+    assert again == first
+    other = {**sent, "birthDate": "1984-03-10"}
+    refused = await clinic.request("POST", "Patient", other, headers=key)
+    assert refused.status_code == 409

@@ -60,6 +60,13 @@ CONDITIONAL_CREATE: dict[str, ConditionalCreate] = {
         "If-None-Exist: focus=ServiceRequest/<id>: the referral's Task once created",
         _created_tasks,
     ),
+    # Identifiers are unique per organization: another organization's patient the caller may
+    # not see is neither matched nor revealed (the caller's own record is created instead).
+    "Patient": ConditionalCreate(
+        frozenset({"identifier"}),
+        "If-None-Exist: identifier=<system>|<value> among your organization's patients and "
+        "those disclosed to you",
+    ),
 }
 
 _LEADING = re.compile(r"^(?:[A-Z][A-Za-z]*)?\?")
@@ -88,7 +95,10 @@ def parse_criteria(resource_type: str, criteria: str, where: str) -> SearchReque
 async def existing(ctx: FhirContext, resource_type: str, criteria: str, where: str) -> Json | None:
     """The one resource matching the criteria, None when none does; 412 when several do."""
     request = parse_criteria(resource_type, criteria, where)
-    matches = await CONDITIONAL_CREATE[resource_type].matcher(ctx, request)
+    try:
+        matches = await CONDITIONAL_CREATE[resource_type].matcher(ctx, request)
+    except BadRequest as error:  # criteria the search refuses (e.g. an identifier without system)
+        raise BadRequest("; ".join(d.message for d in error.details), field=where) from None
     if len(matches) > 1:
         raise PreconditionFailed(
             f"more than one {resource_type} matches {where}: make the criteria selective"
