@@ -33,12 +33,12 @@ def differences(sent: Json, read: Json) -> list[str]:
                 if not ok:
                     problems.append(f"meta.{label}")
         elif key == "extension":
-            remaining = list(read.get("extension", ()))
+            # Every extension sent, in the order sent (the server may add its own before them).
+            remaining = iter(read.get("extension", ()))
             for extension in value:
-                if extension in remaining:
-                    remaining.remove(extension)
-                else:
+                if not any(extension == candidate for candidate in remaining):
                     problems.append(f"extension[url={extension.get('url')}]")
+                    break
         elif read.get(key) != value:
             problems.append(key)
     return problems
@@ -58,7 +58,20 @@ def full_service_request(network: Network) -> Json:
                 "http://hl7.org/fhir/us/sdoh-clinicalcare/StructureDefinition/SDOHCC-ServiceRequest"
             ]
         },
-        "extension": [{"url": "https://clinic.example.org/fhir/ext/pathway", "valueString": "B"}],
+        "extension": [
+            {"url": "https://clinic.example.org/fhir/ext/pathway", "valueString": "B"},
+            *(
+                {
+                    "url": "https://peerbridge.example.org/fhir/StructureDefinition/shared-data-class",
+                    "valueCoding": {
+                        "system": "https://peerbridge.example.org/fhir/CodeSystem/data-class",
+                        "code": code,
+                        "display": display,
+                    },
+                }
+                for code, display in (("referral", "Referral"), ("demographics", "Demographics"))
+            ),
+        ],
         "identifier": [
             {
                 "type": {
@@ -122,7 +135,12 @@ def full_task(network: Network, focus: str) -> Json:
         "status": "requested",
         "intent": "order",
         "priority": "urgent",
-        "code": {"coding": [{"system": TASK_CODE, "code": "fulfill"}]},
+        "code": {
+            "coding": [
+                {"system": TASK_CODE, "code": "fulfill"},
+                {"system": "https://clinic.example.org/tasks", "code": "peer-intake"},
+            ]
+        },
         "description": "Connect the patient with a peer support group",
         "focus": {"reference": focus},
         "for": {"reference": f"Patient/{network.patient.id}", "display": "Ada Testperson"},

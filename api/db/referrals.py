@@ -176,6 +176,10 @@ def _conditions(
         )
     if where.identifiers:
         _contains_one_of(w, "identifiers", _identifier_patterns(where.identifiers))
+    if where.task_codes:  # the Task's kept code: its codings as sent
+        _contains_one_of(
+            w, "(verbatim -> 'Task' -> 'code' -> 'coding')", _code_patterns(where.task_codes)
+        )
     if where.updated_since is not None:
         w.add("updated_at > {}", where.updated_since)
     if where.updated_before is not None:

@@ -41,6 +41,8 @@ class ReferralFilter:
     # With `categories`: referrals sent without categories match by these directions instead.
     category_directions: frozenset[Direction] = frozenset()
     identifiers: tuple[str, ...] = ()
+    # The Task's code as its requester sent it (every referral's Task is also `fulfill`).
+    task_codes: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

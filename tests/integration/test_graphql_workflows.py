@@ -77,6 +77,7 @@ ESCALATE = """
 mutation Escalate($input: EscalateReferralInput!) {
   escalateReferral(input: $input) {
     id direction priority status requester { id } performer { id } escalatedFrom { id }
+    reasonText fhir
   }
 }"""
 
@@ -293,18 +294,24 @@ async def test_a_peer_organization_works_its_whole_day(
             "dataClasses": ["DEMOGRAPHICS", "REFERRAL"],
         },
     )
+    escalate = {
+        "referralId": accepted_second["id"],
+        "clinicOrganizationId": str(network.clinic.id),
+        "priority": "STAT",
+    }
+    # What the escalation says is kept as written, or refused: never trimmed or merged.
+    for refused in ({"reasonText": " \n "}, {"sharedDataClasses": ["REFERRAL", "REFERRAL"]}):
+        body = await peer.run(ESCALATE, input={**escalate, **refused})
+        assert error_codes(body) == [("escalateReferral", "INVALID_INPUT")], refused
+    reason = "expressed thoughts of self-harm\n(said twice)"
     escalation = (
         await peer.data(
             ESCALATE,
-            input={
-                "referralId": accepted_second["id"],
-                "clinicOrganizationId": str(network.clinic.id),
-                "priority": "STAT",
-                "reasonText": "expressed thoughts of self-harm",
-                "idempotencyKey": "escalate-dee",
-            },
+            input={**escalate, "reasonText": reason, "idempotencyKey": "escalate-dee"},
         )
     )["escalateReferral"]
+    assert escalation["reasonText"] == reason
+    assert {"text": reason} in escalation["fhir"]["reasonCode"]
     assert escalation["direction"] == "PEER_TO_CLINIC"
     assert escalation["priority"] == "STAT"
     assert escalation["requester"] == {"id": str(network.peer.id)}

@@ -180,8 +180,6 @@ def task_kept(resource: Json, referral: Referral) -> dict[str, Any]:
             problems.append(
                 InvalidDetail(f"Task.extension[{index}]", "the performer assigns its supporter")
             )
-    if problems:
-        raise Invalid(problems)
     requester = resource.get("requester")
     checks = [
         ("Task.for", resource.get("for"), "Patient", referral.patient_id),
@@ -194,6 +192,11 @@ def task_kept(resource: Json, referral: Referral) -> dict[str, Any]:
     else:  # one of the requester's practitioners, kept as sent
         check_requester(requester, referral.requester_organization_id, "Task.requester")
     for where, reference, kind, expected in checks:
-        if reference is not None and ref_id(reference, kind, where) != expected:
-            raise Invalid("does not match the focus ServiceRequest", field=where)
+        try:
+            if reference is not None and ref_id(reference, kind, where) != expected:
+                raise Invalid("does not match the focus ServiceRequest", field=where)
+        except Invalid as error:
+            problems.extend(error.details)
+    if problems:
+        raise Invalid(problems)
     return kept

@@ -46,12 +46,13 @@ from api.integrations.fhir.resources.kept import Keeping, merge
 
 # What the mappers model (see `kept.py`); every other element is kept as the requester sent it.
 # ServiceRequest: status and priority change with the workflow; the performers are the ones sent
-# plus the supporter the performer assigns later (`_performers`). The data classes shared and
-# the escalation link are PeerBridge's own extensions, written from the record.
+# plus the supporter the performer assigns later (`_performers`). The escalation link is written
+# from the record (GraphQL sets it); the data classes shared are read from the extensions sent
+# and kept as sent (they never change), written from the record when none were sent.
 SERVICE_REQUEST = Keeping(
     "ServiceRequest",
     owned=frozenset({"status", "priority"}),
-    extensions=frozenset({codes.EXT_SHARED_DATA_CLASS, codes.EXT_ESCALATED_FROM}),
+    extensions=frozenset({codes.EXT_ESCALATED_FROM}),
 )
 # Task: its workflow state is the record's (both parties change it; outputs are the Procedures
 # recorded), and so is the supporter the performer assigns.
@@ -91,6 +92,12 @@ def _performers(referral: Referral, sent: Sequence[Json]) -> list[Json]:
     return [*sent, *(p for p in ours if p["reference"] not in named)]
 
 
+def _sent_first(ours: list[Json], kept: Mapping[str, Any]) -> list[Json]:
+    """Our extensions of the URLs the sender did not send itself (its own are kept as sent)."""
+    sent = {e.get("url") for e in kept.get("extension", ())}
+    return [e for e in ours if e["url"] not in sent]
+
+
 def to_fhir_service_request(referral: Referral, *, redacted: bool = False) -> Json:
     kept = _kept(referral, "ServiceRequest", redacted)
     reasons: list[Json] = [
@@ -100,29 +107,22 @@ def to_fhir_service_request(referral: Referral, *, redacted: bool = False) -> Js
         reasons.append({"text": referral.reason_text})
     # The direction's own category; what the requester sent (kept) replaces the whole list.
     categories = [{"coding": _codings(referral.categories)}, _direction_concept(referral.direction)]
+    extensions: list[Json] = [
+        {"url": codes.EXT_SHARED_DATA_CLASS, "valueCoding": coding(codes.CS_DATA_CLASS, c.value)}
+        for c in sorted(referral.shared_data_classes)
+    ]
+    if referral.escalated_from_id:
+        extensions.append(
+            {
+                "url": codes.EXT_ESCALATED_FROM,
+                "valueReference": ref("ServiceRequest", referral.escalated_from_id),
+            }
+        )
     mapped: Json = {
         "resourceType": "ServiceRequest",
         "id": str(referral.id),
         "meta": _meta(referral, redacted),
-        "extension": [
-            *(
-                {
-                    "url": codes.EXT_SHARED_DATA_CLASS,
-                    "valueCoding": coding(codes.CS_DATA_CLASS, c.value),
-                }
-                for c in sorted(referral.shared_data_classes)
-            ),
-            *(
-                [
-                    {
-                        "url": codes.EXT_ESCALATED_FROM,
-                        "valueReference": ref("ServiceRequest", referral.escalated_from_id),
-                    }
-                ]
-                if referral.escalated_from_id
-                else []
-            ),
-        ],
+        "extension": _sent_first(extensions, kept),
         "identifier": [{"system": i.system, "value": i.value} for i in referral.identifiers],
         "status": codes.SERVICE_REQUEST_STATUS[referral.status],
         "intent": "order",

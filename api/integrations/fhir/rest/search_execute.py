@@ -68,10 +68,16 @@ def _nothing(request: SearchRequest) -> bool:
     intents = _codes(token_values(request, "intent"), _REQUEST_INTENT)
     if request.get("intent") and "order" not in intents:
         return True
-    task_codes = _codes(token_values(request, "code"), codes.TASK_CODE)
-    if request.resource_type == "Task" and request.get("code") and "fulfill" not in task_codes:
-        return True
     return bool(request.get("status")) and not _statuses(request)
+
+
+def _task_codes(request: SearchRequest) -> tuple[str, ...]:
+    """Task `code`: every referral Task is a `fulfill` Task; other codings are the ones its
+    requester sent beside it."""
+    wanted = token_values(request, "code") if request.resource_type == "Task" else ()
+    if "fulfill" in _codes(wanted, codes.TASK_CODE):
+        return ()
+    return wanted
 
 
 async def _referral_search(ctx: FhirContext, request: SearchRequest) -> SearchResult:
@@ -99,6 +105,7 @@ async def _referral_search(ctx: FhirContext, request: SearchRequest) -> SearchRe
         updated_since=lower,
         updated_before=upper,
         service_codes=token_values(request, "code") if kind == "ServiceRequest" else (),
+        task_codes=_task_codes(request),
         categories=categories,
         category_directions=frozenset(d for d in Direction if d.value in directions),
         identifiers=token_values(request, "identifier"),
