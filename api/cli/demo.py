@@ -20,6 +20,14 @@ from api.cli.common import load_settings, run_with_pool
 from api.db.uow import PostgresUnitOfWork
 from api.domain.consents import DataClass, Purpose
 from api.domain.errors import SupporterUnavailable
+from api.domain.locations import (
+    Address,
+    Concept,
+    ContactPoint,
+    LocationMode,
+    LocationStatus,
+    Position,
+)
 from api.domain.organizations import Organization, OrganizationKind
 from api.domain.outcomes import Instrument
 from api.domain.patients import Gender, PatientIdentifier
@@ -38,6 +46,7 @@ from api.domain.supporters import (
 )
 from api.services import (
     consents,
+    locations,
     organizations,
     outcomes,
     patients,
@@ -93,6 +102,7 @@ def demo_principal(organization_id: UUID) -> Principal:
 class DemoSummary:
     organizations: dict[str, Organization] = field(default_factory=dict)
     programs: int = 0
+    locations: int = 0
     supporters: int = 0
     patients: int = 0
     consents: int = 0
@@ -187,6 +197,17 @@ class _Loader:
         ]
         for index, org in enumerate(self.peer_orgs):
             principal = demo_principal(org.id)
+            places = [
+                (await locations.upsert_location(self.uow(), principal, command)).id
+                for command in _locations_for(index)
+            ]
+            self.summary.locations += len(places)
+            meets_at = {
+                ProgramKind.SUPPORT_GROUP: (places[0],),
+                ProgramKind.ONE_ON_ONE_MENTORING: (places[1],),
+                ProgramKind.ONLINE_COMMUNITY: (),
+                ProgramKind.STRUCTURED_PROGRAM: (places[1], places[0]),
+            }
             self.programs[org.id] = []
             for offset in range(3):
                 name, kind, sud = catalogue[(index + offset) % len(catalogue)]
@@ -204,6 +225,7 @@ class _Loader:
                         eligibility="Adults 18+; no diagnosis required",
                         capacity=12 if kind is ProgramKind.SUPPORT_GROUP else None,
                         substance_use_focus=sud,
+                        location_ids=meets_at[kind],
                     ),
                 )
                 self.programs[org.id].append(program)
@@ -489,12 +511,61 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.set_defaults(handler=_demo)
 
 
+def _locations_for(org_index: int) -> list[locations.UpsertLocation]:
+    """Two fictional places where an organization's programs meet."""
+    town, street, postal = (
+        ("Harborview", "Wharf St", "19001"),
+        ("Millbrook", "Elm Ave", "19002"),
+        ("Cedar Falls", "Oak Rd", "19003"),
+    )[org_index]
+    return [
+        locations.UpsertLocation(
+            name=f"{town} Public Library, Community Room (demo)",
+            status=LocationStatus.ACTIVE,
+            mode=LocationMode.INSTANCE,
+            physical_type=Concept(
+                (Coding(_PHYSICAL_TYPE, "ro", "Room"),),
+            ),
+            address=Address(
+                use="work",
+                lines=(f"{10 + org_index} {street}",),
+                city=town,
+                state="PA",
+                postal_code=postal,
+                country="US",
+            ),
+            telecom=(ContactPoint(system="phone", value=f"+1 555 01{org_index}0"),),
+            position=Position(-75.1 - org_index / 10, 40.0 + org_index / 10),
+        ),
+        locations.UpsertLocation(
+            name=f"{town} Peer Drop-in Center (demo)",
+            description="Walk in weekdays 10:00-16:00; ask at the front desk",
+            status=LocationStatus.ACTIVE,
+            mode=LocationMode.INSTANCE,
+            physical_type=Concept((Coding(_PHYSICAL_TYPE, "bu", "Building"),)),
+            address=Address(
+                use="work",
+                lines=(f"{200 + org_index} Main St",),
+                city=town,
+                state="PA",
+                postal_code=postal,
+                country="US",
+            ),
+            telecom=(ContactPoint(system="phone", value=f"+1 555 02{org_index}0", use="work"),),
+        ),
+    ]
+
+
+_PHYSICAL_TYPE = "http://terminology.hl7.org/CodeSystem/location-physical-type"
+
+
 def describe(summary: DemoSummary) -> str:
     lines = [
         "demo network already loaded"
         if summary.already_loaded
         else (
-            f"demo network loaded: {summary.programs} programs, {summary.supporters} supporters, "
+            f"demo network loaded: {summary.programs} programs at {summary.locations} locations, "
+            f"{summary.supporters} supporters, "
             f"{summary.patients} patients, {summary.consents} consents "
             f"({summary.revoked_consents} revoked), {summary.referrals} "
             f"referrals, {summary.sessions} sessions, {summary.outcome_measures} outcome measures"

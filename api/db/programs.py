@@ -15,7 +15,8 @@ from api.services.pagination import Keyset, Order
 
 _COLUMNS = (
     "id, organization_id, name, kind, description, languages, delivery_modes, eligibility, "
-    "capacity, accepting_referrals, substance_use_focus, version, created_at, updated_at"
+    "capacity, accepting_referrals, substance_use_focus, version, created_at, updated_at, "
+    "location_ids"
 )
 
 
@@ -35,6 +36,7 @@ def _program(row: asyncpg.Record) -> PeerProgram:
         version=row["version"],
         created_at=row["created_at"],
         updated_at=row["updated_at"],
+        location_ids=tuple(row["location_ids"]),
     )
 
 
@@ -58,11 +60,12 @@ class PostgresProgramRepository:
             program.version,
             program.created_at,
             program.updated_at,
+            list(program.location_ids),
         )
         if program.version == 1:
             row = await self._db.fetchrow(
                 f"INSERT INTO peer_programs ({_COLUMNS}) "
-                "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) "
+                "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) "
                 f"RETURNING {_COLUMNS}",
                 *values,
             )
@@ -70,11 +73,12 @@ class PostgresProgramRepository:
         row = await self._db.fetchrow(
             "UPDATE peer_programs SET name = $3, kind = $4, description = $5, languages = $6, "
             "delivery_modes = $7, eligibility = $8, capacity = $9, accepting_referrals = $10, "
-            "substance_use_focus = $11, version = $12, updated_at = $13 "
+            "substance_use_focus = $11, version = $12, updated_at = $13, location_ids = $14 "
             "WHERE id = $1 AND organization_id = $2 AND version = $12 - 1 "
             f"RETURNING {_COLUMNS}",
             *values[:12],
             program.updated_at,
+            list(program.location_ids),
         )
         if row is None:
             actual = await self._db.fetchval(
@@ -110,6 +114,12 @@ class PostgresProgramRepository:
             w.add("accepting_referrals = {}", where.accepting_referrals)
         if where.updated_since is not None:
             w.add("updated_at > {}", where.updated_since)
+        if where.updated_before is not None:
+            w.add("updated_at < {}", where.updated_before)
+        if where.location_ids:
+            w.add("location_ids && {}::uuid[]", sorted(where.location_ids))
+        if where.ids:
+            w.add("id = ANY({}::uuid[])", sorted(where.ids))
         keyset_after(w, after, order)
         rows = await self._db.fetch(
             f"SELECT {_COLUMNS} FROM peer_programs WHERE {w.sql()} "

@@ -12,6 +12,7 @@ from api.db.consent_forms import PostgresConsentFormRepository
 from api.db.consents import PostgresConsentRepository
 from api.db.errors import translate
 from api.db.idempotency import PostgresIdempotencyRepository
+from api.db.locations import PostgresLocationRepository
 from api.db.metrics import PostgresMetricsRepository
 from api.db.organizations import PostgresOrganizationRepository
 from api.db.outbox import PostgresOutboxRepository
@@ -41,6 +42,7 @@ class PostgresUnitOfWork:
     def _bind(self, connection: asyncpg.Connection) -> None:
         self.organizations = PostgresOrganizationRepository(connection)
         self.programs = PostgresProgramRepository(connection)
+        self.locations = PostgresLocationRepository(connection)
         self.supporters = PostgresSupporterRepository(connection)
         self.patients = PostgresPatientRepository(connection)
         self.consents = PostgresConsentRepository(connection)

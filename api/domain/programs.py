@@ -37,3 +37,4 @@ class PeerProgram:
     version: int
     created_at: datetime
     updated_at: datetime
+    location_ids: tuple[UUID, ...] = ()  # where it meets (the owner's Locations), in order

@@ -10,6 +10,7 @@ import strawberry
 
 from api.domain.audit import AuditAction, AuditOutcome
 from api.domain.consents import ConsentStatus, DataClass, Purpose
+from api.domain.locations import LocationMode, LocationStatus
 from api.domain.organizations import OrganizationKind
 from api.domain.outcomes import Instrument
 from api.domain.patients import Gender
@@ -30,6 +31,8 @@ ENUMS = tuple(
         (OrganizationKind, "A clinic or a peer-support organization."),
         (ProgramKind, "The kind of peer program (FHIR HealthcareService.type)."),
         (DeliveryMode, "How a program or session is delivered."),
+        (LocationStatus, "FHIR Location.status: active, suspended or inactive."),
+        (LocationMode, "FHIR Location.mode: one place (instance) or a kind of place."),
         (LivedExperience, "Lived-experience tags used to match supporters and participants."),
         (CertificationSubtype, "What a peer-specialist certification covers."),
         (CertificationStatus, "Standing of a certification with its issuing body."),

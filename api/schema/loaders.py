@@ -19,6 +19,7 @@ from strawberry.dataloader import DataLoader
 
 from api.domain.consents import Consent
 from api.domain.errors import DomainError, NotFound
+from api.domain.locations import Location
 from api.domain.organizations import Organization
 from api.domain.outcomes import OutcomeMeasure
 from api.domain.patients import Patient
@@ -29,6 +30,7 @@ from api.domain.sessions import Attendance, PeerSession
 from api.domain.supporters import PeerSupporter
 from api.services import (
     consents,
+    locations,
     organizations,
     outcomes,
     patients,
@@ -67,6 +69,7 @@ def _absent_as_not_found(resource_type: str, read: OptionalRead[V]) -> BatchRead
 
 _read_organizations = _absent_as_not_found("Organization", organizations.get_organizations)
 _read_programs = _absent_as_not_found("PeerProgram", programs.get_programs)
+_read_locations = _absent_as_not_found("Location", locations.get_locations)
 _read_supporters = _absent_as_not_found("PeerSupporter", supporters.get_supporters)
 _read_sessions = _absent_as_not_found("Session", sessions.get_sessions)
 
@@ -82,6 +85,7 @@ async def _read_task_outputs(
 class Loaders:
     organizations: DataLoader[UUID, Organization]
     programs: DataLoader[UUID, PeerProgram]
+    locations: DataLoader[UUID, Location]
     supporters: DataLoader[UUID, PeerSupporter]
     patients: DataLoader[UUID, Patient]
     consents: DataLoader[UUID, Consent]
@@ -105,6 +109,7 @@ class Loaders:
         return cls(
             organizations=loader(_read_organizations),
             programs=loader(_read_programs),
+            locations=loader(_read_locations),
             supporters=loader(_read_supporters),
             patients=loader(patients.get_patients),
             consents=loader(consents.get_consents),

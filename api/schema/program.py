@@ -23,6 +23,7 @@ from api.services.filters import ProgramFilter
 from api.services.pagination import Keyset, Page, PageRequest
 
 if TYPE_CHECKING:
+    from api.schema.location import Location
     from api.schema.session import Session
 
 
@@ -73,6 +74,16 @@ class PeerProgram(Node):
     @strawberry.field
     async def organization(self, info: Info) -> Organization | None:
         return await load_organization(info, self.record.organization_id)
+
+    @strawberry.field(
+        description="Where the program meets (FHIR HealthcareService.location), in its order."
+    )
+    async def locations(
+        self, info: Info
+    ) -> list[Annotated[Location, strawberry.lazy("api.schema.location")]] | None:
+        from api.schema.location import load_locations
+
+        return await load_locations(info, self.record.location_ids)
 
     @strawberry.field(description="The program's latest sessions, latest first (at most `first`).")
     async def sessions(

@@ -16,6 +16,7 @@ from api.schema.connection import Connection, Edge, PageInfo
 from api.schema.consent import Consent, load_consent
 from api.schema.context import Info
 from api.schema.ids import parse_id
+from api.schema.location import Location, LocationFilterInput, load_location, location_connection
 from api.schema.metrics import ProgramMetrics
 from api.schema.node import Node
 from api.schema.organization import Organization, load_organization
@@ -38,6 +39,7 @@ _NODE_LOADERS = (
     load_patient,
     load_consent,
     load_program,
+    load_location,
     load_supporter,
     load_organization,
     load_session,
@@ -118,6 +120,20 @@ class Query:
         after: str | None = None,
     ) -> Connection[PeerSupporter] | None:
         return await supporter_connection(info, filter, first, after)
+
+    @strawberry.field(description="Where peer programs meet, newest change first.")
+    async def locations(
+        self,
+        info: Info,
+        filter: LocationFilterInput | None = None,
+        first: int | None = None,
+        after: str | None = None,
+    ) -> Connection[Location] | None:
+        return await location_connection(info, filter, first, after)
+
+    @strawberry.field
+    async def location(self, info: Info, id: strawberry.ID) -> Location | None:
+        return await load_location(info, parse_id(id, "id"))
 
     @strawberry.field
     async def peer_supporter(self, info: Info, id: strawberry.ID) -> PeerSupporter | None:

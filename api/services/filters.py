@@ -7,6 +7,7 @@ from datetime import datetime
 from enum import StrEnum
 from uuid import UUID
 
+from api.domain.locations import LocationStatus
 from api.domain.procedures import ProcedureStatus
 from api.domain.programs import DeliveryMode, ProgramKind
 from api.domain.referrals import Direction, Priority, ReferralStatus
@@ -52,7 +53,27 @@ class ProgramFilter:
     language: str | None = None
     delivery_mode: DeliveryMode | None = None
     accepting_referrals: bool | None = None
-    updated_since: datetime | None = None
+    updated_since: datetime | None = None  # exclusive
+    updated_before: datetime | None = None  # exclusive
+    location_ids: frozenset[UUID] = frozenset()  # meets at any of these
+    ids: frozenset[UUID] = frozenset()
+
+
+@dataclass(frozen=True)
+class LocationFilter:
+    """Program locations: names and postal codes match from their start, case-insensitively
+    (FHIR string search) unless `name_exact`; cities and states match whole."""
+
+    ids: frozenset[UUID] = frozenset()
+    organization_id: UUID | None = None
+    name: str | None = None
+    name_exact: bool = False
+    city: str | None = None
+    state: str | None = None
+    postal_code: str | None = None
+    statuses: frozenset[LocationStatus] = frozenset()
+    updated_since: datetime | None = None  # exclusive
+    updated_before: datetime | None = None  # exclusive
 
 
 @dataclass(frozen=True)

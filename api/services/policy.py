@@ -28,6 +28,8 @@ class Capability(StrEnum):
     READ_ORGANIZATIONS = "read organizations"
     READ_PROGRAMS = "read peer programs"
     MANAGE_PROGRAMS = "manage peer programs"
+    READ_LOCATIONS = "read program locations"
+    MANAGE_LOCATIONS = "manage program locations"
     READ_SUPPORTERS = "read peer supporters"
     MANAGE_SUPPORTERS = "manage peer supporters"
     READ_PATIENTS = "read patients"
@@ -63,6 +65,8 @@ CAPABILITY_SCOPES: dict[Capability, tuple[Scope, ...]] = {
     Capability.READ_ORGANIZATIONS: _scopes("user/Organization.rs"),
     Capability.READ_PROGRAMS: _scopes("user/HealthcareService.rs"),
     Capability.MANAGE_PROGRAMS: _scopes("user/HealthcareService.cu"),
+    Capability.READ_LOCATIONS: _scopes("user/Location.rs"),
+    Capability.MANAGE_LOCATIONS: _scopes("user/Location.cu"),
     Capability.READ_SUPPORTERS: _scopes("user/PractitionerRole.rs"),
     Capability.MANAGE_SUPPORTERS: _scopes("user/PractitionerRole.cu"),
     Capability.READ_PATIENTS: _scopes("user/Patient.rs"),

@@ -15,6 +15,7 @@ from api.domain.principal import Principal
 from api.domain.programs import DeliveryMode, PeerProgram, ProgramKind
 from api.services import idempotency
 from api.services.filters import ProgramFilter
+from api.services.locations import check_own_locations
 from api.services.pagination import Keyset, Page, PageRequest, page_from_rows
 from api.services.policy import Capability, require, require_organization, utcnow
 from api.services.repositories import UnitOfWork
@@ -35,6 +36,7 @@ class UpsertPeerProgram:
     capacity: int | None = None
     accepting_referrals: bool = True
     substance_use_focus: bool = False
+    location_ids: tuple[UUID, ...] | None = None  # where it meets; None keeps the stored ones
 
 
 def _check(command: UpsertPeerProgram) -> None:
@@ -77,6 +79,9 @@ async def upsert_program(
         if organization is None or organization.kind is not OrganizationKind.PEER_ORGANIZATION:
             raise Forbidden("only peer organizations offer peer programs")
         now = utcnow()
+        location_ids = command.location_ids or ()
+        if command.location_ids:
+            await check_own_locations(uow, principal, command.location_ids)
         if command.id is None:
             program_id, version, created_at = uuid.uuid4(), 1, now
         else:
@@ -86,6 +91,8 @@ async def upsert_program(
             require_organization(principal, existing.organization_id, "this program")
             program_id, created_at = existing.id, existing.created_at
             version = (command.expected_version or 0) + 1
+            if command.location_ids is None:
+                location_ids = existing.location_ids
         saved = await uow.programs.save(
             PeerProgram(
                 id=program_id,
@@ -102,6 +109,7 @@ async def upsert_program(
                 version=version,
                 created_at=created_at,
                 updated_at=now,
+                location_ids=location_ids,
             )
         )
         await uow.outbox.add_many(

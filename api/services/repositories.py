@@ -15,6 +15,7 @@ from api.domain.audit import AuditEvent, AuditRecord
 from api.domain.consents import Consent
 from api.domain.documents import ConsentForm
 from api.domain.events import DomainEvent
+from api.domain.locations import Location
 from api.domain.organizations import Organization, OrganizationKind
 from api.domain.outcomes import OutcomeMeasure
 from api.domain.patients import Patient, PatientIdentifier
@@ -24,7 +25,13 @@ from api.domain.referrals import Referral, StatusChange
 from api.domain.sessions import Attendance, PeerSession
 from api.domain.supporters import PeerSupporter
 from api.domain.verbatim import Verbatim
-from api.services.filters import ProcedureFilter, ProgramFilter, ReferralFilter, SupporterFilter
+from api.services.filters import (
+    LocationFilter,
+    ProcedureFilter,
+    ProgramFilter,
+    ReferralFilter,
+    SupporterFilter,
+)
 from api.services.pagination import Keyset, Order
 
 
@@ -53,6 +60,20 @@ class ProgramRepository(Protocol):
         self, organization_ids: Sequence[UUID], after: Keyset | None, limit: int
     ) -> list[PeerProgram]:
         """Up to `limit` programs of each organization, newest change first."""
+
+
+class LocationRepository(Protocol):
+    async def save(self, location: Location) -> Location:
+        """Insert, or update when the stored version is `version - 1` (else VersionConflict)."""
+
+    async def get_many(self, ids: Sequence[UUID]) -> list[Location | None]: ...
+    async def search(
+        self,
+        where: LocationFilter,
+        after: Keyset | None,
+        limit: int,
+        order: Order = Order.NEWEST_CHANGE_FIRST,
+    ) -> list[Location]: ...
 
 
 class SupporterRepository(Protocol):
@@ -256,6 +277,8 @@ class UnitOfWork(Protocol):
     def organizations(self) -> OrganizationRepository: ...
     @property
     def programs(self) -> ProgramRepository: ...
+    @property
+    def locations(self) -> LocationRepository: ...
     @property
     def supporters(self) -> SupporterRepository: ...
     @property

@@ -9,6 +9,7 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from uuid import UUID
 
 import asyncpg
 import httpx
@@ -31,6 +32,7 @@ from api.domain.referrals import ReferralStatus  # noqa: E402
 from api.integrations.fhir.resources.audit import to_fhir_audit_event  # noqa: E402
 from api.integrations.fhir.resources.consents import to_fhir_consent  # noqa: E402
 from api.integrations.fhir.resources.documents import to_fhir_document_reference  # noqa: E402
+from api.integrations.fhir.resources.locations import to_fhir_location  # noqa: E402
 from api.integrations.fhir.resources.measures import (  # noqa: E402
     to_fhir_observation,
     to_fhir_questionnaire_response,
@@ -51,6 +53,49 @@ from api.integrations.fhir.resources.supporters import (  # noqa: E402
     to_fhir_practitioner,
     to_fhir_practitioner_role,
 )
+from api.services import programs  # noqa: E402
+
+
+def _location(network: Network) -> dict[str, Any]:
+    """A Location with modelled and kept elements of every kind."""
+    return {
+        "resourceType": "Location",
+        "meta": {"profile": ["http://hl7.org/fhir/us/core/StructureDefinition/us-core-location"]},
+        "identifier": [{"system": "http://example.org/sites", "value": "HALL-7"}],
+        "status": "active",
+        "name": "Grace Church Hall",
+        "alias": ["The Hall"],
+        "mode": "instance",
+        "type": [
+            {
+                "coding": [
+                    {"system": "http://terminology.hl7.org/CodeSystem/v3-RoleCode", "code": "COMM"}
+                ]
+            }
+        ],
+        "telecom": [{"system": "phone", "value": "+1 555 0100", "use": "work", "rank": 1}],
+        "address": {
+            "use": "work",
+            "line": ["12 Elm St"],
+            "city": "Springfield",
+            "state": "IL",
+            "postalCode": "62701",
+            "period": {"start": "2020-01-01"},
+        },
+        "physicalType": {
+            "coding": [
+                {
+                    "system": "http://terminology.hl7.org/CodeSystem/location-physical-type",
+                    "code": "bu",
+                }
+            ]
+        },
+        "position": {"longitude": -89.65, "latitude": 39.78, "altitude": 0},
+        "managingOrganization": {"reference": f"Organization/{network.peer.id}"},
+        "hoursOfOperation": [{"daysOfWeek": ["tue"], "openingTime": "18:00:00"}],
+        "extension": [{"url": "http://example.org/fhir/parking", "valueBoolean": True}],
+    }
+
 
 pytestmark = [
     pytest.mark.contract,
@@ -85,6 +130,7 @@ def _mapped_samples() -> list[dict[str, Any]]:
         measure = data.draw(s.measures())
         out.extend([to_fhir_questionnaire_response(measure), to_fhir_observation(measure)])
         out.append(to_fhir_audit_event(data.draw(s.audit_events)))
+        out.append(to_fhir_location(data.draw(s.locations)))
 
     collect()
     return out
@@ -108,6 +154,7 @@ def test_every_mapped_resource_type_passes_both_validators() -> None:
         "QuestionnaireResponse",
         "Observation",
         "AuditEvent",
+        "Location",
     }
     assert validate(resources) == []
 
@@ -143,6 +190,18 @@ async def fhir_api_responses(
     attendance = await clinic.ok("GET", f"Encounter?patient={patient}")
     audit = await clinic.ok("GET", f"AuditEvent?patient={patient}&_count=5")
     inline = await clinic.ok("POST", "DocumentReference", consent_form(patient, inline=True))
+    hall = await peer.ok("POST", "Location", _location(network))
+    await programs.upsert_program(
+        network.uow(),
+        network.as_peer,
+        programs.UpsertPeerProgram(
+            name=network.program.name,
+            kind=network.program.kind,
+            id=network.program.id,
+            expected_version=network.program.version,
+            location_ids=(UUID(hall["id"]),),
+        ),
+    )
     for path in (
         f"ServiceRequest/{referral_id}",
         f"Procedure/{procedure_id}",
@@ -175,6 +234,9 @@ async def fhir_api_responses(
         f"PractitionerRole?organization=Organization/{network.peer.id}"
         "&_include=PractitionerRole:organization&_include=PractitionerRole:practitioner",
         "HealthcareService?type=support_group",
+        f"Location/{hall['id']}",
+        "Location?address-city=springfield&_sort=_lastUpdated",
+        f"HealthcareService?location=Location/{hall['id']}&_include=HealthcareService:location",
         "Task?colour=blue",
         f"Task/{network.peer.id}",
     ):
@@ -227,6 +289,7 @@ async def test_everything_the_fhir_api_returned_passes_both_validators(
         "HealthcareService",
         "Organization",
         "AuditEvent",
+        "Location",
     } <= types
     print(f"validated {len(resources)} API resources of {len(types)} types")
     assert validate(resources) == []

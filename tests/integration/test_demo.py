@@ -19,7 +19,9 @@ SELECT (SELECT count(*) FROM organizations) AS organizations,
        (SELECT count(*) FROM certifications WHERE expires_on < current_date) AS expired_certs,
        (SELECT count(*) FROM attendance) AS attendance,
        (SELECT count(DISTINCT instrument) FROM outcome_measures) AS instruments,
-       (SELECT count(*) FROM oauth_clients) AS clients
+       (SELECT count(*) FROM oauth_clients) AS clients,
+       (SELECT count(*) FROM locations) AS locations,
+       (SELECT count(*) FROM peer_programs WHERE cardinality(location_ids) > 0) AS programs_met
 """
 
 
@@ -36,6 +38,7 @@ async def test_the_demo_network_has_every_kind_status_and_direction_and_loads_on
     assert first["revoked_consents"] > 0 and first["part2_consents"] > 0
     assert first["expired_certs"] > 0 and first["attendance"] > 0
     assert first["instruments"] == 2 and first["clients"] == 5
+    assert first["locations"] == 6 and first["programs_met"] >= 6  # online ones meet nowhere
     again = await load_demo(pool, settings)
     assert "already loaded" in again
     async with pool.acquire() as conn:

@@ -15,7 +15,15 @@ from api.cli.main import main
 from api.schema.schema import print_sdl
 
 COMMITTED = Path(__file__).parents[2] / "schema.graphql"
-ENTITIES = {"Organization", "PeerProgram", "PeerSupporter", "Patient", "Referral", "Consent"}
+ENTITIES = {
+    "Organization",
+    "PeerProgram",
+    "Location",
+    "PeerSupporter",
+    "Patient",
+    "Referral",
+    "Consent",
+}
 
 
 def test_the_committed_sdl_matches_the_schema() -> None:
@@ -38,7 +46,7 @@ async def test_service_sdl_serves_the_committed_sdl_without_a_token(
     assert response.json()["data"]["_service"]["sdl"] + "\n" == COMMITTED.read_text()
 
 
-def test_the_sdl_is_a_federation_2_9_subgraph_with_the_six_entities() -> None:
+def test_the_sdl_is_a_federation_2_9_subgraph_with_the_seven_entities() -> None:
     sdl = COMMITTED.read_text()
 
     assert '@link(url: "https://specs.apollo.dev/federation/v2.9", import: ["@key"])' in sdl

@@ -10,6 +10,20 @@ from hypothesis import strategies as st
 from api.domain.audit import AuditAction, AuditEvent, AuditOutcome, AuditRecord
 from api.domain.consents import Consent, DataClass, Purpose
 from api.domain.documents import CONTENT_TYPES, ConsentForm, source_reference_of
+from api.domain.locations import (
+    ADDRESS_TYPES,
+    ADDRESS_USES,
+    CONTACT_SYSTEMS,
+    CONTACT_USES,
+    Address,
+    Concept,
+    ContactPoint,
+    Location,
+    LocationMode,
+    LocationStatus,
+    Period,
+    Position,
+)
 from api.domain.organizations import Organization, OrganizationKind
 from api.domain.outcomes import INSTRUMENTS, Instrument, OutcomeMeasure
 from api.domain.patients import Gender, Patient, PatientIdentifier
@@ -74,8 +88,9 @@ organizations = st.builds(
 )
 
 programs = st.builds(
-    lambda id, org, name, kind, desc, langs, modes, elig, cap, acc, sud, v, at: PeerProgram(
-        id, org, name, kind, desc, tuple(langs), tuple(modes), elig, cap, acc, sud, v, at, at
+    lambda id, org, name, kind, desc, langs, modes, elig, cap, acc, sud, v, at, locs: PeerProgram(
+        id, org, name, kind, desc, tuple(langs), tuple(modes), elig, cap, acc, sud, v, at, at,
+        tuple(locs),
     ),
     st.uuids(),
     st.uuids(),
@@ -90,6 +105,60 @@ programs = st.builds(
     st.booleans(),
     versions,
     stamps,
+    st.lists(st.uuids(), unique=True, max_size=3),
+)
+
+
+_periods = st.builds(
+    Period, st.none() | days.map(date.isoformat), st.none() | st.just("2031-01-01T00:00:00Z")
+).filter(lambda p: p.start or p.end)
+_addresses = st.builds(
+    Address,
+    use=st.none() | st.sampled_from(sorted(ADDRESS_USES)),
+    type=st.none() | st.sampled_from(sorted(ADDRESS_TYPES)),
+    text=st.none() | text,
+    lines=st.lists(text, max_size=2).map(tuple),
+    city=st.none() | text,
+    district=st.none() | text,
+    state=st.none() | text,
+    postal_code=st.none() | code,
+    country=st.none() | st.just("US"),
+    period=st.none() | _periods,
+).filter(lambda a: any(v not in (None, ()) for v in vars(a).values()))
+_contacts = st.builds(
+    ContactPoint,
+    system=st.sampled_from(sorted(CONTACT_SYSTEMS)),
+    value=st.none() | text,
+    use=st.none() | st.sampled_from(sorted(CONTACT_USES)),
+    rank=st.none() | st.integers(1, 9),
+    period=st.none() | _periods,
+)
+locations = st.builds(
+    Location,
+    id=st.uuids(),
+    organization_id=st.uuids(),
+    name=text,
+    description=st.none() | text,
+    status=st.none() | st.sampled_from(LocationStatus),
+    mode=st.none() | st.sampled_from(LocationMode),
+    physical_type=st.none()
+    | st.builds(
+        Concept,
+        st.lists(st.builds(Coding, uri, code, st.none() | text), max_size=2).map(tuple),
+        st.none() | text,
+    ).filter(lambda c: c.codings or c.text),
+    address=st.none() | _addresses,
+    telecom=st.lists(_contacts, max_size=3).map(tuple),
+    position=st.none()
+    | st.builds(
+        Position,
+        st.floats(-180, 180, allow_nan=False),
+        st.floats(-90, 90, allow_nan=False),
+        st.none() | st.floats(-400, 9000, allow_nan=False),
+    ),
+    version=versions,
+    created_at=stamps,
+    updated_at=stamps,
 )
 
 

@@ -1,4 +1,4 @@
-"""Directory mutations: a peer organization's own programs and supporters."""
+"""Directory mutations: a peer organization's own programs, their locations and supporters."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ from datetime import date
 
 import strawberry
 
+from api.domain.locations import LocationMode, LocationStatus
 from api.domain.programs import DeliveryMode, ProgramKind
 from api.domain.supporters import (
     Certification,
@@ -15,10 +16,18 @@ from api.domain.supporters import (
     SupervisorKind,
 )
 from api.schema.context import Info
-from api.schema.ids import parse_optional_id
+from api.schema.ids import parse_ids, parse_optional_id
+from api.schema.location import (
+    AddressInput,
+    CodeableConceptInput,
+    ContactPointInput,
+    GeoPositionInput,
+    Location,
+)
 from api.schema.program import PeerProgram
 from api.schema.supporter import PeerSupporter
-from api.services import programs, supporters
+from api.services import locations, programs, supporters
+from api.services.locations import UpsertLocation
 from api.services.programs import UpsertPeerProgram
 from api.services.supporters import UpsertPeerSupporter
 
@@ -38,6 +47,11 @@ class UpsertPeerProgramInput:
     capacity: int | None = None
     accepting_referrals: bool = True
     substance_use_focus: bool = False
+    location_ids: list[strawberry.ID] | None = strawberry.field(
+        default=None,
+        description="Where it meets (your own locations), in order; [] for none; left out, "
+        "an update keeps the locations it had.",
+    )
     idempotency_key: str | None = None
 
     def to_command(self) -> UpsertPeerProgram:
@@ -53,6 +67,42 @@ class UpsertPeerProgramInput:
             capacity=self.capacity,
             accepting_referrals=self.accepting_referrals,
             substance_use_focus=self.substance_use_focus,
+            location_ids=parse_ids(self.location_ids, "input.locationIds")
+            if self.location_ids is not None
+            else None,
+        )
+
+
+@strawberry.input(
+    description="Create a location (no id) or replace one (id; expectedVersion, when given, "
+    "must be the current version). Elements only FHIR carries (identifiers, opening hours, "
+    "...) are left as they were."
+)
+class UpsertLocationInput:
+    name: str
+    id: strawberry.ID | None = None
+    expected_version: int | None = None
+    description: str | None = None
+    status: LocationStatus | None = None
+    mode: LocationMode | None = None
+    physical_type: CodeableConceptInput | None = None
+    address: AddressInput | None = None
+    telecom: list[ContactPointInput] = strawberry.field(default_factory=list)
+    position: GeoPositionInput | None = None
+    idempotency_key: str | None = None
+
+    def to_command(self) -> UpsertLocation:
+        return UpsertLocation(
+            name=self.name,
+            id=parse_optional_id(self.id, "input.id"),
+            expected_version=self.expected_version,
+            description=self.description,
+            status=self.status,
+            mode=self.mode,
+            physical_type=self.physical_type.to_domain() if self.physical_type else None,
+            address=self.address.to_domain() if self.address else None,
+            telecom=tuple(t.to_domain() for t in self.telecom),
+            position=self.position.to_domain() if self.position else None,
         )
 
 
@@ -124,6 +174,16 @@ class DirectoryMutations:
             idempotency_key=input.idempotency_key,
         )
         return PeerProgram.from_domain(program)
+
+    @strawberry.mutation(description="Create or update one of your program locations.")
+    async def upsert_location(self, info: Info, input: UpsertLocationInput) -> Location | None:
+        location = await locations.upsert_location(
+            info.context.unit_of_work(),
+            info.context.principal,
+            input.to_command(),
+            idempotency_key=input.idempotency_key,
+        )
+        return Location.from_domain(location)
 
     @strawberry.mutation(description="Create or update one of your peer supporters.")
     async def upsert_peer_supporter(

@@ -73,6 +73,7 @@ def to_fhir_healthcare_service(program: PeerProgram) -> Json:
             if program.eligibility
             else [],
             "referralMethod": [{"coding": [coding(_REFERRAL_METHOD, "elec", "Secure Messaging")]}],
+            "location": [ref("Location", location_id) for location_id in program.location_ids],
         },
     )
 
@@ -111,4 +112,8 @@ def from_fhir_healthcare_service(resource: Mapping[str, Any]) -> PeerProgram:
         version=version,
         created_at=updated_at,
         updated_at=updated_at,
+        location_ids=tuple(
+            ref_id(location, "Location", f"HealthcareService.location[{index}]")
+            for index, location in enumerate(resource.get("location", ()))
+        ),
     )

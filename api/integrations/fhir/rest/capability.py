@@ -24,6 +24,7 @@ INTERACTIONS: dict[str, tuple[str, ...]] = {
     "Consent": ("read", "vread", "search-type", "create", "update"),
     "DocumentReference": ("read", "vread", "search-type", "create"),
     "HealthcareService": ("read", "vread", "search-type"),
+    "Location": ("read", "vread", "search-type", "create", "update"),
     "Practitioner": ("read", "vread", "search-type"),
     "PractitionerRole": ("read", "vread", "search-type"),
     "Organization": ("read", "vread", "search-type"),
@@ -67,6 +68,15 @@ _DOCS = {
     "otherwise). Creates honour an Idempotency-Key header. Update: the organization that "
     "recorded it, with the same checks; basedOn, subject and performer Organization cannot "
     'change; If-Match W/"<version>" is honoured (412 on mismatch).',
+    "HealthcareService": "A peer program; location lists where it meets (Location).",
+    "Location": "Where peer programs meet. Create and update: a peer organization, for its "
+    "own locations (managingOrganization, if sent, is the caller's organization); If-Match "
+    'W/"<version>" is honoured (412 on mismatch). name, description, status, mode, '
+    "physicalType, address, telecom and position are modelled (a part of them PeerBridge "
+    "does not model, e.g. an extension inside address, is refused by path); every other "
+    "element is kept as sent. Search: name and address-postalcode match from the start "
+    "(name:exact matches whole), address-city and address-state match whole, all "
+    "case-insensitively.",
     "AuditEvent": "The accounting of disclosures: the patient's holding organization sees every "
     "access to the patient's data, other organizations their own accesses.",
 }

@@ -16,6 +16,7 @@ from api.integrations.fhir.resources.audit import to_fhir_audit_event
 from api.integrations.fhir.resources.consents import to_fhir_consent
 from api.integrations.fhir.resources.datatypes import Json
 from api.integrations.fhir.resources.documents import to_fhir_document_reference
+from api.integrations.fhir.resources.locations import to_fhir_location
 from api.integrations.fhir.resources.measures import (
     to_fhir_observation,
     to_fhir_questionnaire_response,
@@ -39,6 +40,7 @@ from api.services import (
     care_reads,
     consent_forms,
     consents,
+    locations,
     organizations,
     patients,
     procedures,
@@ -145,7 +147,7 @@ READABLE = frozenset(
     {
         "ServiceRequest", "Task", "Encounter", "Patient", "Consent", "Procedure",
         "DocumentReference", "AuditEvent", "HealthcareService", "Practitioner",
-        "PractitionerRole", "Organization", "Observation", "QuestionnaireResponse",
+        "PractitionerRole", "Organization", "Observation", "QuestionnaireResponse", "Location",
     }
 )  # fmt: skip
 
@@ -179,6 +181,9 @@ async def read_outcomes(ctx: FhirContext, resource_type: str, ids: Sequence[UUID
     if resource_type == "HealthcareService":
         found_programs = await programs.get_programs(uow, who, ids)
         return _mapped(resource_type, ids, found_programs, to_fhir_healthcare_service)
+    if resource_type == "Location":
+        found_locations = await locations.get_locations(uow, who, ids)
+        return _mapped(resource_type, ids, found_locations, to_fhir_location)
     if resource_type in ("Practitioner", "PractitionerRole"):
         found_supporters = await supporters.get_supporters(uow, who, ids)
         convert = (

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 from api.domain.patients import PatientIdentifier
-from api.domain.programs import ProgramKind
 from api.domain.referrals import Direction, ReferralStatus
 from api.integrations.fhir.resources import codes
 from api.integrations.fhir.resources.patients import to_fhir_patient
-from api.integrations.fhir.resources.programs import to_fhir_healthcare_service
 from api.integrations.fhir.resources.supporters import (
     to_fhir_practitioner,
     to_fhir_practitioner_role,
@@ -15,6 +13,7 @@ from api.integrations.fhir.resources.supporters import (
 from api.integrations.fhir.rest.context import FhirContext
 from api.integrations.fhir.rest.operation_outcomes import BadRequest
 from api.integrations.fhir.rest.reads import read_many, referral_resource, task_outputs
+from api.integrations.fhir.rest.search_directory import location_search, program_search
 from api.integrations.fhir.rest.search_includes import SearchResult, includes, page
 from api.integrations.fhir.rest.search_parameters import (
     SearchRequest,
@@ -31,8 +30,8 @@ from api.integrations.fhir.rest.search_records import (
     document_search,
     procedure_search,
 )
-from api.services import patients, procedures, programs, referrals, supporters
-from api.services.filters import ProgramFilter, ReferralFilter, SupporterFilter
+from api.services import patients, procedures, referrals, supporters
+from api.services.filters import ReferralFilter, SupporterFilter
 
 __all__ = ["SearchResult", "search"]
 
@@ -140,6 +139,8 @@ async def search(ctx: FhirContext, request: SearchRequest) -> SearchResult:
         "QuestionnaireResponse": care_search,
         "Encounter": care_search,
         "AuditEvent": audit_search,
+        "HealthcareService": program_search,
+        "Location": location_search,
     }
     if kind in by_kind:
         return await by_kind[kind](ctx, request)
@@ -147,8 +148,6 @@ async def search(ctx: FhirContext, request: SearchRequest) -> SearchResult:
         return await _by_ids(ctx, request)
     if kind == "Patient":
         return await _patient_search(ctx, request)
-    if kind == "HealthcareService":
-        return await _program_search(ctx, request)
     if kind in ("Practitioner", "PractitionerRole"):
         return await _supporter_search(ctx, request)
     raise BadRequest(f"search on {kind} needs _id", field="_id")
@@ -163,31 +162,6 @@ async def _patient_search(ctx: FhirContext, request: SearchRequest) -> SearchRes
         ctx.new_uow(), ctx.principal, PatientIdentifier(system, value)
     )
     return page([to_fhir_patient(patient) for patient in matches], [], None)
-
-
-_KIND_OF_TYPE = {k.value: k for k in ProgramKind} | {
-    code: kind for kind, (code, _) in codes.PROGRAM_SNOMED.items()
-}
-
-
-async def _program_search(ctx: FhirContext, request: SearchRequest) -> SearchResult:
-    lower, _upper = since(request)
-    types = [v.rsplit("|", 1)[-1] for v in token_values(request, "type")]
-    kinds = frozenset(_KIND_OF_TYPE[t] for t in types if t in _KIND_OF_TYPE)
-    if types and not kinds:
-        return page([], [], None)
-    listed = await programs.list_programs(
-        ctx.new_uow(),
-        ctx.principal,
-        ProgramFilter(
-            organization_id=one_id(request, "organization", "Organization"),
-            kinds=kinds,
-            updated_since=lower,
-        ),
-        page_request(request),
-    )
-    matches = [to_fhir_healthcare_service(p) for p in listed.items]
-    return page(matches, [], listed.end_cursor if listed.has_next_page else None)
 
 
 async def _supporter_search(ctx: FhirContext, request: SearchRequest) -> SearchResult:

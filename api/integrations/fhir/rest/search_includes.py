@@ -33,6 +33,7 @@ INCLUDE_PATHS: dict[str, tuple[str, ...]] = {
     "Task:patient": ("for",),
     "Task:owner": ("owner",),
     "Consent:source-reference": ("sourceReference",),
+    "HealthcareService:location": ("location",),
     "PractitionerRole:organization": ("organization",),
     "PractitionerRole:practitioner": ("practitioner",),
 }

@@ -113,6 +113,17 @@ SEARCH_PARAMS: dict[str, tuple[SearchParam, ...]] = {
         _UPDATED,
         _p("type", Kind.TOKEN, "program kind, or SNOMED 711281004"),
         _p("organization", Kind.REFERENCE, "Organization/<id>"),
+        _p("location", Kind.REFERENCE, "Location/<id>: programs meeting there"),
+    ),
+    "Location": (
+        _ID,
+        _UPDATED,
+        _p("organization", Kind.REFERENCE, "Organization/<id> (managingOrganization)"),
+        _p("name", Kind.STRING, "starts with, case-insensitive (name:exact: whole)"),
+        _p("address-city", Kind.STRING, "the city, case-insensitive"),
+        _p("address-state", Kind.STRING, "the state, case-insensitive"),
+        _p("address-postalcode", Kind.STRING, "the postal code, from its start"),
+        _p("status", Kind.TOKEN, "active | suspended | inactive"),
     ),
     "Practitioner": (_ID, _p("organization", Kind.REFERENCE, "via the PractitionerRole")),
     "PractitionerRole": (
@@ -152,6 +163,7 @@ INCLUDES: dict[str, tuple[str, ...]] = {
         "ServiceRequest:performer",
     ),
     "Task": ("Task:focus", "Task:output", "Task:patient", "Task:owner"),
+    "HealthcareService": ("HealthcareService:location",),
     "Consent": ("Consent:source-reference",),
     "PractitionerRole": ("PractitionerRole:organization", "PractitionerRole:practitioner"),
 }
@@ -163,7 +175,7 @@ SORT_ORDERS = {
     "_lastUpdated": Order.OLDEST_CHANGE_FIRST,
     "-_lastUpdated": Order.NEWEST_CHANGE_FIRST,
 }
-SORTABLE = frozenset({"ServiceRequest", "Task", "Procedure", "HealthcareService"})
+SORTABLE = frozenset({"ServiceRequest", "Task", "Procedure", "HealthcareService", "Location"})
 SORT_DOCUMENTATION = (
     "_lastUpdated (oldest change first: the polling order) or -_lastUpdated (newest change "
     "first, the default)"

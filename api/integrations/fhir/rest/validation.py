@@ -65,6 +65,12 @@ _REQUIRED_CODES: dict[str, frozenset[str]] = {
     "DocumentReference.docStatus": frozenset(
         {"preliminary", "final", "amended", "entered-in-error"}
     ),
+    "Location.status": frozenset({"active", "suspended", "inactive"}),
+    "Location.mode": frozenset({"instance", "kind"}),
+    "Location.telecom.system": frozenset({"phone", "fax", "email", "pager", "url", "sms", "other"}),
+    "Location.telecom.use": frozenset({"home", "work", "temp", "old", "mobile"}),
+    "Location.address.use": frozenset({"home", "work", "temp", "old", "billing"}),
+    "Location.address.type": frozenset({"postal", "physical", "both"}),
     "Encounter.status": frozenset(
         {
             "planned", "arrived", "triaged", "in-progress", "onleave", "finished", "cancelled",
@@ -82,6 +88,7 @@ ACCEPTED_TYPES = (
     "QuestionnaireResponse",
     "Encounter",
     "Procedure",
+    "Location",
     "Bundle",
 )
 

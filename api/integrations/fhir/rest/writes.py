@@ -39,6 +39,7 @@ from api.integrations.fhir.resources.sessions import (
     to_fhir_attendance_encounter,
     to_fhir_session_encounter,
 )
+from api.integrations.fhir.rest import directory_writes
 from api.integrations.fhir.rest.context import FhirContext
 from api.integrations.fhir.rest.operation_outcomes import MethodNotAllowed
 from api.integrations.fhir.rest.reads import procedure_resource, task_outputs
@@ -91,6 +92,8 @@ async def create(ctx: FhirContext, resource: Json) -> Json:
             idempotency_key=ctx.idempotency_key,
         )
         return to_fhir_document_reference(form)
+    if kind == "Location":
+        return await directory_writes.create_location(ctx, resource)
     raise MethodNotAllowed(f"create is not supported for {kind}")
 
 
@@ -288,4 +291,6 @@ async def update(
         return await update_consent(ctx, resource_id, resource, expected)
     if resource_type == "Procedure":
         return await update_procedure(ctx, resource_id, resource, expected)
+    if resource_type == "Location":
+        return await directory_writes.update_location(ctx, resource_id, resource, expected)
     raise MethodNotAllowed(f"update is not supported for {resource_type}")
