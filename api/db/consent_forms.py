@@ -7,11 +7,12 @@ from uuid import UUID
 
 import asyncpg
 
+from api.db.verbatim import verbatim_json
 from api.domain.documents import ConsentForm
 
 _COLUMNS = (
     "id, patient_id, organization_id, content_type, title, url, data, version, created_at, "
-    "updated_at"
+    "updated_at, verbatim"
 )
 
 
@@ -27,6 +28,7 @@ def _form(row: asyncpg.Record) -> ConsentForm:
         version=row["version"],
         created_at=row["created_at"],
         updated_at=row["updated_at"],
+        verbatim=row["verbatim"],
     )
 
 
@@ -37,7 +39,7 @@ class PostgresConsentFormRepository:
     async def add(self, form: ConsentForm) -> ConsentForm:
         row = await self._db.fetchrow(
             f"INSERT INTO consent_forms ({_COLUMNS}) VALUES "
-            f"($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING {_COLUMNS}",
+            f"($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING {_COLUMNS}",
             form.id,
             form.patient_id,
             form.organization_id,
@@ -48,6 +50,7 @@ class PostgresConsentFormRepository:
             form.version,
             form.created_at,
             form.updated_at,
+            verbatim_json(form.verbatim),
         )
         return _form(row)
 

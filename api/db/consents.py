@@ -7,13 +7,14 @@ from uuid import UUID
 
 import asyncpg
 
+from api.db.verbatim import verbatim_json
 from api.domain.consents import Consent, DataClass, Purpose
 from api.domain.errors import VersionConflict
 
 _COLUMNS = (
     "id, patient_id, recorded_by_organization_id, recipient_organization_id, purposes, "
     "data_classes, period_start, period_end, revoked, revoked_at, revocation_reason, "
-    "source_reference, version, created_at, updated_at"
+    "source_reference, version, created_at, updated_at, verbatim"
 )
 
 
@@ -34,6 +35,7 @@ def _consent(row: asyncpg.Record) -> Consent:
         version=row["version"],
         created_at=row["created_at"],
         updated_at=row["updated_at"],
+        verbatim=row["verbatim"],
     )
 
 
@@ -64,9 +66,10 @@ class PostgresConsentRepository:
     async def add(self, consent: Consent) -> Consent:
         row = await self._db.fetchrow(
             f"INSERT INTO consents ({_COLUMNS}) VALUES "
-            "($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) "
+            "($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) "
             f"RETURNING {_COLUMNS}",
             *_values(consent),
+            verbatim_json(consent.verbatim),
         )
         return _consent(row)
 
@@ -79,7 +82,7 @@ class PostgresConsentRepository:
             "AND recipient_organization_id = $4 AND version = $13 - 1 "
             "AND created_at = $14 "
             f"RETURNING {_COLUMNS}",
-            *_values(consent),
+            *_values(consent),  # what the source document said stays as it was sent
         )
         if row is None:
             actual = await self._db.fetchval(

@@ -7,11 +7,12 @@ from uuid import UUID
 
 import asyncpg
 
+from api.db.verbatim import verbatim_json
 from api.domain.outcomes import Instrument, OutcomeMeasure
 
 _COLUMNS = (
     "id, patient_id, organization_id, referral_id, instrument, administered_at, item_answers, "
-    "version, created_at, updated_at"
+    "version, created_at, updated_at, verbatim"
 )
 
 
@@ -27,6 +28,7 @@ def _measure(row: asyncpg.Record) -> OutcomeMeasure:
         version=row["version"],
         created_at=row["created_at"],
         updated_at=row["updated_at"],
+        verbatim=row["verbatim"],
     )
 
 
@@ -37,7 +39,7 @@ class PostgresOutcomeRepository:
     async def add(self, measure: OutcomeMeasure) -> OutcomeMeasure:
         row = await self._db.fetchrow(
             f"INSERT INTO outcome_measures ({_COLUMNS}, total, safety_signal) VALUES "
-            f"($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING {_COLUMNS}",
+            f"($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) RETURNING {_COLUMNS}",
             measure.id,
             measure.patient_id,
             measure.organization_id,
@@ -48,6 +50,7 @@ class PostgresOutcomeRepository:
             measure.version,
             measure.created_at,
             measure.updated_at,
+            verbatim_json(measure.verbatim),
             measure.total,
             measure.safety_signal,
         )

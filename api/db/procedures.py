@@ -8,6 +8,7 @@ from uuid import UUID
 import asyncpg
 
 from api.db.sql import Where, keyset_after, keyset_order
+from api.db.verbatim import verbatim_json
 from api.domain.errors import VersionConflict
 from api.domain.procedures import Procedure, ProcedureStatus
 from api.domain.referrals import Coding
@@ -16,16 +17,17 @@ from api.services.pagination import Keyset, Order
 
 _COLUMNS = (
     "id, referral_id, patient_id, performer_organization_id, supporter_id, status, codes, "
-    "category_system, category_code, performed_start, performed_end, units, part2, version, "
-    "created_at, updated_at"
+    "categories, performed_start, performed_end, units, part2, version, created_at, "
+    "updated_at, verbatim"
 )
 _QUALIFIED = ", ".join(f"p.{c.strip()}" for c in _COLUMNS.split(","))
 
 
+def _codings(values: Sequence[dict[str, str]]) -> tuple[Coding, ...]:
+    return tuple(Coding(c["system"], c["code"], c.get("display")) for c in values)
+
+
 def _procedure(row: asyncpg.Record) -> Procedure:
-    category = (
-        Coding(row["category_system"], row["category_code"]) if row["category_code"] else None
-    )
     return Procedure(
         id=row["id"],
         referral_id=row["referral_id"],
@@ -33,8 +35,8 @@ def _procedure(row: asyncpg.Record) -> Procedure:
         performer_organization_id=row["performer_organization_id"],
         supporter_id=row["supporter_id"],
         status=ProcedureStatus(row["status"]),
-        codes=tuple(Coding(c["system"], c["code"], c.get("display")) for c in row["codes"]),
-        category=category,
+        codes=_codings(row["codes"]),
+        categories=_codings(row["categories"]),
         performed_start=row["performed_start"],
         performed_end=row["performed_end"],
         units=row["units"],
@@ -42,6 +44,7 @@ def _procedure(row: asyncpg.Record) -> Procedure:
         version=row["version"],
         created_at=row["created_at"],
         updated_at=row["updated_at"],
+        verbatim=row["verbatim"],
     )
 
 
@@ -63,7 +66,6 @@ class PostgresProcedureRepository:
         self._db = connection
 
     async def add(self, procedure: Procedure) -> Procedure:
-        category = procedure.category
         row = await self._db.fetchrow(
             f"INSERT INTO procedures ({_COLUMNS}) VALUES "
             "($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) "
@@ -75,8 +77,7 @@ class PostgresProcedureRepository:
             procedure.supporter_id,
             procedure.status.value,
             _codes(procedure.codes),
-            category.system if category else None,
-            category.code if category else None,
+            _codes(procedure.categories),
             procedure.performed_start,
             procedure.performed_end,
             procedure.units,
@@ -84,28 +85,28 @@ class PostgresProcedureRepository:
             procedure.version,
             procedure.created_at,
             procedure.updated_at,
+            verbatim_json(procedure.verbatim),
         )
         return _procedure(row)
 
     async def update(self, procedure: Procedure) -> Procedure:
         """What a delivery records; its referral, patient, performer and Part 2 flag stay."""
-        category = procedure.category
         row = await self._db.fetchrow(
             "UPDATE procedures SET supporter_id = $2, status = $3, codes = $4, "
-            "category_system = $5, category_code = $6, performed_start = $7, "
-            "performed_end = $8, units = $9, version = $10, updated_at = $11 "
-            f"WHERE id = $1 AND version = $10 - 1 RETURNING {_COLUMNS}",
+            "categories = $5, performed_start = $6, performed_end = $7, units = $8, "
+            "version = $9, updated_at = $10, verbatim = $11 "
+            f"WHERE id = $1 AND version = $9 - 1 RETURNING {_COLUMNS}",
             procedure.id,
             procedure.supporter_id,
             procedure.status.value,
             _codes(procedure.codes),
-            category.system if category else None,
-            category.code if category else None,
+            _codes(procedure.categories),
             procedure.performed_start,
             procedure.performed_end,
             procedure.units,
             procedure.version,
             procedure.updated_at,
+            verbatim_json(procedure.verbatim),
         )
         if row is None:
             actual = await self._db.fetchval(
@@ -154,8 +155,9 @@ class PostgresProcedureRepository:
         if where.categories:
             pairs, bare = _tokens(where.categories)
             w.add(
-                "(p.category_system || '|' || p.category_code = ANY({}::text[]) "
-                "OR p.category_code = ANY({}::text[]))",
+                "EXISTS (SELECT 1 FROM jsonb_array_elements(p.categories) c WHERE "
+                "(c->>'system') || '|' || (c->>'code') = ANY({}::text[]) "
+                "OR c->>'code' = ANY({}::text[]))",
                 pairs,
                 bare,
             )

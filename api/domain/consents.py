@@ -8,10 +8,12 @@ of the accepted purposes. `substance_use` (42 CFR Part 2) is covered only when n
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 from uuid import UUID
+
+from api.domain.verbatim import Verbatim, nothing_kept
 
 
 class DataClass(StrEnum):
@@ -60,6 +62,7 @@ class Consent:
     version: int
     created_at: datetime
     updated_at: datetime
+    verbatim: Verbatim = field(default_factory=nothing_kept)  # elements kept as sent
 
     def status_at(self, now: datetime) -> ConsentStatus:
         if self.revoked:

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import base64
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from uuid import UUID
 
 from api.domain.errors import Invalid, InvalidDetail, TooLarge
+from api.domain.verbatim import Verbatim, nothing_kept
 
 MAX_CONTENT_BYTES = 1024 * 1024  # inline forms; bigger ones are linked by url
 MAX_TITLE_LENGTH = 200
@@ -31,6 +32,7 @@ class ConsentForm:
     version: int
     created_at: datetime
     updated_at: datetime
+    verbatim: Verbatim = field(default_factory=nothing_kept)  # elements kept as sent
 
     @property
     def size(self) -> int | None:

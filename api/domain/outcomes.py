@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 from uuid import UUID
 
 from api.domain.errors import Invalid, InvalidDetail
+from api.domain.verbatim import Verbatim, nothing_kept
 
 LOINC = "http://loinc.org"
 LOCAL_INSTRUMENTS = "https://peerbridge.example.org/fhir/CodeSystem/instruments"
@@ -20,6 +22,14 @@ class Instrument(StrEnum):
     RAS = "ras"
 
 
+# LOINC answer list LL358-3, the answers to every PHQ-9 and GAD-7 item: answer code → score.
+FREQUENCY_ANSWERS: dict[str, int] = {"LA6568-5": 0, "LA6569-3": 1, "LA6570-1": 2, "LA6571-9": 3}
+# LOINC 69722-7 "How difficult have these problems made it for you ...", asked after the items
+# and not scored; its answers are LOINC answer list LL359-1.
+DIFFICULTY_ITEM = "69722-7"
+DIFFICULTY_ANSWERS = frozenset({"LA6572-7", "LA6573-5", "LA6575-0", "LA6574-3"})
+
+
 @dataclass(frozen=True)
 class InstrumentSpec:
     title: str
@@ -30,6 +40,8 @@ class InstrumentSpec:
     item_min: int
     item_max: int
     safety_item: int | None = None  # 0-based index of an item whose positive answer is a signal
+    answer_codes: Mapping[str, int] = field(default_factory=dict)  # LOINC answers → score
+    unscored_items: frozenset[str] = frozenset()  # items asked with it that add nothing
 
 
 INSTRUMENTS: dict[Instrument, InstrumentSpec] = {
@@ -52,6 +64,8 @@ INSTRUMENTS: dict[Instrument, InstrumentSpec] = {
         0,
         3,
         safety_item=8,
+        answer_codes=FREQUENCY_ANSWERS,
+        unscored_items=frozenset({DIFFICULTY_ITEM}),
     ),
     Instrument.GAD7: InstrumentSpec(
         "GAD-7",
@@ -61,6 +75,8 @@ INSTRUMENTS: dict[Instrument, InstrumentSpec] = {
         ("69725-0", "68509-9", "69733-4", "69734-2", "69735-9", "69689-8", "69736-7"),
         0,
         3,
+        answer_codes=FREQUENCY_ANSWERS,
+        unscored_items=frozenset({DIFFICULTY_ITEM}),
     ),
     Instrument.SWEMWBS: InstrumentSpec(
         "Short Warwick-Edinburgh Mental Wellbeing Scale",
@@ -95,6 +111,7 @@ class OutcomeMeasure:
     version: int
     created_at: datetime
     updated_at: datetime
+    verbatim: Verbatim = field(default_factory=nothing_kept)  # elements kept as sent
 
     @property
     def total(self) -> int:

@@ -7,7 +7,7 @@ See https://hl7.org/fhir/us/sdoh-clinicalcare/referral_workflow.html
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 from uuid import UUID
@@ -15,6 +15,7 @@ from uuid import UUID
 from api.domain.errors import Invalid, InvalidDetail
 from api.domain.referrals import Coding, ReferralStatus
 from api.domain.sessions import MINUTES_PER_UNIT, PEER_SERVICES_HCPCS, Attendance, PeerSession
+from api.domain.verbatim import Verbatim, nothing_kept
 
 HCPCS_SYSTEM = "http://www.cms.gov/Medicare/Coding/HCPCSReleaseCodeSets"
 SNOMED_SYSTEM = "http://snomed.info/sct"
@@ -40,7 +41,7 @@ class Procedure:
     supporter_id: UUID | None
     status: ProcedureStatus
     codes: tuple[Coding, ...]
-    category: Coding | None
+    categories: tuple[Coding, ...]  # every coding of the category, for search
     performed_start: datetime | None
     performed_end: datetime | None
     units: int | None  # billed 15-minute units
@@ -48,6 +49,7 @@ class Procedure:
     version: int
     created_at: datetime
     updated_at: datetime
+    verbatim: Verbatim = field(default_factory=nothing_kept)  # elements kept as sent
 
 
 def _code_problem(coding: Coding) -> str | None:
@@ -65,8 +67,12 @@ def check_delivery(
     performed_start: datetime | None,
     performed_end: datetime | None,
     units: int | None,
+    duration_stated: bool = True,
 ) -> None:
-    """Refuse a delivery record that cannot be true or billed; fields as the service names them."""
+    """Refuse a delivery record that cannot be true or billed; fields as the service names them.
+
+    Without a stated duration (a moment, or a period given to the day) the billed units are not
+    held against the period."""
     problems = [
         InvalidDetail(f"codes[{index}]", problem)
         for index, coding in enumerate(codes)
@@ -74,7 +80,7 @@ def check_delivery(
     ]
     if not codes:
         problems.append(InvalidDetail("codes", "name the service: HCPCS H0038 or SNOMED CT"))
-    period_ok = True
+    period_ok = duration_stated
     if performed_end is not None and performed_start is None:
         problems.append(InvalidDetail("performedStart", "a period with an end needs a start"))
         period_ok = False

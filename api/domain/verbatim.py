@@ -25,3 +25,9 @@ def kept_for(verbatim: Verbatim, document_type: str) -> Mapping[str, Any]:
 def with_kept(verbatim: Verbatim, document_type: str, elements: Mapping[str, Any]) -> Verbatim:
     """`verbatim` with the elements of one source document replaced."""
     return MappingProxyType({**verbatim, document_type: dict(elements)})
+
+
+def nothing_kept() -> Verbatim:
+    """`NOTHING_KEPT`, as a dataclass default (`field(default_factory=nothing_kept)`): a mapping
+    proxy is unhashable, so dataclasses refuse it as a plain default."""
+    return NOTHING_KEPT

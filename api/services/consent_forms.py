@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from uuid import UUID
 
@@ -23,6 +23,7 @@ from api.domain.errors import (
 from api.domain.events import DomainEvent
 from api.domain.patients import Patient
 from api.domain.principal import Principal
+from api.domain.verbatim import Verbatim, nothing_kept
 from api.services import idempotency
 from api.services.policy import Capability, audit, denied, require, utcnow
 from api.services.repositories import UnitOfWork
@@ -35,6 +36,7 @@ class RecordConsentForm:
     title: str | None = None
     url: str | None = None
     data: bytes | None = None
+    verbatim: Verbatim = field(default_factory=nothing_kept)  # elements kept as sent
 
 
 async def record_consent_form(
@@ -90,6 +92,7 @@ async def record_consent_form(
                 version=1,
                 created_at=now,
                 updated_at=now,
+                verbatim=command.verbatim,
             )
         )
         await uow.audit.add_many(

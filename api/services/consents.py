@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from uuid import UUID
 
@@ -19,6 +19,7 @@ from api.domain.consents import Consent, ConsentStatus, DataClass, Purpose
 from api.domain.documents import form_id_in, source_reference_of
 from api.domain.errors import DomainError, Forbidden, Invalid, InvalidDetail, NotFound
 from api.domain.principal import Principal
+from api.domain.verbatim import Verbatim, nothing_kept
 from api.services import idempotency
 from api.services.consent_revocations import consent_event, parties_of
 from api.services.consent_revocations import revoke_consent as revoke_consent
@@ -38,6 +39,7 @@ class GrantConsent:
     period_start: datetime | None = None
     period_end: datetime | None = None
     source_reference: str | None = None
+    verbatim: Verbatim = field(default_factory=nothing_kept)  # elements kept as sent
 
 
 def _check(command: GrantConsent, now: datetime) -> None:
@@ -149,7 +151,8 @@ def _already_granted(
     consents: Sequence[Consent], command: GrantConsent, now: datetime
 ) -> Consent | None:
     """An active consent the grant would only repeat: same recipient, purposes, data classes,
-    end and source, and the same start (or, with none given, one already in force)."""
+    end and source, the same start (or, with none given, one already in force), and the same
+    document as sent (another wording of it is a consent of its own, never merged into this)."""
     for consent in consents:
         if (
             consent.status_at(now) is ConsentStatus.ACTIVE
@@ -158,6 +161,7 @@ def _already_granted(
             and consent.data_classes == command.data_classes
             and consent.period_end == command.period_end
             and consent.source_reference == command.source_reference
+            and consent.verbatim == command.verbatim
             and (
                 consent.period_start == command.period_start
                 if command.period_start is not None
@@ -188,6 +192,7 @@ async def _record(
             version=1,
             created_at=now,
             updated_at=now,
+            verbatim=command.verbatim,
         )
     )
     await uow.audit.add_many(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from uuid import UUID
 
@@ -14,6 +14,7 @@ from api.domain.errors import Invalid
 from api.domain.events import DomainEvent
 from api.domain.outcomes import Instrument, OutcomeMeasure, check_answers
 from api.domain.principal import Principal
+from api.domain.verbatim import Verbatim, nothing_kept
 from api.services import idempotency
 from api.services.care_records import patient_in_care
 from api.services.policy import Capability, Disclosure, audit, decide, require, utcnow
@@ -29,6 +30,7 @@ class RecordOutcomeMeasure:
     item_answers: tuple[int, ...]
     administered_at: datetime | None = None
     referral_id: UUID | None = None
+    verbatim: Verbatim = field(default_factory=nothing_kept)  # elements kept as sent
 
 
 async def record_outcome_measure(
@@ -87,6 +89,7 @@ async def record_outcome_measure(
                 version=1,
                 created_at=now,
                 updated_at=now,
+                verbatim=command.verbatim,
             )
         )
         events = [

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from uuid import UUID
 
@@ -27,6 +27,7 @@ from api.domain.procedures import (
     delivered,
 )
 from api.domain.referrals import Coding, Referral, Role
+from api.domain.verbatim import NOTHING_KEPT, Verbatim, nothing_kept
 from api.services import idempotency
 from api.services.filters import ProcedureFilter
 from api.services.pagination import Keyset, Page, PageRequest, page_from_rows
@@ -48,18 +49,23 @@ CLOCK_SKEW = timedelta(minutes=5)
 
 @dataclass(frozen=True)
 class RecordProcedure:
-    """Units and period left out are taken from the attendance recorded for the referral."""
+    """Units and period left out are taken from the attendance recorded for the referral.
+
+    `duration_stated`: false for a moment or a period given only to the day, whose start and end
+    bound no duration the billed units could be held against."""
 
     referral_id: UUID
     status: ProcedureStatus
     codes: tuple[Coding, ...]
     patient_id: UUID | None = None  # when given, the referral's patient
     performer_organization_id: UUID | None = None  # when given, the caller's organization
-    category: Coding | None = None
+    categories: tuple[Coding, ...] = ()
     supporter_id: UUID | None = None
     performed_start: datetime | None = None
     performed_end: datetime | None = None
     units: int | None = None
+    duration_stated: bool = True
+    verbatim: Verbatim = field(default_factory=nothing_kept)  # elements kept as sent
 
 
 @dataclass(frozen=True)
@@ -77,6 +83,7 @@ def _check(command: RecordProcedure, now: datetime) -> None:
         performed_start=command.performed_start,
         performed_end=command.performed_end,
         units=command.units,
+        duration_stated=command.duration_stated,
     )
     for name, stamp in (
         ("performedStart", command.performed_start),
@@ -177,7 +184,7 @@ async def record_procedure(
                 supporter_id=filled.supporter_id,
                 status=filled.status,
                 codes=filled.codes,
-                category=filled.category,
+                categories=filled.categories,
                 performed_start=filled.performed_start,
                 performed_end=filled.performed_end,
                 units=filled.units,
@@ -185,6 +192,7 @@ async def record_procedure(
                 version=1,
                 created_at=now,
                 updated_at=now,
+                verbatim=filled.verbatim,
             )
         )
         await uow.audit.add_many(
@@ -262,12 +270,13 @@ async def update_procedure(
                 supporter_id=filled.supporter_id,
                 status=filled.status,
                 codes=filled.codes,
-                category=filled.category,
+                categories=filled.categories,
                 performed_start=filled.performed_start,
                 performed_end=filled.performed_end,
                 units=filled.units,
                 version=current.version + 1,
                 updated_at=now,
+                verbatim=filled.verbatim,
             )
         )
         await uow.audit.add_many(
@@ -309,10 +318,11 @@ def _stub(procedure: Procedure) -> Procedure:
     return replace(
         procedure,
         codes=(),
-        category=None,
+        categories=(),
         performed_start=None,
         performed_end=None,
         units=None,
+        verbatim=NOTHING_KEPT,  # what the performer sent is the patient's data too
     )
 
 

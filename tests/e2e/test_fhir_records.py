@@ -217,9 +217,9 @@ async def test_an_oversized_or_malformed_consent_form_is_refused_with_the_elemen
         ({**consent_form(patient), "status": "superseded"}, 422, ["DocumentReference.status"]),
         ({**consent_form(patient), "status": "bogus"}, 400, ["DocumentReference.status"]),
         (
-            {**consent_form(patient), "description": "free text"},
+            {**consent_form(patient), "content": consent_form(patient)["content"] * 2},
             422,
-            ["DocumentReference.description"],
+            ["DocumentReference.content"],
         ),
         (
             {**consent_form(patient), "subject": {"reference": f"Group/{network.patient.id}"}},

@@ -415,7 +415,7 @@ def procedures(draw: st.DrawFn) -> Procedure:
         supporter_id=draw(st.none() | st.uuids()),
         status=status,
         codes=tuple(draw(st.lists(_delivery_codes, min_size=1, max_size=2, unique=True))),
-        category=draw(st.none() | st.builds(Coding, uri, code)),
+        categories=tuple(draw(st.lists(st.builds(Coding, uri, code), max_size=2, unique=True))),
         performed_start=start,
         performed_end=end,
         units=draw(st.none() | st.integers(0, units)),

@@ -1,12 +1,17 @@
 """Consent ↔ FHIR R4 Consent (`patient-privacy`); its source is the signed form recorded here
-(`sourceReference` → DocumentReference, see documents.py) or a URL (`sourceAttachment`).
+(`sourceReference` → DocumentReference, see documents.py) or an attachment (a URL, or the
+signed form inline).
 
-Provision: permit, the recipient organization as actor (IRCP), purposes (v3 ActReason), data
-classes, period. Revoked or expired = status `inactive`; the revocation itself is an extension.
+What the clinic sent is kept as sent (category, dateTime, policy, the provision, the source
+attachment ...) and read into the consent's terms (consent_provisions.py). Revoked or expired =
+status `inactive`; the revocation itself is an extension. A consent recorded through GraphQL
+has nothing kept: its FHIR form is built from the record.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
@@ -17,10 +22,12 @@ from fhir.resources.R4B.consent import Consent as FhirConsent
 from api.domain.consents import Consent, ConsentStatus, DataClass
 from api.domain.documents import form_id_in, source_reference_of
 from api.domain.errors import Invalid
+from api.domain.principal import Principal
+from api.domain.verbatim import kept_for, with_kept
 from api.integrations.fhir.resources import codes
+from api.integrations.fhir.resources.consent_provisions import consent_terms
 from api.integrations.fhir.resources.datatypes import (
     Json,
-    codes_in,
     coding,
     concept,
     extension_value,
@@ -32,10 +39,29 @@ from api.integrations.fhir.resources.datatypes import (
     ref,
     ref_id,
 )
+from api.integrations.fhir.resources.kept import Keeping, merge
 from api.services.consents import GrantConsent
+
+# The record's truth: its status, and the references PeerBridge checks (the patient, the
+# organization recording it, a form recorded here). Everything else is kept as sent.
+KEEPING = Keeping(
+    "Consent",
+    owned=frozenset({"status", "patient", "organization", "sourceReference"}),
+    extensions=frozenset({codes.EXT_REVOCATION}),
+)
 
 
 def to_fhir_consent(consent: Consent, *, now: datetime) -> Json:
+    kept = kept_for(consent.verbatim, "Consent")
+    resource = _from_record(consent, now)
+    if "policy" in kept or "policyRule" in kept:
+        # The legal basis is the one the clinic stated, never one added beside it.
+        resource.pop("policy")
+        resource.pop("policyRule")
+    return finish(FhirConsent, merge(resource, kept))
+
+
+def _from_record(consent: Consent, now: datetime) -> Json:
     classes = sorted(consent.data_classes)
     part2 = DataClass.SUBSTANCE_USE in consent.data_classes
     active = consent.status_at(now) is ConsentStatus.ACTIVE
@@ -56,46 +82,41 @@ def to_fhir_consent(consent: Consent, *, now: datetime) -> Json:
         if consent.revoked and consent.revoked_at
         else []
     )
-    return finish(
-        FhirConsent,
-        {
-            "resourceType": "Consent",
-            "id": str(consent.id),
-            "meta": meta(consent.version, consent.updated_at, part2=part2),
-            "extension": revocation,
-            "status": "active" if active else "inactive",
-            "scope": concept(codes.CONSENT_SCOPE, "patient-privacy", "Privacy Consent"),
-            "category": [concept(codes.LOINC, codes.DOC_TYPE_LOINC_CONSENT, "Patient Consent")],
-            "patient": ref("Patient", consent.patient_id),
-            "dateTime": instant(consent.created_at),
-            "organization": [ref("Organization", consent.recorded_by_organization_id)],
-            **_source(consent),
-            "policy": [{"uri": codes.PART2_POLICY_URI}] if part2 else [],
-            "policyRule": concept(codes.CONSENT_POLICY, "hipaa-auth", "HIPAA Authorization"),
-            "provision": {
-                "type": "permit",
-                "period": {
-                    "start": instant(consent.period_start),
-                    "end": instant(consent.period_end) if consent.period_end else None,
-                },
-                "actor": [
-                    {
-                        "role": concept(codes.PARTICIPATION_TYPE, "IRCP", "information recipient"),
-                        "reference": ref("Organization", consent.recipient_organization_id),
-                    }
-                ],
-                "purpose": [
-                    coding(codes.ACT_REASON, *codes.PURPOSE_CODE[p])
-                    for p in sorted(consent.purposes)
-                ],
-                "class": [
-                    coding(codes.CS_DATA_CLASS, c.value, codes.DATA_CLASS_DISPLAY[c])
-                    for c in classes
-                ],
-                "securityLabel": [dict(label) for label in codes.PART2_LABELS] if part2 else [],
+    return {
+        "resourceType": "Consent",
+        "id": str(consent.id),
+        "meta": meta(consent.version, consent.updated_at, part2=part2),
+        "extension": revocation,
+        "status": "active" if active else "inactive",
+        "scope": concept(codes.CONSENT_SCOPE, "patient-privacy", "Privacy Consent"),
+        "category": [concept(codes.LOINC, codes.DOC_TYPE_LOINC_CONSENT, "Patient Consent")],
+        "patient": ref("Patient", consent.patient_id),
+        "dateTime": instant(consent.created_at),
+        "organization": [ref("Organization", consent.recorded_by_organization_id)],
+        **_source(consent),
+        "policy": [{"uri": codes.PART2_POLICY_URI}] if part2 else [],
+        "policyRule": concept(codes.CONSENT_POLICY, "hipaa-auth", "HIPAA Authorization"),
+        "provision": {
+            "type": "permit",
+            "period": {
+                "start": instant(consent.period_start),
+                "end": instant(consent.period_end) if consent.period_end else None,
             },
+            "actor": [
+                {
+                    "role": concept(codes.PARTICIPATION_TYPE, "IRCP", "information recipient"),
+                    "reference": ref("Organization", consent.recipient_organization_id),
+                }
+            ],
+            "purpose": [
+                coding(codes.ACT_REASON, *codes.PURPOSE_CODE[p]) for p in sorted(consent.purposes)
+            ],
+            "class": [
+                coding(codes.CS_DATA_CLASS, c.value, codes.DATA_CLASS_DISPLAY[c]) for c in classes
+            ],
+            "securityLabel": [dict(label) for label in codes.PART2_LABELS] if part2 else [],
         },
-    )
+    }
 
 
 def _source(consent: Consent) -> Json:
@@ -109,68 +130,53 @@ def _source(consent: Consent) -> Json:
 
 
 def source_of(resource: Mapping[str, Any]) -> str | None:
-    """`sourceReference` → the recorded form; `sourceAttachment` → its URL."""
+    """`sourceReference` → the recorded form; `sourceAttachment` → its URL, if it has one (an
+    inline form is kept as sent with the consent)."""
     if "sourceReference" in resource:
         form_id = ref_id(
             resource["sourceReference"], "DocumentReference", "Consent.sourceReference"
         )
         return source_reference_of(form_id)
-    if "sourceAttachment" in resource:
-        url = resource["sourceAttachment"].get("url")
-        if not isinstance(url, str):
-            raise Invalid("a source attachment is a url", field="Consent.sourceAttachment.url")
-        return url
-    return None
+    attachment = resource.get("sourceAttachment") or {}
+    if "data" in attachment:
+        try:
+            base64.b64decode(attachment["data"], validate=True)
+        except (binascii.Error, ValueError) as error:
+            raise Invalid("not base64", field="Consent.sourceAttachment.data") from error
+    url = attachment.get("url")
+    return url if isinstance(url, str) else None
 
 
-def _provision(resource: Mapping[str, Any]) -> Mapping[str, Any]:
-    provision = resource.get("provision")
-    if not isinstance(provision, Mapping) or provision.get("type", "permit") != "permit":
-        raise Invalid("needs a permit provision", field="Consent.provision")
-    return provision
+def _check_recorder(resource: Mapping[str, Any], principal: Principal | None) -> None:
+    """The organization managing the consent, when named, is the one recording it."""
+    for index, reference in enumerate(resource.get("organization", ())):
+        where = f"Consent.organization[{index}]"
+        organization = ref_id(reference, "Organization", where)
+        if principal is not None and organization != principal.organization_id:
+            raise Invalid("the organization recording a consent is the caller's own", field=where)
 
 
-def grant_consent_command(resource: Mapping[str, Any]) -> GrantConsent:
-    """What a clinic POSTs: patient, recipient organization, purposes, data classes, period."""
-    provision = _provision(resource)
-    actors = [
-        a
-        for a in provision.get("actor", ())
-        if "IRCP" in codes_in([a.get("role", {})], codes.PARTICIPATION_TYPE)
-    ]
-    if len(actors) != 1:
-        raise Invalid(
-            "name exactly one recipient organization (role IRCP)", field="Consent.provision.actor"
-        )
-    purposes = codes_in(provision.get("purpose"), codes.ACT_REASON)
-    unknown = [p for p in purposes if p not in codes.PURPOSE_OF_CODE]
-    if unknown:
-        raise Invalid("purposes are TREAT or CAREMGT", field="Consent.provision.purpose")
-    try:
-        classes = frozenset(
-            DataClass(c) for c in codes_in(provision.get("class"), codes.CS_DATA_CLASS)
-        )
-    except ValueError as error:
-        raise Invalid("unknown data class", field="Consent.provision.class") from error
-    period = provision.get("period", {})
+def grant_consent_command(
+    resource: Mapping[str, Any], principal: Principal | None = None
+) -> GrantConsent:
+    """What a clinic POSTs: the patient and a provision naming the recipient organization,
+    purposes, data classes and period; every element but the record's own is kept as sent."""
+    _check_recorder(resource, principal)
+    terms = consent_terms(resource)
     return GrantConsent(
         patient_id=ref_id(resource.get("patient"), "Patient", "Consent.patient"),
-        recipient_organization_id=ref_id(
-            actors[0].get("reference"), "Organization", "Consent.provision.actor[0].reference"
-        ),
-        purposes=frozenset(codes.PURPOSE_OF_CODE[p] for p in purposes),
-        data_classes=classes,
-        period_start=parse_instant(period["start"], "Consent.provision.period.start")
-        if "start" in period
-        else None,
-        period_end=parse_instant(period["end"], "Consent.provision.period.end")
-        if "end" in period
-        else None,
+        recipient_organization_id=terms.recipient_organization_id,
+        purposes=terms.purposes,
+        data_classes=terms.data_classes,
+        period_start=terms.period_start,
+        period_end=terms.period_end,
         source_reference=source_of(resource),
+        verbatim=with_kept({}, "Consent", KEEPING.split(resource)),
     )
 
 
 def from_fhir_consent(resource: Mapping[str, Any]) -> Consent:
+    """Rebuild a stored Consent from its FHIR form (what it states is kept, as on a create)."""
     version, updated_at = meta_version(resource)
     command = grant_consent_command(resource)
     revocation = extension_value(resource, codes.EXT_REVOCATION, "extension") or []
@@ -194,4 +200,5 @@ def from_fhir_consent(resource: Mapping[str, Any]) -> Consent:
         version=version,
         created_at=parse_instant(resource["dateTime"], "Consent.dateTime"),
         updated_at=updated_at,
+        verbatim=command.verbatim,
     )

@@ -6,7 +6,7 @@ Mappers produce FHIR JSON (`dict`) shaped by the R4B model (`finish`), by alias,
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
@@ -65,6 +65,29 @@ def parse_instant(value: str, where: str) -> datetime:
     if parsed.tzinfo is None:
         raise Invalid("a time needs a time zone", field=where)
     return parsed
+
+
+def parse_date_time(value: str, where: str, *, end: bool = False) -> datetime:
+    """A FHIR dateTime of any precision (YYYY, YYYY-MM, YYYY-MM-DD or an instant) as an instant:
+    the start of the year, month or day it names (UTC), or with `end` the start of the next one
+    (a period that ends "2026-05-01" lasts through that day)."""
+    if "T" in value:
+        return parse_instant(value, where)
+    parts = value.split("-")
+    if len(parts) > 3 or len(parts[0]) != 4 or not all(p.isdigit() for p in parts):
+        raise Invalid("not a FHIR dateTime", field=where)
+    year, month, day = (int(p) for p in [*parts, "1", "1"][:3])
+    try:
+        start = datetime(year, month, day, tzinfo=UTC)
+    except ValueError as error:
+        raise Invalid("not a FHIR dateTime", field=where) from error
+    if not end:
+        return start
+    if len(parts) == 1:
+        return start.replace(year=start.year + 1)
+    if len(parts) == 2:
+        return (start + timedelta(days=32)).replace(day=1)
+    return start + timedelta(days=1)
 
 
 def parse_date(value: str, where: str) -> date:

@@ -1,6 +1,6 @@
 """ConsentForm (the signed consent form) ↔ FHIR DocumentReference (LOINC 59284-0 "Patient
 Consent"), the document a Consent's `sourceReference` points at. One attachment: a URL, or the
-file inline as base64 up to the size cap."""
+file inline as base64 up to the size cap. Everything else the clinic sends is kept as sent."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from fhir.resources.R4B.documentreference import DocumentReference
 from api.domain.documents import MAX_CONTENT_BYTES, ConsentForm
 from api.domain.errors import Invalid, TooLarge
 from api.domain.principal import Principal
+from api.domain.verbatim import kept_for, with_kept
 from api.integrations.fhir.resources import codes
 from api.integrations.fhir.resources.datatypes import (
     Json,
@@ -29,49 +30,59 @@ from api.integrations.fhir.resources.datatypes import (
     ref,
     ref_id,
 )
+from api.integrations.fhir.resources.kept import Keeping, merge
 from api.services.consent_forms import RecordConsentForm
 
 _ATTACHMENT = "DocumentReference.content[0].attachment"
-# Elements a client may send: the rest of DocumentReference is refused, not silently dropped.
-# `date`, `author` and `custodian` are set by the server (when and by whom it was recorded).
-_ACCEPTED = frozenset(
-    {
-        "resourceType", "id", "meta", "text", "status", "docStatus", "type", "subject", "date",
-        "author", "custodian", "content",
-    }
-)  # fmt: skip
-_ACCEPTED_ATTACHMENT = frozenset({"contentType", "url", "data", "title", "size", "hash"})
+# The record's truth: its status, the patient, and who keeps it (the caller's organization).
+# The content is read into the form and kept as sent besides its bytes, which live once, in
+# the form itself. Everything else (author, description, context, date ...) is kept as sent.
+KEEPING = Keeping(
+    "DocumentReference", owned=frozenset({"status", "subject", "custodian", "content"})
+)
 
 
 def to_fhir_document_reference(form: ConsentForm) -> Json:
+    kept = dict(kept_for(form.verbatim, "DocumentReference"))
+    sent = kept.pop("content", None)
     organization = ref("Organization", form.organization_id)
-    return finish(
-        DocumentReference,
-        {
-            "resourceType": "DocumentReference",
-            "id": str(form.id),
-            "meta": meta(form.version, form.updated_at),
-            "status": "current",
-            "docStatus": "final",
-            "type": concept(codes.LOINC, codes.DOC_TYPE_LOINC_CONSENT, "Patient Consent"),
-            "subject": ref("Patient", form.patient_id),
-            "date": instant(form.created_at),
-            "author": [organization],
-            "custodian": organization,
-            "content": [
-                {
-                    "attachment": {
-                        "contentType": form.content_type,
-                        "url": form.url,
-                        "data": base64.b64encode(form.data).decode() if form.data else None,
-                        "size": form.size,
-                        "hash": form.sha1,
-                        "title": form.title,
-                    }
-                }
-            ],
-        },
-    )
+    content = {
+        "attachment": {
+            "contentType": form.content_type,
+            "url": form.url,
+            "data": base64.b64encode(form.data).decode() if form.data else None,
+            "size": form.size,
+            "hash": form.sha1,
+            "title": form.title,
+        }
+    }
+    if sent:
+        # As sent, with the bytes laid back in (and size and hash of them, if not sent).
+        content = {**sent[0], "attachment": {**content["attachment"], **sent[0]["attachment"]}}
+    resource = {
+        "resourceType": "DocumentReference",
+        "id": str(form.id),
+        "meta": meta(form.version, form.updated_at),
+        "status": "current",
+        "docStatus": "final",
+        "type": concept(codes.LOINC, codes.DOC_TYPE_LOINC_CONSENT, "Patient Consent"),
+        "subject": ref("Patient", form.patient_id),
+        "date": instant(form.created_at),
+        "author": [organization],
+        "custodian": organization,
+        "content": [content],
+    }
+    return finish(DocumentReference, merge(resource, kept))
+
+
+def _kept(resource: Mapping[str, Any]) -> dict[str, Any]:
+    """What is kept as sent: every element but the record's own, and the content without its
+    bytes (they are stored once, with the form)."""
+    kept = KEEPING.split(resource)
+    content = dict(resource["content"][0])
+    attachment = {k: v for k, v in content.get("attachment", {}).items() if k != "data"}
+    kept["content"] = [{**content, "attachment": attachment}]
+    return kept
 
 
 def _data(attachment: Mapping[str, Any]) -> bytes | None:
@@ -90,11 +101,6 @@ def _data(attachment: Mapping[str, Any]) -> bytes | None:
 
 
 def _check_elements(resource: Mapping[str, Any], principal: Principal | None) -> None:
-    for key in resource:
-        if key not in _ACCEPTED:
-            raise Invalid(
-                "PeerBridge does not store this element", field=f"DocumentReference.{key}"
-            )
     if resource.get("status") != "current":
         raise Invalid("a new consent form is current", field="DocumentReference.status")
     kinds = codes_in([resource["type"]], codes.LOINC) if "type" in resource else None
@@ -102,20 +108,11 @@ def _check_elements(resource: Mapping[str, Any], principal: Principal | None) ->
         raise Invalid("consent forms only (LOINC 59284-0)", field="DocumentReference.type")
     contents = resource.get("content") or []
     if len(contents) != 1:
-        raise Invalid("exactly one content", field="DocumentReference.content")
-    for key in contents[0].get("attachment", {}):
-        if key not in _ACCEPTED_ATTACHMENT:
-            raise Invalid("PeerBridge does not store this element", field=f"{_ATTACHMENT}.{key}")
-    if principal is None:
-        return
-    authors = [
-        (f"DocumentReference.author[{i}]", a) for i, a in enumerate(resource.get("author", ()))
-    ]
-    if "custodian" in resource:
-        authors.append(("DocumentReference.custodian", resource["custodian"]))
-    for where, reference in authors:
-        if ref_id(reference, "Organization", where) != principal.organization_id:
-            raise Invalid("the recording organization is the caller's own", field=where)
+        raise Invalid("exactly one content: the signed form", field="DocumentReference.content")
+    if principal is not None and "custodian" in resource:
+        where = "DocumentReference.custodian"
+        if ref_id(resource["custodian"], "Organization", where) != principal.organization_id:
+            raise Invalid("the organization keeping the form is the caller's own", field=where)
 
 
 def record_consent_form_command(
@@ -134,6 +131,7 @@ def record_consent_form_command(
         title=attachment.get("title"),
         url=attachment.get("url"),
         data=data,
+        verbatim=with_kept({}, "DocumentReference", _kept(resource)),
     )
 
 
@@ -166,4 +164,5 @@ def from_fhir_document_reference(resource: Mapping[str, Any]) -> ConsentForm:
         version=version,
         created_at=parse_instant(resource["date"], "DocumentReference.date"),
         updated_at=updated_at,
+        verbatim=command.verbatim,
     )

@@ -7,6 +7,7 @@ The Task of the referral lists its Procedures as `output` (Gravity "resulting-ac
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
 from uuid import UUID
 
@@ -15,6 +16,7 @@ from fhir.resources.R4B.procedure import Procedure as FhirProcedure
 from api.domain.errors import Invalid
 from api.domain.procedures import Procedure, ProcedureStatus
 from api.domain.referrals import Coding
+from api.domain.verbatim import kept_for, with_kept
 from api.integrations.fhir.resources import codes
 from api.integrations.fhir.resources.datatypes import (
     Json,
@@ -23,20 +25,24 @@ from api.integrations.fhir.resources.datatypes import (
     instant,
     meta,
     meta_version,
-    parse_instant,
+    parse_date_time,
     parse_ref,
     ref,
     ref_id,
 )
+from api.integrations.fhir.resources.kept import Keeping, merge
 from api.services.procedures import RecordProcedure
 
-# Elements a client may send; anything else FHIR allows is refused rather than dropped unseen.
-_ACCEPTED = frozenset(
-    {
-        "resourceType", "id", "meta", "text", "extension", "basedOn", "status", "category",
-        "code", "subject", "performedPeriod", "performer",
-    }
-)  # fmt: skip
+# The record's truth: its status and the references PeerBridge checks (the referral, patient
+# and performers). Code, category and performed[x] are kept as sent and read for the rules and
+# searches; everything else (note, reasonCode, location, outcome, report ...) is kept as sent.
+KEEPING = Keeping(
+    "Procedure",
+    owned=frozenset({"status", "basedOn", "subject", "performer"}),
+    extensions=frozenset({codes.EXT_BILLING}),
+)
+# performed[x] a delivery can be billed from: a moment or a period.
+_UNTIMED = ("performedString", "performedAge", "performedRange")
 
 
 def to_fhir_procedure(procedure: Procedure, *, redacted: bool = False) -> Json:
@@ -46,37 +52,35 @@ def to_fhir_procedure(procedure: Procedure, *, redacted: bool = False) -> Json:
         performers.append(
             {"actor": ref("PractitionerRole", procedure.supporter_id), "onBehalfOf": organization}
         )
-    category = procedure.category
-    return finish(
-        FhirProcedure,
-        {
-            "resourceType": "Procedure",
-            "id": str(procedure.id),
-            "meta": meta(
-                procedure.version, procedure.updated_at, part2=procedure.part2, redacted=redacted
-            ),
-            "extension": [
-                {
-                    "url": codes.EXT_BILLING,
-                    "extension": [{"url": "units", "valueUnsignedInt": procedure.units}],
-                }
-            ]
-            if procedure.units is not None
-            else [],
-            "basedOn": [ref("ServiceRequest", procedure.referral_id)],
-            "status": procedure.status.value,
-            "category": {"coding": [coding(category.system, category.code)]} if category else None,
-            "code": {"coding": [coding(c.system, c.code, c.display) for c in procedure.codes]},
-            "subject": ref("Patient", procedure.patient_id),
-            "performedPeriod": {
-                "start": instant(procedure.performed_start),
-                "end": instant(procedure.performed_end) if procedure.performed_end else None,
+    # A redacted stub shows nothing the performer sent (the service withholds it too).
+    kept = {} if redacted else kept_for(procedure.verbatim, "Procedure")
+    resource: Json = {
+        "resourceType": "Procedure",
+        "id": str(procedure.id),
+        "meta": meta(
+            procedure.version, procedure.updated_at, part2=procedure.part2, redacted=redacted
+        ),
+        "extension": [
+            {
+                "url": codes.EXT_BILLING,
+                "extension": [{"url": "units", "valueUnsignedInt": procedure.units}],
             }
-            if procedure.performed_start
-            else None,
-            "performer": performers,
-        },
-    )
+        ]
+        if procedure.units is not None
+        else [],
+        "basedOn": [ref("ServiceRequest", procedure.referral_id)],
+        "status": procedure.status.value,
+        "category": {"coding": [coding(c.system, c.code) for c in procedure.categories]},
+        "code": {"coding": [coding(c.system, c.code, c.display) for c in procedure.codes]},
+        "subject": ref("Patient", procedure.patient_id),
+        "performer": performers,
+    }
+    if not any(key.startswith("performed") for key in kept) and procedure.performed_start:
+        resource["performedPeriod"] = {
+            "start": instant(procedure.performed_start),
+            "end": instant(procedure.performed_end) if procedure.performed_end else None,
+        }
+    return finish(FhirProcedure, merge(resource, kept))
 
 
 def _status(resource: Mapping[str, Any]) -> ProcedureStatus:
@@ -116,7 +120,7 @@ def _performers(resource: Mapping[str, Any]) -> tuple[UUID | None, UUID | None]:
 def _units(resource: Mapping[str, Any]) -> int | None:
     for extension in resource.get("extension", ()):
         if extension.get("url") != codes.EXT_BILLING:
-            raise Invalid("unknown extension", field="Procedure.extension")
+            continue  # kept as sent
         for part in extension.get("extension", ()):
             if part.get("url") != "units" or "valueUnsignedInt" not in part:
                 raise Invalid("billing carries units (unsignedInt)", field="Procedure.extension")
@@ -124,34 +128,52 @@ def _units(resource: Mapping[str, Any]) -> int | None:
     return None
 
 
+def _performed(resource: Mapping[str, Any]) -> tuple[datetime | None, datetime | None, bool]:
+    """(start, end, whether they bound a duration) of performedDateTime or performedPeriod.
+
+    A moment, or a period given only to the day (month, year), states no duration to hold the
+    billed units against; its times are the start of the day (month, year), in UTC."""
+    for key in _UNTIMED:
+        if key in resource:
+            raise Invalid(
+                "PeerBridge needs the time of a delivery: performedDateTime or performedPeriod",
+                field=f"Procedure.{key}",
+            )
+    if "performedDateTime" in resource:
+        moment = parse_date_time(resource["performedDateTime"], "Procedure.performedDateTime")
+        return moment, moment, False
+    period = resource.get("performedPeriod") or {}
+    where = "Procedure.performedPeriod"
+    start = parse_date_time(period["start"], f"{where}.start") if "start" in period else None
+    end = parse_date_time(period["end"], f"{where}.end") if "end" in period else None
+    timed = all("T" in period[key] for key in ("start", "end") if key in period)
+    return start, end, timed
+
+
 def record_procedure_command(resource: Mapping[str, Any]) -> RecordProcedure:
-    """What a referral's performer POSTs: the referral, status, code, period, units."""
-    for key in resource:
-        if key not in _ACCEPTED:
-            raise Invalid("PeerBridge does not store this element", field=f"Procedure.{key}")
+    """What a referral's performer POSTs: the referral, status, code, period, units; every
+    element but the record's own is kept as sent."""
     based_on = resource.get("basedOn") or []
     if len(based_on) != 1:
-        raise Invalid("name the referral: one ServiceRequest", field="Procedure.basedOn")
-    categories = _codings(resource.get("category"), "Procedure.category")
-    if len(categories) > 1:
-        raise Invalid("one category coding", field="Procedure.category")
+        raise Invalid(
+            "PeerBridge records deliveries against a referral: name one ServiceRequest",
+            field="Procedure.basedOn",
+        )
     performer_organization, supporter = _performers(resource)
-    period = resource.get("performedPeriod") or {}
+    start, end, timed = _performed(resource)
     return RecordProcedure(
         referral_id=ref_id(based_on[0], "ServiceRequest", "Procedure.basedOn[0]"),
         status=_status(resource),
         codes=_codings(resource.get("code"), "Procedure.code"),
         patient_id=ref_id(resource.get("subject"), "Patient", "Procedure.subject"),
         performer_organization_id=performer_organization,
-        category=Coding(categories[0].system, categories[0].code) if categories else None,
+        categories=_codings(resource.get("category"), "Procedure.category"),
         supporter_id=supporter,
-        performed_start=parse_instant(period["start"], "Procedure.performedPeriod.start")
-        if "start" in period
-        else None,
-        performed_end=parse_instant(period["end"], "Procedure.performedPeriod.end")
-        if "end" in period
-        else None,
+        performed_start=start,
+        performed_end=end,
         units=_units(resource),
+        duration_stated=timed,
+        verbatim=with_kept({}, "Procedure", KEEPING.split(resource)),
     )
 
 
@@ -169,7 +191,7 @@ def from_fhir_procedure(resource: Mapping[str, Any]) -> Procedure:
         supporter_id=command.supporter_id,
         status=command.status,
         codes=command.codes,
-        category=command.category,
+        categories=command.categories,
         performed_start=command.performed_start,
         performed_end=command.performed_end,
         units=command.units,
@@ -177,4 +199,5 @@ def from_fhir_procedure(resource: Mapping[str, Any]) -> Procedure:
         version=version,
         created_at=updated_at,
         updated_at=updated_at,
+        verbatim=command.verbatim,
     )

@@ -5,12 +5,16 @@ from __future__ import annotations
 from typing import Any
 from uuid import UUID
 
-from api.domain.errors import Forbidden, Invalid, NotFound
+from api.domain.errors import DomainError, Forbidden, Invalid, InvalidDetail, NotFound
 from api.domain.programs import DeliveryMode
 from api.domain.referrals import Priority, ReferralStatus, Role
 from api.domain.sessions import AttendanceStatus, SessionFormat
 from api.integrations.fhir.resources import codes
-from api.integrations.fhir.resources.consents import grant_consent_command, to_fhir_consent
+from api.integrations.fhir.resources.consents import (
+    KEEPING,
+    grant_consent_command,
+    to_fhir_consent,
+)
 from api.integrations.fhir.resources.datatypes import (
     Json,
     codes_in,
@@ -75,7 +79,9 @@ async def create(ctx: FhirContext, resource: Json) -> Json:
     if kind == "Task":
         return await _create_task(ctx, resource)
     if kind == "QuestionnaireResponse":
-        measure = await outcomes.record_outcome_measure(uow, who, record_outcome_command(resource))
+        measure = await outcomes.record_outcome_measure(
+            uow, who, record_outcome_command(resource, who)
+        )
         return to_fhir_questionnaire_response(measure)
     if kind == "Encounter":
         return await _create_encounter(ctx, resource)
@@ -102,7 +108,7 @@ async def _create_consent(ctx: FhirContext, resource: Json) -> Json:
         raise Invalid("a new consent is active", field="Consent.status")
     if "patient-privacy" not in codes_in([resource.get("scope", {})], codes.CONSENT_SCOPE):
         raise Invalid("PeerBridge records patient-privacy consents", field="Consent.scope")
-    command = grant_consent_command(resource)
+    command = grant_consent_command(resource, ctx.principal)
     consent = await consents.grant_consent(ctx.new_uow(), ctx.principal, command)
     return to_fhir_consent(consent, now=ctx.now)
 
@@ -255,15 +261,51 @@ async def update_task(
 async def update_consent(
     ctx: FhirContext, consent_id: UUID, resource: Json, expected_version: int | None
 ) -> Json:
-    """The one update a Consent takes here: revocation (status `inactive`)."""
+    """The one update a Consent takes here: revocation (status `inactive`); everything else it
+    states stays as it is, so a PUT that changes anything else is refused naming it."""
     if resource.get("id") != str(consent_id):
         raise Invalid("must equal the id in the URL", field="Consent.id")
     if resource.get("status") != "inactive":
         raise Invalid("a consent is updated only to revoke it (inactive)", field="Consent.status")
+    (current,) = await consents.get_consents(ctx.new_uow(), ctx.principal, [consent_id])
+    if isinstance(current, DomainError):
+        raise current
+    changed = _consent_changes(to_fhir_consent(current, now=ctx.now), resource)
+    if changed:
+        raise Invalid(
+            [
+                InvalidDetail(f"Consent.{key}", "revoking a consent changes only its status")
+                for key in changed
+            ]
+        )
     revoked = await consents.revoke_consent(
         ctx.new_uow(), ctx.principal, consent_id, expected_version=expected_version
     )
     return to_fhir_consent(revoked, now=ctx.now)
+
+
+# Consent elements the server sets: never compared when a revocation is PUT.
+_CONSENT_SERVER_SET = frozenset({"resourceType", "id", "meta", "status"})
+
+
+def _consent_changes(current: Json, incoming: Json) -> list[str]:
+    """The elements a revocation would change besides its status (the references PeerBridge
+    checks compare by target; whatever is kept as sent compares exactly)."""
+
+    def others(resource: Json) -> list[Any]:
+        return [e for e in resource.get("extension", ()) if e.get("url") != codes.EXT_REVOCATION]
+
+    changed = []
+    for key in sorted((set(current) | set(incoming)) - _CONSENT_SERVER_SET):
+        if key == "extension":
+            same = others(current) == others(incoming)
+        elif key in KEEPING.owned:
+            same = _comparable(current.get(key)) == _comparable(incoming.get(key))
+        else:
+            same = current.get(key) == incoming.get(key)
+        if not same:
+            changed.append(key)
+    return changed
 
 
 async def update_procedure(
