@@ -50,7 +50,8 @@ def consent_event(event_type: str, consent: Consent) -> DomainEvent:
 
 
 def _reason(reason: str | None) -> str | None:
-    return (reason or "").strip() or None
+    """The reason as given (a blank one is no reason)."""
+    return reason if reason and reason.strip() else None
 
 
 async def _revoke(

@@ -227,3 +227,32 @@ async def test_a_procedure_keeps_what_the_performer_sent_until_consent_is_revoke
             assert kept not in hidden, kept
     assert "library" not in str(peer.seen[-3:])
     assert (await clinic.ok("GET", f"Procedure/{created['id']}"))["note"] == over_a_period["note"]
+
+
+async def test_a_transaction_keeps_the_signed_form_and_the_consent_citing_it(
+    network: Network, clinic: Fhir
+) -> None:
+    patient = f"Patient/{network.patient.id}"
+    form = {**consent_form(patient, inline=True), "description": "signed at intake"}
+    cites = consent(network)
+    del cites["sourceAttachment"]
+    urn = "urn:uuid:0b6f3c52-8d0e-4f7e-9f0a-3c1d2e4f5a6b"
+    bundle = {
+        "resourceType": "Bundle",
+        "type": "transaction",
+        "entry": [
+            {"fullUrl": urn, "resource": form,
+             "request": {"method": "POST", "url": "DocumentReference"}},
+            {"resource": {**cites, "sourceReference": {"reference": urn}},
+             "request": {"method": "POST", "url": "Consent"}},
+        ],
+    }  # fmt: skip
+    done = await clinic.ok("POST", "", bundle)
+    made_form, made_consent = (e["resource"] for e in done["entry"])
+    read_form = await clinic.ok("GET", f"DocumentReference/{made_form['id']}")
+    read_consent = await clinic.ok("GET", f"Consent/{made_consent['id']}")
+    assert read_consent["sourceReference"] == {"reference": f"DocumentReference/{made_form['id']}"}
+    re_pointed = ("sourceReference",)
+    assert_read_back(cites, made_consent, read_consent, references=CONSENT_REFS, derived=re_pointed)
+    assert read_form["description"] == "signed at intake"
+    assert read_form["content"][0]["attachment"]["data"] == PDF

@@ -162,6 +162,11 @@ def grant_consent_command(
     """What a clinic POSTs: the patient and a provision naming the recipient organization,
     purposes, data classes and period; every element but the record's own is kept as sent."""
     _check_recorder(resource, principal)
+    if "policy" not in resource and "policyRule" not in resource:
+        raise Invalid(
+            "state the consent's legal basis: policyRule or policy (FHIR invariant ppc-1)",
+            field="Consent.policyRule",
+        )
     terms = consent_terms(resource)
     return GrantConsent(
         patient_id=ref_id(resource.get("patient"), "Patient", "Consent.patient"),

@@ -5,16 +5,11 @@ from __future__ import annotations
 from typing import Any
 from uuid import UUID
 
-from api.domain.errors import DomainError, Forbidden, Invalid, InvalidDetail, NotFound
+from api.domain.errors import Forbidden, Invalid, NotFound
 from api.domain.programs import DeliveryMode
 from api.domain.referrals import Priority, ReferralStatus, Role
 from api.domain.sessions import AttendanceStatus, SessionFormat
 from api.integrations.fhir.resources import codes
-from api.integrations.fhir.resources.consents import (
-    KEEPING,
-    grant_consent_command,
-    to_fhir_consent,
-)
 from api.integrations.fhir.resources.datatypes import (
     Json,
     codes_in,
@@ -44,12 +39,12 @@ from api.integrations.fhir.resources.sessions import (
     to_fhir_session_encounter,
 )
 from api.integrations.fhir.rest import directory_writes
+from api.integrations.fhir.rest.consent_writes import create_consent, update_consent
 from api.integrations.fhir.rest.context import FhirContext
 from api.integrations.fhir.rest.operation_outcomes import MethodNotAllowed
 from api.integrations.fhir.rest.reads import procedure_resource, task_outputs
 from api.services import (
     consent_forms,
-    consents,
     outcomes,
     patients,
     procedures,
@@ -71,7 +66,7 @@ async def create(ctx: FhirContext, resource: Json) -> Json:
         )
         return to_fhir_patient(patient)
     if kind == "Consent":
-        return await _create_consent(ctx, resource)
+        return await create_consent(ctx, resource)
     if kind == "ServiceRequest":
         command = create_referral_command(resource, who.organization_id)
         view = await referrals.create_referral(uow, who, command)
@@ -103,14 +98,6 @@ async def create(ctx: FhirContext, resource: Json) -> Json:
     raise MethodNotAllowed(f"create is not supported for {kind}")
 
 
-async def _create_consent(ctx: FhirContext, resource: Json) -> Json:
-    if resource.get("status") != "active":
-        raise Invalid("a new consent is active", field="Consent.status")
-    if "patient-privacy" not in codes_in([resource.get("scope", {})], codes.CONSENT_SCOPE):
-        raise Invalid("PeerBridge records patient-privacy consents", field="Consent.scope")
-    command = grant_consent_command(resource, ctx.principal)
-    consent = await consents.grant_consent(ctx.new_uow(), ctx.principal, command)
-    return to_fhir_consent(consent, now=ctx.now)
 
 
 async def _create_task(ctx: FhirContext, resource: Json) -> Json:
@@ -256,56 +243,6 @@ async def update_task(
         redacted=updated.withheld is not None,
         outputs=listed.get(task_id, ()),
     )
-
-
-async def update_consent(
-    ctx: FhirContext, consent_id: UUID, resource: Json, expected_version: int | None
-) -> Json:
-    """The one update a Consent takes here: revocation (status `inactive`); everything else it
-    states stays as it is, so a PUT that changes anything else is refused naming it."""
-    if resource.get("id") != str(consent_id):
-        raise Invalid("must equal the id in the URL", field="Consent.id")
-    if resource.get("status") != "inactive":
-        raise Invalid("a consent is updated only to revoke it (inactive)", field="Consent.status")
-    (current,) = await consents.get_consents(ctx.new_uow(), ctx.principal, [consent_id])
-    if isinstance(current, DomainError):
-        raise current
-    changed = _consent_changes(to_fhir_consent(current, now=ctx.now), resource)
-    if changed:
-        raise Invalid(
-            [
-                InvalidDetail(f"Consent.{key}", "revoking a consent changes only its status")
-                for key in changed
-            ]
-        )
-    revoked = await consents.revoke_consent(
-        ctx.new_uow(), ctx.principal, consent_id, expected_version=expected_version
-    )
-    return to_fhir_consent(revoked, now=ctx.now)
-
-
-# Consent elements the server sets: never compared when a revocation is PUT.
-_CONSENT_SERVER_SET = frozenset({"resourceType", "id", "meta", "status"})
-
-
-def _consent_changes(current: Json, incoming: Json) -> list[str]:
-    """The elements a revocation would change besides its status (the references PeerBridge
-    checks compare by target; whatever is kept as sent compares exactly)."""
-
-    def others(resource: Json) -> list[Any]:
-        return [e for e in resource.get("extension", ()) if e.get("url") != codes.EXT_REVOCATION]
-
-    changed = []
-    for key in sorted((set(current) | set(incoming)) - _CONSENT_SERVER_SET):
-        if key == "extension":
-            same = others(current) == others(incoming)
-        elif key in KEEPING.owned:
-            same = _comparable(current.get(key)) == _comparable(incoming.get(key))
-        else:
-            same = current.get(key) == incoming.get(key)
-        if not same:
-            changed.append(key)
-    return changed
 
 
 async def update_procedure(
