@@ -7,7 +7,7 @@ from uuid import UUID
 
 import asyncpg
 
-from api.db.verbatim import verbatim_json
+from api.db.verbatim import verbatim_json, verbatim_of
 from api.domain.consents import Consent, DataClass, Purpose
 from api.domain.errors import VersionConflict
 
@@ -35,7 +35,7 @@ def _consent(row: asyncpg.Record) -> Consent:
         version=row["version"],
         created_at=row["created_at"],
         updated_at=row["updated_at"],
-        verbatim=row["verbatim"],
+        verbatim=verbatim_of(row["verbatim"]),
     )
 
 

@@ -7,7 +7,7 @@ from uuid import UUID
 
 import asyncpg
 
-from api.db.verbatim import verbatim_json
+from api.db.verbatim import verbatim_json, verbatim_of
 from api.domain.outcomes import Instrument, OutcomeMeasure
 
 _COLUMNS = (
@@ -28,7 +28,7 @@ def _measure(row: asyncpg.Record) -> OutcomeMeasure:
         version=row["version"],
         created_at=row["created_at"],
         updated_at=row["updated_at"],
-        verbatim=row["verbatim"],
+        verbatim=verbatim_of(row["verbatim"]),
     )
 
 

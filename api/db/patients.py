@@ -3,28 +3,18 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
-from types import MappingProxyType
-from typing import Any
+from collections.abc import Sequence
 from uuid import UUID
 
 import asyncpg
 
+from api.db.verbatim import verbatim_json, verbatim_of
 from api.domain.patients import Gender, Patient, PatientIdentifier
-from api.domain.verbatim import Verbatim
 
 _COLUMNS = (
     "id, managing_organization_id, given_name, family_name, birth_date, gender, phone, email, "
     "preferred_language, version, created_at, updated_at, verbatim"
 )
-
-
-def _verbatim(stored: Mapping[str, Any]) -> Verbatim:
-    return MappingProxyType({kind: dict(elements) for kind, elements in stored.items()})
-
-
-def _jsonable(verbatim: Verbatim) -> dict[str, dict[str, Any]]:
-    return {kind: dict(elements) for kind, elements in verbatim.items()}
 
 
 def _patient(row: asyncpg.Record, identifiers: Sequence[PatientIdentifier]) -> Patient:
@@ -42,7 +32,7 @@ def _patient(row: asyncpg.Record, identifiers: Sequence[PatientIdentifier]) -> P
         version=row["version"],
         created_at=row["created_at"],
         updated_at=row["updated_at"],
-        verbatim=_verbatim(row["verbatim"]),
+        verbatim=verbatim_of(row["verbatim"]),
     )
 
 
@@ -80,7 +70,7 @@ class PostgresPatientRepository:
             patient.version,
             patient.created_at,
             patient.updated_at,
-            _jsonable(patient.verbatim),
+            verbatim_json(patient.verbatim),
         )
         await self._db.executemany(
             "INSERT INTO patient_identifiers (patient_id, organization_id, ordinal, system, value) "

@@ -8,7 +8,7 @@ from uuid import UUID
 import asyncpg
 
 from api.db.sql import Where, keyset_after, keyset_order
-from api.db.verbatim import verbatim_json
+from api.db.verbatim import verbatim_json, verbatim_of
 from api.domain.errors import VersionConflict
 from api.domain.procedures import Procedure, ProcedureStatus
 from api.domain.referrals import Coding
@@ -44,7 +44,7 @@ def _procedure(row: asyncpg.Record) -> Procedure:
         version=row["version"],
         created_at=row["created_at"],
         updated_at=row["updated_at"],
-        verbatim=row["verbatim"],
+        verbatim=verbatim_of(row["verbatim"]),
     )
 
 
