@@ -256,3 +256,17 @@ async def test_a_transaction_keeps_the_signed_form_and_the_consent_citing_it(
     assert_read_back(cites, made_consent, read_consent, references=CONSENT_REFS, derived=re_pointed)
     assert read_form["description"] == "signed at intake"
     assert read_form["content"][0]["attachment"]["data"] == PDF
+
+
+async def test_a_consent_worded_differently_is_recorded_as_its_own_not_merged(
+    network: Network, clinic: Fhir
+) -> None:
+    first = await clinic.ok("POST", "Consent", consent(network))
+    again = await clinic.ok("POST", "Consent", consent(network))
+    assert again["id"] == first["id"]  # the same document: the consent already in force
+    reworded = consent(network, category=[{"coding": [coding(ACT_CODE, "INFA")]}])
+    second = await clinic.ok("POST", "Consent", reworded)
+    assert second["id"] != first["id"]
+    assert_read_back(reworded, second, references=CONSENT_REFS)
+    assert_read_back(consent(network), await clinic.ok("GET", f"Consent/{first['id']}"),
+                     references=CONSENT_REFS)  # fmt: skip
