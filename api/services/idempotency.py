@@ -122,3 +122,10 @@ async def remember(
             request_hash(operation, request),
             {"id": str(result_id)},
         )
+
+
+async def hold_condition(uow: UnitOfWork, principal: Principal, condition: str) -> None:
+    """Serialise the organization's conditional creates with the same criteria (FHIR
+    If-None-Exist) until this transaction ends: a concurrent one waits (a bounded time, then
+    IdempotencyKeyInUse), then finds what the first created instead of creating a second."""
+    await uow.idempotency.reserve(principal.organization_id, "if-none-exist", condition)

@@ -3,6 +3,7 @@ referral: a repeated POST is never a second resource."""
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 import uuid
 from typing import Any
@@ -83,6 +84,24 @@ async def test_a_service_request_is_created_once_per_identifier(
     )
     assert ambiguous.status_code == 412
     assert ambiguous.json()["issue"][0]["code"] == "conflict"
+
+
+async def test_identical_conditional_creates_sent_together_create_once(
+    client: httpx.AsyncClient, pool: asyncpg.Pool, network: Network
+) -> None:
+    clinic = await Fhir.as_organization(client, pool, network.clinic)
+    placer = f"PO-{secrets.token_hex(4)}"
+    condition = {"if-none-exist": f"identifier={PLACER}|{placer}"}
+    answers = await asyncio.gather(
+        *(
+            clinic.request("POST", "ServiceRequest", service_request(network, placer), condition)
+            for _ in range(4)
+        )
+    )
+    assert sorted(a.status_code for a in answers) == [200, 200, 200, 201]
+    assert len({a.json()["id"] for a in answers}) == 1
+    found = entries(await clinic.ok("GET", f"ServiceRequest?identifier={PLACER}|{placer}"))
+    assert len(found) == 1
 
 
 async def test_criteria_the_table_does_not_allow_are_refused_naming_the_header(

@@ -2,6 +2,8 @@
 `Bundle.entry.request.ifNoneExist` in a transaction or batch (hl7.org/fhir/R4/http.html#ccreate).
 
 No match: create (201). One: the existing resource (200), nothing created. More than one: 412.
+Match and create run in one transaction, serialised with the organization's other conditional
+creates on the same criteria (an advisory lock), so identical requests sent together create once.
 Each resource type that supports it names, in one table, the search parameters its criteria
 may use; the match runs through the same search as `GET <Type>?...` (what the caller may see),
 except where a row says otherwise. The CapabilityStatement reads the same table.
@@ -12,7 +14,7 @@ from __future__ import annotations
 import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, urlencode
 
 from api.integrations.fhir.resources.datatypes import Json
 from api.integrations.fhir.rest import search_execute
@@ -20,8 +22,9 @@ from api.integrations.fhir.rest.context import FhirContext
 from api.integrations.fhir.rest.operation_outcomes import BadRequest, PreconditionFailed
 from api.integrations.fhir.rest.reads import referral_resource, task_outputs
 from api.integrations.fhir.rest.search_parameters import SearchRequest, ids_of, parse_search
-from api.services import referrals
+from api.services import idempotency, referrals
 from api.services.referrals import ReferralView
+from api.services.transactions import SharedTransaction
 
 Matcher = Callable[[FhirContext, SearchRequest], Awaitable[list[Json]]]
 
@@ -90,6 +93,29 @@ def parse_criteria(resource_type: str, criteria: str, where: str) -> SearchReque
     except BadRequest as error:
         raise BadRequest("; ".join(d.message for d in error.details), field=where) from None
     return replace(request, count=2)  # enough to tell one match from several
+
+
+async def create_once(
+    ctx: FhirContext,
+    resource_type: str,
+    resource: Json,
+    criteria: str,
+    where: str,
+    create: Callable[[FhirContext, Json], Awaitable[Json]],
+) -> tuple[bool, Json]:
+    """(created?, the resource): the match, or what `create` made. Matching and creating share
+    one transaction, serialised with the organization's other creates on the same criteria, so
+    two requests sent together never both create."""
+    request = parse_criteria(resource_type, criteria, where)
+    outer = ctx.new_uow()
+    async with outer:
+        shared = replace(ctx, new_uow=lambda: SharedTransaction(outer))
+        condition = f"{resource_type}?{urlencode(sorted(request.unparsed))}"
+        await idempotency.hold_condition(outer, ctx.principal, condition)
+        found = await existing(shared, resource_type, criteria, where)
+        result = (False, found) if found is not None else (True, await create(shared, resource))
+        await outer.commit()
+    return result
 
 
 async def existing(ctx: FhirContext, resource_type: str, criteria: str, where: str) -> Json | None:

@@ -78,13 +78,18 @@ async def handle(
     if method == "POST" and len(parts) == 1:
         _allowed(kind, "create")
         resource = check_resource(body or {}, kind)
-        if conditions.if_none_exist is not None:
-            where = conditions.if_none_exist_at
-            found = await conditional_create.existing(ctx, kind, conditions.if_none_exist, where)
-            if found is not None:
-                return Reply(200, found, _location(found))
-        created = await writes.create(ctx, resource)
-        return Reply(201, created, _location(created))
+        if conditions.if_none_exist is None:
+            created = await writes.create(ctx, resource)
+            return Reply(201, created, _location(created))
+        made, answer = await conditional_create.create_once(
+            ctx,
+            kind,
+            resource,
+            conditions.if_none_exist,
+            conditions.if_none_exist_at,
+            writes.create,
+        )
+        return Reply(201 if made else 200, answer, _location(answer))
     if method == "PUT" and len(parts) == 2:
         _allowed(kind, "update")
         expected = expected_version(if_match)
