@@ -11,6 +11,7 @@ from uuid import UUID
 import asyncpg
 
 from api.db.sql import Where, first_per_parent, keyset_after, keyset_order
+from api.db.verbatim import verbatim_json, verbatim_of
 from api.domain.consents import DataClass
 from api.domain.errors import VersionConflict
 from api.domain.referrals import (
@@ -50,10 +51,6 @@ def _coding_rows(codings: Sequence[Coding]) -> list[dict[str, Any]]:
     return [{"system": c.system, "code": c.code, "display": c.display} for c in codings]
 
 
-def _verbatim(value: Verbatim) -> dict[str, dict[str, Any]]:
-    return {kind: dict(elements) for kind, elements in value.items()}
-
-
 def _referral(row: asyncpg.Record) -> Referral:
     return Referral(
         id=row["id"],
@@ -78,7 +75,7 @@ def _referral(row: asyncpg.Record) -> Referral:
         categories=_codings(row["categories"]),
         identifiers=tuple(OrderIdentifier(i["system"], i["value"]) for i in row["identifiers"]),
         task_created_at=row["task_created_at"],
-        verbatim=row["verbatim"],
+        verbatim=verbatim_of(row["verbatim"]),
     )
 
 
@@ -106,7 +103,7 @@ def _values(referral: Referral) -> tuple[Any, ...]:
         _coding_rows(referral.categories),
         [{"system": i.system, "value": i.value} for i in referral.identifiers],
         referral.task_created_at,
-        _verbatim(referral.verbatim),
+        verbatim_json(referral.verbatim),
     )
 
 
@@ -281,7 +278,7 @@ class PostgresReferralRepository:
             f"WHERE id = $1 AND task_created_at IS NULL RETURNING {_COLUMNS}",
             referral_id,
             at,
-            _verbatim(verbatim),
+            verbatim_json(verbatim),
         )
         return _referral(row) if row else None
 
