@@ -48,6 +48,14 @@ def _normalize_scopes(texts: Sequence[str], what: str) -> tuple[str, ...]:
     return tuple(dict.fromkeys(normalized))
 
 
+def new_client_id() -> str:
+    """A random URL-safe id that never starts with '-' (a command line would take it for an
+    option: `peerbridge clients revoke -x...`)."""
+    while (candidate := secrets.token_urlsafe(16)).startswith("-"):
+        pass
+    return candidate
+
+
 async def create_client(
     pool: asyncpg.Pool,
     *,
@@ -86,7 +94,7 @@ async def create_client(
         # scrypt takes tens of milliseconds: keep it off the event loop.
         secret_hash = await asyncio.to_thread(client_secrets.hash_secret, secret)
     record = ClientRecord(
-        client_id=client_id or secrets.token_urlsafe(16),
+        client_id=client_id or new_client_id(),
         organization_id=organization_id,
         name=name,
         auth_method="client_secret_basic" if secret else "private_key_jwt",
