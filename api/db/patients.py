@@ -100,10 +100,17 @@ class PostgresPatientRepository:
         )
         return await self._hydrate(rows)
 
-    async def related_organization_ids(self, patient_id: UUID) -> set[UUID]:
+    async def referral_organizations(self, patient_ids: Sequence[UUID]) -> dict[UUID, set[UUID]]:
+        if not patient_ids:
+            return {}
         rows = await self._db.fetch(
-            "SELECT requester_organization_id AS id FROM referrals WHERE patient_id = $1 "
-            "UNION SELECT performer_organization_id FROM referrals WHERE patient_id = $1",
-            patient_id,
+            "SELECT patient_id, requester_organization_id AS organization_id FROM referrals "
+            "WHERE patient_id = ANY($1::uuid[]) "
+            "UNION SELECT patient_id, performer_organization_id FROM referrals "
+            "WHERE patient_id = ANY($1::uuid[])",
+            list(patient_ids),
         )
-        return {row["id"] for row in rows}
+        found: dict[UUID, set[UUID]] = defaultdict(set)
+        for row in rows:
+            found[row["patient_id"]].add(row["organization_id"])
+        return dict(found)

@@ -18,7 +18,7 @@ from api.domain.audit import AuditAction, AuditEvent, AuditOutcome, AuditRecord
 from api.domain.errors import Forbidden, Invalid, NotFound
 from api.domain.organizations import Organization
 from api.domain.principal import Principal
-from api.services.policy import Capability, audit, denied, require, utcnow
+from api.services.policy import Capability, Refusal, audit, refuse_one, require, utcnow
 from api.services.repositories import UnitOfWork
 
 _PAGE = 1_000
@@ -77,18 +77,19 @@ async def accounting_of_disclosures(
             raise NotFound("Patient", patient_id)
         holder_id = patient.managing_organization_id
         if requested_by is not None and requested_by.organization_id != holder_id:
-            error = Forbidden("only the organization holding the patient's record may account")
-            denied(
+            raise await refuse_one(
                 uow,
                 requested_by,
-                error,
+                Refusal(
+                    Forbidden("only the organization holding the patient's record may account"),
+                    patient_id,
+                    NotFound("Patient", patient_id),
+                    "AuditEvent",
+                    None,
+                ),
                 action=AuditAction.READ,
                 operation=_OPERATION,
-                resource_type="AuditEvent",
-                resource_id=None,
-                patient_id=patient_id,
             )
-            raise error
     events = [
         event
         async for event in _pages(

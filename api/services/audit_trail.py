@@ -1,5 +1,6 @@
 """Reading the audit trail: the holding organization sees every access to its patient's data
-(an accounting of disclosures, 45 CFR 164.528); other organizations see their own accesses."""
+(an accounting of disclosures, 45 CFR 164.528); other organizations that know the patient see
+their own accesses; to any other organization the patient does not exist (no existence oracle)."""
 
 from __future__ import annotations
 
@@ -7,11 +8,11 @@ from collections.abc import Sequence
 from datetime import datetime
 from uuid import UUID
 
-from api.domain.audit import AuditEvent
+from api.domain.audit import AuditAction, AuditEvent
 from api.domain.errors import DomainError, Forbidden, Invalid, NotFound
 from api.domain.principal import Principal
 from api.services.pagination import MAX_PAGE_SIZE, Keyset
-from api.services.policy import Capability, require
+from api.services.policy import Capability, Refusal, known_patients, per_id, refuse_one, require
 from api.services.repositories import UnitOfWork
 
 
@@ -33,6 +34,23 @@ async def list_audit_events(
         if patient is None:
             raise NotFound("Patient", patient_id)
         holder = patient.managing_organization_id == principal.organization_id
+        if not holder and patient_id not in await known_patients(
+            uow, principal.organization_id, [patient_id]
+        ):
+            # Its own denied attempts are about a patient it must not learn exists.
+            raise await refuse_one(
+                uow,
+                principal,
+                Refusal(
+                    Forbidden("your organization has no relationship with this patient"),
+                    patient_id,
+                    NotFound("Patient", patient_id),
+                    "AuditEvent",
+                    None,
+                ),
+                action=AuditAction.READ,
+                operation="listAuditEvents",
+            )
         return await uow.audit.for_patient(
             patient_id,
             None if holder else principal.organization_id,
@@ -56,15 +74,26 @@ async def get_audit_events(
             for p in await uow.patients.get_many(patient_ids)
             if p is not None
         }
-    results: list[AuditEvent | DomainError] = []
-    for event_id, event in zip(ids, found, strict=True):
-        if event is None:
-            results.append(NotFound("AuditEvent", event_id))
-        elif principal.organization_id in (
-            event.record.organization_id,
-            holders.get(event.record.patient_id) if event.record.patient_id else None,
-        ):
-            results.append(event)
-        else:
-            results.append(Forbidden("this audit event is about another organization's patient"))
+        visible = {
+            wanted: event
+            for wanted, event in zip(ids, found, strict=True)
+            if event is not None
+            and principal.organization_id
+            in (
+                event.record.organization_id,
+                holders.get(event.record.patient_id) if event.record.patient_id else None,
+            )
+        }
+        results = await per_id(
+            uow,
+            principal,
+            ids,
+            found,
+            visible,
+            resource_type="AuditEvent",
+            operation="readAuditEvent",
+            refused="this audit event is about another organization's patient",
+            patient_of=lambda e: e.record.patient_id,
+        )
+        await uow.commit()
     return results

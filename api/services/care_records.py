@@ -8,7 +8,7 @@ from api.domain.audit import AuditAction
 from api.domain.errors import Forbidden, NotFound
 from api.domain.patients import Patient
 from api.domain.principal import Principal
-from api.services.policy import denied
+from api.services.policy import Refusal, refuse_one
 from api.services.repositories import UnitOfWork
 
 
@@ -21,17 +21,19 @@ async def patient_in_care(
         raise NotFound("Patient", patient_id)
     if patient.managing_organization_id == principal.organization_id:
         return patient
-    if principal.organization_id in await uow.patients.related_organization_ids(patient.id):
+    parties = await uow.patients.referral_organizations([patient.id])
+    if principal.organization_id in parties.get(patient.id, ()):
         return patient
-    error = Forbidden("the participant has no referral with your organization")
-    denied(
+    raise await refuse_one(
         uow,
         principal,
-        error,
+        Refusal(
+            Forbidden("the participant has no referral with your organization"),
+            patient.id,
+            NotFound("Patient", patient_id),
+            resource_type,
+            None,
+        ),
         action=AuditAction.CREATE,
         operation=operation,
-        resource_type=resource_type,
-        resource_id=None,
-        patient_id=patient.id,
     )
-    raise error

@@ -25,7 +25,15 @@ from api.domain.patients import Patient
 from api.domain.principal import Principal
 from api.domain.verbatim import Verbatim, nothing_kept
 from api.services import idempotency
-from api.services.policy import Capability, audit, denied, require, utcnow
+from api.services.policy import (
+    Capability,
+    Refusal,
+    answer_each,
+    audit,
+    refuse_one,
+    require,
+    utcnow,
+)
 from api.services.repositories import UnitOfWork
 
 
@@ -67,18 +75,19 @@ async def record_consent_form(
         if patient is None:
             raise NotFound("Patient", command.patient_id)
         if patient.managing_organization_id != principal.organization_id:
-            error = Forbidden("only the organization holding the patient's record keeps its forms")
-            denied(
+            raise await refuse_one(
                 uow,
                 principal,
-                error,
+                Refusal(
+                    Forbidden("only the organization holding the patient's record keeps its forms"),
+                    patient.id,
+                    NotFound("Patient", command.patient_id),
+                    "DocumentReference",
+                    None,
+                ),
                 action=AuditAction.CREATE,
                 operation="recordConsentForm",
-                resource_type="DocumentReference",
-                resource_id=None,
-                patient_id=patient.id,
             )
-            raise error
         now = utcnow()
         form = await uow.consent_forms.add(
             ConsentForm(
@@ -169,36 +178,36 @@ async def get_consent_forms(
     async with uow:
         found = await uow.consent_forms.get_many(ids)
         refusals = await _refusals(uow, principal, [f for f in found if f is not None])
-        results: list[ConsentForm | DomainError] = []
-        records = []
-        for form_id, form in zip(ids, found, strict=True):
-            if form is None:
-                results.append(NotFound("DocumentReference", form_id))
-            elif (error := refusals[form.id]) is None:
-                results.append(form)
-                records.append(
-                    audit(
-                        principal,
-                        action=AuditAction.READ,
-                        operation="readConsentForm",
-                        resource_type="DocumentReference",
-                        resource_id=form.id,
-                        patient_id=form.patient_id,
-                    )
-                )
-            else:
-                results.append(error)
-                denied(
-                    uow,
+        present = {wanted: f for wanted, f in zip(ids, found, strict=True) if f is not None}
+        shown = {wanted: f for wanted, f in present.items() if refusals[f.id] is None}
+        refused = {
+            wanted: (error, f.patient_id)
+            for wanted, f in present.items()
+            if (error := refusals[f.id]) is not None
+        }
+        results = await answer_each(
+            uow,
+            principal,
+            ids,
+            found,
+            shown,
+            refused,
+            resource_type="DocumentReference",
+            operation="readConsentForm",
+        )
+        await uow.audit.add_many(
+            [
+                audit(
                     principal,
-                    error,
                     action=AuditAction.READ,
                     operation="readConsentForm",
                     resource_type="DocumentReference",
-                    resource_id=form.id,
-                    patient_id=form.patient_id,
+                    resource_id=f.id,
+                    patient_id=f.patient_id,
                 )
-        await uow.audit.add_many(records)
+                for f in shown.values()
+            ]
+        )
         await uow.commit()
     return results
 
@@ -222,17 +231,15 @@ async def consent_forms_of_patient(
                 if lapsed
                 else Forbidden("no consent form of this patient is addressed to your organization")
             )
-            denied(
+            raise await refuse_one(
                 uow,
                 principal,
-                error,
+                Refusal(
+                    error, patient_id, NotFound("Patient", patient_id), "DocumentReference", None
+                ),
                 action=AuditAction.READ,
                 operation="listConsentForms",
-                resource_type="DocumentReference",
-                resource_id=None,
-                patient_id=patient_id,
             )
-            raise error
         await uow.audit.add_many(
             [
                 audit(

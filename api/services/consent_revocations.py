@@ -14,10 +14,10 @@ from uuid import UUID
 
 from api.domain.audit import AuditAction
 from api.domain.consents import Consent, ConsentStatus
-from api.domain.errors import Forbidden, NotFound, VersionConflict
+from api.domain.errors import DomainError, Forbidden, NotFound, VersionConflict
 from api.domain.events import DomainEvent
 from api.domain.principal import Principal
-from api.services.policy import Capability, audit, denied, require, utcnow
+from api.services.policy import Capability, Refusal, audit, refuse_one, require, utcnow
 from api.services.repositories import UnitOfWork
 
 
@@ -90,27 +90,25 @@ async def _revoke(
     return revoked
 
 
-def _refuse(
+async def _refuse(
     uow: UnitOfWork,
     principal: Principal,
     message: str,
     *,
+    absent: NotFound,
     operation: str,
     consent_id: UUID | None,
     patient_id: UUID,
-) -> Forbidden:
-    error = Forbidden(message)
-    denied(
+) -> DomainError:
+    """The refusal to raise, audited: `absent` to an organization that does not know the
+    patient (no existence oracle, see `policy.refuse`)."""
+    return await refuse_one(
         uow,
         principal,
-        error,
+        Refusal(Forbidden(message), patient_id, absent, "Consent", consent_id),
         action=AuditAction.UPDATE,
         operation=operation,
-        resource_type="Consent",
-        resource_id=consent_id,
-        patient_id=patient_id,
     )
-    return error
 
 
 async def revoke_consent(
@@ -131,10 +129,11 @@ async def revoke_consent(
         (patient,) = await uow.patients.get_many([consent.patient_id])
         assert patient is not None  # foreign key
         if principal.organization_id not in parties_of(consent, patient.managing_organization_id):
-            raise _refuse(
+            raise await _refuse(
                 uow,
                 principal,
                 "only a party to this consent may revoke it",
+                absent=NotFound("Consent", consent_id),
                 operation="revokeConsent",
                 consent_id=consent.id,
                 patient_id=patient.id,
@@ -168,11 +167,12 @@ async def revoke_consents(
         if recipient is None:
             raise NotFound("Organization", command.recipient_organization_id)
         if principal.organization_id not in (patient.managing_organization_id, recipient.id):
-            raise _refuse(
+            raise await _refuse(
                 uow,
                 principal,
                 "only the organization holding the patient's record or the recipient may "
                 "revoke this sharing",
+                absent=NotFound("Patient", command.patient_id),
                 operation="revokeConsents",
                 consent_id=None,
                 patient_id=patient.id,

@@ -23,7 +23,16 @@ from api.domain.verbatim import Verbatim, nothing_kept
 from api.services import idempotency
 from api.services.consent_revocations import consent_event, parties_of
 from api.services.consent_revocations import revoke_consent as revoke_consent
-from api.services.policy import Capability, audit, denied, require, utcnow
+from api.services.policy import (
+    Capability,
+    Refusal,
+    audit,
+    per_id,
+    refuse,
+    refuse_one,
+    require,
+    utcnow,
+)
 from api.services.repositories import UnitOfWork
 
 # Audit detail of a grant answered with the identical consent already in force.
@@ -101,18 +110,19 @@ async def grant_consent(
         if patient is None:
             raise NotFound("Patient", command.patient_id)
         if patient.managing_organization_id != principal.organization_id:
-            error = Forbidden("only the organization holding the patient's record records consent")
-            denied(
+            raise await refuse_one(
                 uow,
                 principal,
-                error,
+                Refusal(
+                    Forbidden("only the organization holding the patient's record records consent"),
+                    patient.id,
+                    NotFound("Patient", command.patient_id),
+                    "Consent",
+                    None,
+                ),
                 action=AuditAction.CREATE,
                 operation="grantConsent",
-                resource_type="Consent",
-                resource_id=None,
-                patient_id=patient.id,
             )
-            raise error
         (recipient,) = await uow.organizations.get_many([command.recipient_organization_id])
         if recipient is None:
             raise NotFound("Organization", command.recipient_organization_id)
@@ -220,41 +230,49 @@ async def get_consents(
         found = await uow.consents.get_many(ids)
         patient_ids = sorted({c.patient_id for c in found if c is not None})
         patients = {p.id: p for p in await uow.patients.get_many(patient_ids) if p is not None}
-        results: list[Consent | DomainError] = []
-        records = []
-        for consent_id, consent in zip(ids, found, strict=True):
-            if consent is None:
-                results.append(NotFound("Consent", consent_id))
-                continue
-            holder = patients[consent.patient_id].managing_organization_id
-            if principal.organization_id in parties_of(consent, holder):
-                results.append(consent)
-                records.append(
-                    audit(
-                        principal,
-                        action=AuditAction.READ,
-                        operation="readConsent",
-                        resource_type="Consent",
-                        resource_id=consent.id,
-                        patient_id=consent.patient_id,
-                    )
-                )
-            else:
-                error = Forbidden("this consent is not addressed to your organization")
-                results.append(error)
-                denied(
-                    uow,
+        visible = {
+            consent_id: consent
+            for consent_id, consent in zip(ids, found, strict=True)
+            if consent is not None
+            and principal.organization_id
+            in parties_of(consent, patients[consent.patient_id].managing_organization_id)
+        }
+        results = await per_id(
+            uow,
+            principal,
+            ids,
+            found,
+            visible,
+            resource_type="Consent",
+            operation="readConsent",
+            refused="this consent is not addressed to your organization",
+            patient_of=lambda c: c.patient_id,
+        )
+        await uow.audit.add_many(
+            [
+                audit(
                     principal,
-                    error,
                     action=AuditAction.READ,
                     operation="readConsent",
                     resource_type="Consent",
                     resource_id=consent.id,
                     patient_id=consent.patient_id,
                 )
-        await uow.audit.add_many(records)
+                for consent in visible.values()
+            ]
+        )
         await uow.commit()
     return results
+
+
+def _none_addressed(patient_id: UUID) -> Refusal:
+    return Refusal(
+        Forbidden("no consent of this patient is addressed to your organization"),
+        patient_id,
+        NotFound("Patient", patient_id),
+        "Consent",
+        None,
+    )
 
 
 async def list_consents(uow: UnitOfWork, principal: Principal, patient_id: UUID) -> list[Consent]:
@@ -271,18 +289,13 @@ async def list_consents(uow: UnitOfWork, principal: Principal, patient_id: UUID)
             if principal.organization_id in parties_of(c, patient.managing_organization_id)
         ]
         if not visible and principal.organization_id != patient.managing_organization_id:
-            error = Forbidden("no consent of this patient is addressed to your organization")
-            denied(
+            raise await refuse_one(
                 uow,
                 principal,
-                error,
+                _none_addressed(patient_id),
                 action=AuditAction.READ,
                 operation="listConsents",
-                resource_type="Consent",
-                resource_id=None,
-                patient_id=patient_id,
             )
-            raise error
         await uow.audit.add_many(
             [
                 audit(
@@ -349,7 +362,8 @@ async def consents_of_patients(
         consents = await uow.consents.for_patients(present) if present else []
         results: list[list[Consent] | DomainError] = []
         records: list[AuditRecord] = []
-        for patient_id in patient_ids:
+        refused: dict[int, Refusal] = {}
+        for index, patient_id in enumerate(patient_ids):
             patient = patients[patient_id]
             if patient is None:
                 results.append(NotFound("Patient", patient_id))
@@ -361,18 +375,8 @@ async def consents_of_patients(
                 and principal.organization_id in parties_of(c, patient.managing_organization_id)
             ]
             if not visible and principal.organization_id != patient.managing_organization_id:
-                error = Forbidden("no consent of this patient is addressed to your organization")
-                results.append(error)
-                denied(
-                    uow,
-                    principal,
-                    error,
-                    action=AuditAction.READ,
-                    operation="listConsents",
-                    resource_type="Consent",
-                    resource_id=None,
-                    patient_id=patient_id,
-                )
+                refused[index] = _none_addressed(patient_id)
+                results.append(refused[index].error)
                 continue
             results.append(visible)
             records.extend(
@@ -386,6 +390,15 @@ async def consents_of_patients(
                 )
                 for c in visible
             )
+        told = await refuse(
+            uow,
+            principal,
+            list(refused.values()),
+            action=AuditAction.READ,
+            operation="listConsents",
+        )
+        for index, error in zip(refused, told, strict=True):
+            results[index] = error
         await uow.audit.add_many(records)
         await uow.commit()
     return results

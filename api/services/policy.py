@@ -5,10 +5,9 @@ Both doors (GraphQL and FHIR) reach patient data only through services that call
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from enum import StrEnum
 from typing import TypeVar
 from uuid import UUID
 
@@ -17,92 +16,16 @@ from api.domain.consents import ConsentDecision, DataClass, decide_disclosure
 from api.domain.errors import ConsentRequired, ConsentRevoked, DomainError, Forbidden, NotFound
 from api.domain.principal import Principal
 from api.domain.referrals import Actor
-from api.domain.scopes import Scope, any_satisfies, parse_scope
+
+# The scope share of the policy, re-exported: services and doors ask this module.
+from api.services.capabilities import CAPABILITY_SCOPES as CAPABILITY_SCOPES
+from api.services.capabilities import Capability as Capability
+from api.services.capabilities import allows as allows
+from api.services.capabilities import require as require
 from api.services.repositories import UnitOfWork
 
 R = TypeVar("R")
 V = TypeVar("V")
-
-
-class Capability(StrEnum):
-    READ_ORGANIZATIONS = "read organizations"
-    READ_PROGRAMS = "read peer programs"
-    MANAGE_PROGRAMS = "manage peer programs"
-    READ_LOCATIONS = "read program locations"
-    MANAGE_LOCATIONS = "manage program locations"
-    READ_SUPPORTERS = "read peer supporters"
-    MANAGE_SUPPORTERS = "manage peer supporters"
-    READ_PATIENTS = "read patients"
-    REGISTER_PATIENTS = "register patients"
-    READ_CONSENTS = "read consents"
-    GRANT_CONSENT = "grant consent"
-    REVOKE_CONSENT = "revoke consent"
-    READ_REFERRALS = "read referrals"
-    CREATE_REFERRAL = "create referrals"
-    TRANSITION_REFERRAL = "move a referral through its workflow"
-    ASSIGN_SUPPORTER = "assign a peer supporter"
-    READ_SESSIONS = "read sessions and attendance"
-    RECORD_SESSIONS = "record sessions and attendance"
-    READ_OUTCOMES = "read outcome measures"
-    RECORD_OUTCOMES = "record outcome measures"
-    READ_PROCEDURES = "read delivered procedures"
-    RECORD_PROCEDURES = "record delivered procedures"
-    CORRECT_PROCEDURES = "correct delivered procedures"
-    READ_CONSENT_FORMS = "read signed consent forms"
-    RECORD_CONSENT_FORMS = "record signed consent forms"
-    READ_AUDIT = "read the audit trail"
-    READ_METRICS = "read de-identified program metrics"
-
-
-def _scopes(*texts: str) -> tuple[Scope, ...]:
-    parsed = tuple(parse_scope(text) for text in texts)
-    assert all(parsed), texts
-    return tuple(scope for scope in parsed if scope is not None)
-
-
-# Each capability needs one of these SMART v2 scopes (on its FHIR counterpart). Both doors use it.
-CAPABILITY_SCOPES: dict[Capability, tuple[Scope, ...]] = {
-    Capability.READ_ORGANIZATIONS: _scopes("user/Organization.rs"),
-    Capability.READ_PROGRAMS: _scopes("user/HealthcareService.rs"),
-    Capability.MANAGE_PROGRAMS: _scopes("user/HealthcareService.cu"),
-    Capability.READ_LOCATIONS: _scopes("user/Location.rs"),
-    Capability.MANAGE_LOCATIONS: _scopes("user/Location.cu"),
-    Capability.READ_SUPPORTERS: _scopes("user/PractitionerRole.rs"),
-    Capability.MANAGE_SUPPORTERS: _scopes("user/PractitionerRole.cu"),
-    Capability.READ_PATIENTS: _scopes("user/Patient.rs"),
-    Capability.REGISTER_PATIENTS: _scopes("user/Patient.c"),
-    Capability.READ_CONSENTS: _scopes("user/Consent.rs"),
-    Capability.GRANT_CONSENT: _scopes("user/Consent.c"),
-    Capability.REVOKE_CONSENT: _scopes("user/Consent.u"),
-    Capability.READ_REFERRALS: _scopes("user/ServiceRequest.rs", "user/Task.rs"),
-    Capability.CREATE_REFERRAL: _scopes("user/ServiceRequest.c", "user/Task.c"),
-    Capability.TRANSITION_REFERRAL: _scopes("user/Task.u"),
-    Capability.ASSIGN_SUPPORTER: _scopes("user/Task.u"),
-    Capability.READ_SESSIONS: _scopes("user/Encounter.rs"),
-    Capability.RECORD_SESSIONS: _scopes("user/Encounter.c"),
-    Capability.READ_OUTCOMES: _scopes("user/Observation.rs", "user/QuestionnaireResponse.rs"),
-    Capability.RECORD_OUTCOMES: _scopes("user/Observation.c", "user/QuestionnaireResponse.c"),
-    Capability.READ_PROCEDURES: _scopes("user/Procedure.rs"),
-    Capability.RECORD_PROCEDURES: _scopes("user/Procedure.c"),
-    Capability.CORRECT_PROCEDURES: _scopes("user/Procedure.u"),
-    Capability.READ_CONSENT_FORMS: _scopes("user/DocumentReference.rs"),
-    Capability.RECORD_CONSENT_FORMS: _scopes("user/DocumentReference.c"),
-    Capability.READ_AUDIT: _scopes("user/AuditEvent.rs"),
-    Capability.READ_METRICS: _scopes("user/MeasureReport.rs"),
-}
-
-
-def allows(principal: Principal, capability: Capability) -> bool:
-    return any(any_satisfies(principal.scopes, needed) for needed in CAPABILITY_SCOPES[capability])
-
-
-def require(principal: Principal, capability: Capability) -> None:
-    """Refuse unless a granted scope covers the capability."""
-    if not allows(principal, capability):
-        needed = CAPABILITY_SCOPES[capability][0]
-        raise Forbidden(
-            f"the token lacks the scope to {capability} ({needed})", needed_scope=str(needed)
-        )
 
 
 def require_organization(principal: Principal, organization_id: UUID, what: str) -> None:
@@ -167,6 +90,122 @@ async def consent_for_recipient(
     )
 
 
+@dataclass(frozen=True)
+class Refusal:
+    """A read or write the caller may not make, about one record of a patient.
+
+    `absent` is what the caller would be told had the record never existed; `resource_type`
+    and `resource_id` are what the audit row names.
+    """
+
+    error: DomainError
+    patient_id: UUID | None
+    absent: DomainError
+    resource_type: str
+    resource_id: UUID | None
+
+
+async def known_patients(
+    uow: UnitOfWork, organization_id: UUID, patient_ids: Iterable[UUID]
+) -> set[UUID]:
+    """The patients the organization already knows of: it holds their record, requests or
+    performs one of their referrals, or recorded or receives one of their consents."""
+    wanted = sorted(set(patient_ids))
+    if not wanted:
+        return set()
+    known = {
+        p.id
+        for p in await uow.patients.get_many(wanted)
+        if p is not None and p.managing_organization_id == organization_id
+    }
+    rest = [p for p in wanted if p not in known]
+    if rest:
+        parties = await uow.patients.referral_organizations(rest)
+        known |= {p for p in rest if organization_id in parties.get(p, ())}
+        rest = [p for p in rest if p not in known]
+    if rest:
+        known |= {
+            c.patient_id
+            for c in await uow.consents.for_patients(rest)
+            if organization_id in (c.recorded_by_organization_id, c.recipient_organization_id)
+        }
+    return known
+
+
+async def refuse(
+    uow: UnitOfWork,
+    principal: Principal,
+    refusals: Sequence[Refusal],
+    *,
+    action: AuditAction,
+    operation: str,
+) -> list[DomainError]:
+    """What the caller is told of each refusal, each audited as denied.
+
+    No existence oracle: to an organization with no relationship to the patient (see
+    `known_patients`), a record it may not see is a record that does not exist, so it gets
+    exactly the NotFound an unknown id gets. An organization that knows the patient gets the
+    reason (FORBIDDEN, CONSENT_REQUIRED, CONSENT_REVOKED): it learns nothing new from it.
+    The audit row keeps the attempt with the code the caller was told, so the holder's
+    accounting shows probes by unrelated organizations as denied NOT_FOUND reads.
+    """
+    known = await known_patients(
+        uow, principal.organization_id, (r.patient_id for r in refusals if r.patient_id)
+    )
+    told: list[DomainError] = []
+    for refused in refusals:
+        error = refused.error if refused.patient_id in known else refused.absent
+        told.append(error)
+        denied(
+            uow,
+            principal,
+            error,
+            action=action,
+            operation=operation,
+            resource_type=refused.resource_type,
+            resource_id=refused.resource_id,
+            patient_id=refused.patient_id,
+        )
+    return told
+
+
+async def refuse_one(
+    uow: UnitOfWork, principal: Principal, refused: Refusal, *, action: AuditAction, operation: str
+) -> DomainError:
+    """`refuse` for a single refusal: the error to raise."""
+    (error,) = await refuse(uow, principal, [refused], action=action, operation=operation)
+    return error
+
+
+async def answer_each(
+    uow: UnitOfWork,
+    principal: Principal,
+    ids: Sequence[UUID],
+    found: Sequence[R | None],
+    shown: Mapping[UUID, V],
+    refused: Mapping[UUID, tuple[DomainError, UUID | None]],
+    *,
+    resource_type: str,
+    operation: str,
+) -> list[V | DomainError]:
+    """Per requested id: `shown[id]`; or what `refuse` tells of `refused[id]` (the refusal,
+    and the patient the record is about), audited as a denied read; or NotFound."""
+    refusals = [
+        Refusal(error, patient_id, NotFound(resource_type, wanted), resource_type, wanted)
+        for wanted, (error, patient_id) in refused.items()
+    ]
+    told = await refuse(uow, principal, refusals, action=AuditAction.READ, operation=operation)
+    told_of = dict(zip(refused, told, strict=True))
+    return [
+        NotFound(resource_type, wanted)
+        if record is None
+        else shown[wanted]
+        if wanted in shown
+        else told_of[wanted]
+        for wanted, record in zip(ids, found, strict=True)
+    ]
+
+
 async def disclose_each(
     uow: UnitOfWork,
     principal: Principal,
@@ -178,50 +217,36 @@ async def disclose_each(
     disclosure: Callable[[R], Disclosure],
 ) -> list[R | DomainError]:
     """Per requested id: the record when it is disclosed to the caller now, else why not (not
-    found, no consent, consent revoked). Every permit and every refusal is audited."""
-    present = [record for record in found if record is not None]
-    requests = {id(record): disclosure(record) for record in present}
-    decisions = await decide(uow, principal, list(requests.values()), utcnow())
-    decision_of = dict(zip(requests, decisions, strict=True))
-    results: list[R | DomainError] = []
+    found, no consent, consent revoked; see `refuse`). Every permit and refusal is audited."""
+    present = {w: record for w, record in zip(ids, found, strict=True) if record is not None}
+    asked = {wanted: disclosure(record) for wanted, record in present.items()}
+    decisions = await decide(uow, principal, list(asked.values()), utcnow())
+    shown: dict[UUID, R] = {}
+    refused: dict[UUID, tuple[DomainError, UUID | None]] = {}
     permits = []
-    for wanted, record in zip(ids, found, strict=True):
-        if record is None:
-            results.append(NotFound(resource_type, wanted))
+    for (wanted, request), decision in zip(asked.items(), decisions, strict=True):
+        if not decision.permitted:
+            refused[wanted] = (refusal(decision), request.patient_id)
             continue
-        decision = decision_of[id(record)]
-        patient_id = requests[id(record)].patient_id
-        if decision.permitted:
-            results.append(record)
-            permits.append(
-                audit(
-                    principal,
-                    action=AuditAction.READ,
-                    operation=operation,
-                    resource_type=resource_type,
-                    resource_id=wanted,
-                    patient_id=patient_id,
-                    consent_ids=decision.consent_ids,
-                )
-            )
-        else:
-            error = refusal(decision)
-            results.append(error)
-            denied(
-                uow,
+        shown[wanted] = present[wanted]
+        permits.append(
+            audit(
                 principal,
-                error,
                 action=AuditAction.READ,
                 operation=operation,
                 resource_type=resource_type,
                 resource_id=wanted,
-                patient_id=patient_id,
+                patient_id=request.patient_id,
+                consent_ids=decision.consent_ids,
             )
+        )
     await uow.audit.add_many(permits)
-    return results
+    return await answer_each(
+        uow, principal, ids, found, shown, refused, resource_type=resource_type, operation=operation
+    )
 
 
-def per_id(
+async def per_id(
     uow: UnitOfWork,
     principal: Principal,
     ids: Sequence[UUID],
@@ -231,30 +256,19 @@ def per_id(
     resource_type: str,
     operation: str,
     refused: str,
-    patient_of: Callable[[R], UUID],
+    patient_of: Callable[[R], UUID | None],
 ) -> list[V | DomainError]:
-    """Per requested id: its view when the caller is party to it, NotFound, or a Forbidden that
-    is audited as a denied read (tenancy decided by the caller's `visible` views)."""
-    results: list[V | DomainError] = []
-    for wanted, record in zip(ids, found, strict=True):
-        if record is None:
-            results.append(NotFound(resource_type, wanted))
-        elif wanted in visible:
-            results.append(visible[wanted])
-        else:
-            error = Forbidden(refused)
-            results.append(error)
-            denied(
-                uow,
-                principal,
-                error,
-                action=AuditAction.READ,
-                operation=operation,
-                resource_type=resource_type,
-                resource_id=wanted,
-                patient_id=patient_of(record),
-            )
-    return results
+    """Per requested id: its view when the caller is party to it (tenancy decided by the
+    caller's `visible` views), NotFound, or what `refuse` tells of a Forbidden."""
+    refusals = {
+        wanted: (Forbidden(refused), patient_of(record))
+        for wanted, record in zip(ids, found, strict=True)
+        if record is not None and wanted not in visible
+    }
+    return await answer_each(
+        uow, principal, ids, found, visible, refusals, resource_type=resource_type,
+        operation=operation,
+    )
 
 
 def refusal(decision: ConsentDecision) -> ConsentRequired:

@@ -34,11 +34,12 @@ from api.services.pagination import Keyset, Page, PageRequest, page_from_rows
 from api.services.policy import (
     Capability,
     Disclosure,
+    Refusal,
     audit,
     decide,
-    denied,
     per_id,
     refusal,
+    refuse_one,
     require,
     utcnow,
 )
@@ -101,18 +102,19 @@ async def _party_referral(
     if referral is None:
         raise Invalid("not a referral on this server", field="referralId")
     if referral.role_of(principal.organization_id) is not Role.PERFORMER:
-        error = Forbidden("only the referral's performer records what it delivered")
-        denied(
+        raise await refuse_one(
             uow,
             principal,
-            error,
+            Refusal(
+                Forbidden("only the referral's performer records what it delivered"),
+                referral.patient_id,
+                Invalid("not a referral on this server", field="referralId"),
+                "Procedure",
+                None,
+            ),
             action=AuditAction.CREATE,
             operation="recordProcedure",
-            resource_type="Procedure",
-            resource_id=None,
-            patient_id=referral.patient_id,
         )
-        raise error
     if referral.status not in RECORDABLE_STATUSES:
         raise Invalid(
             f"deliveries are recorded for in-progress or completed referrals, "
@@ -243,18 +245,19 @@ async def update_procedure(
         if current is None:
             raise NotFound("Procedure", procedure_id)
         if current.performer_organization_id != principal.organization_id:
-            error = Forbidden("only the organization that recorded a delivery updates it")
-            denied(
+            raise await refuse_one(
                 uow,
                 principal,
-                error,
+                Refusal(
+                    Forbidden("only the organization that recorded a delivery updates it"),
+                    current.patient_id,
+                    NotFound("Procedure", procedure_id),
+                    "Procedure",
+                    current.id,
+                ),
                 action=AuditAction.UPDATE,
                 operation="updateProcedure",
-                resource_type="Procedure",
-                resource_id=current.id,
-                patient_id=current.patient_id,
             )
-            raise error
         if expected_version is not None and expected_version != current.version:
             raise VersionConflict("Procedure", expected_version, current.version)
         if command.referral_id != current.referral_id:
@@ -386,7 +389,7 @@ async def get_procedures(
             if p is not None and referrals[p.referral_id].role_of(principal.organization_id)
         ]
         views = {v.procedure.id: v for v in await _views(uow, principal, mine, referrals)}
-        results = per_id(
+        results = await per_id(
             uow,
             principal,
             ids,

@@ -47,13 +47,14 @@ from api.services.pagination import Keyset, Page, PageRequest, page_from_rows
 from api.services.policy import (
     Capability,
     Disclosure,
+    Refusal,
     actor_of,
     audit,
     consent_for_recipient,
     decide,
-    denied,
     per_id,
     refusal,
+    refuse_one,
     require,
     utcnow,
 )
@@ -226,18 +227,15 @@ async def _open_referral(
     )
     for decision in (held, shared):
         if not decision.permitted:
-            error = refusal(decision)
-            denied(
+            raise await refuse_one(
                 uow,
                 principal,
-                error,
+                Refusal(
+                    refusal(decision), patient.id, NotFound("Patient", patient.id), "Referral", None
+                ),
                 action=AuditAction.CREATE,
                 operation=operation,
-                resource_type="Referral",
-                resource_id=None,
-                patient_id=patient.id,
             )
-            raise error
     cited = [c for c in command.consent_ids if c not in shared.consent_ids]
     if cited:
         raise Invalid(
@@ -334,18 +332,14 @@ async def escalate_referral(
         if referral is None:
             original = await _load(uow, command.referral_id)
             if original.role_of(principal.organization_id) is not Role.PERFORMER:
-                error = Forbidden("only the organization working a referral may escalate it")
-                denied(
+                raise await _refused(
                     uow,
                     principal,
-                    error,
+                    original,
+                    Forbidden("only the organization working a referral may escalate it"),
                     action=AuditAction.CREATE,
                     operation="escalateReferral",
-                    resource_type="Referral",
-                    resource_id=original.id,
-                    patient_id=original.patient_id,
                 )
-                raise error
             referral = await _open_referral(
                 uow,
                 principal,
@@ -424,17 +418,9 @@ async def transition_referral(
                 at=utcnow(),
             )
         except Forbidden as error:
-            denied(
-                uow,
-                principal,
-                error,
-                action=AuditAction.UPDATE,
-                operation=str(transition),
-                resource_type="Referral",
-                resource_id=current.id,
-                patient_id=current.patient_id,
-            )
-            raise
+            raise await _refused(
+                uow, principal, current, error, action=AuditAction.UPDATE, operation=str(transition)
+            ) from None
         saved = await uow.referrals.save(changed, change)
         await uow.audit.add_many(
             [
@@ -472,18 +458,14 @@ async def assign_supporter(
         if current is None:
             raise NotFound("Referral", referral_id)
         if current.role_of(principal.organization_id) is not Role.PERFORMER:
-            error = Forbidden("only the performing organization assigns a peer supporter")
-            denied(
+            raise await _refused(
                 uow,
                 principal,
-                error,
+                current,
+                Forbidden("only the performing organization assigns a peer supporter"),
                 action=AuditAction.UPDATE,
                 operation="assignSupporter",
-                resource_type="Referral",
-                resource_id=current.id,
-                patient_id=current.patient_id,
             )
-            raise error
         current.check_version(expected_version)
         if current.status not in OPEN_STATUSES:
             raise InvalidTransition(
@@ -523,6 +505,27 @@ async def assign_supporter(
         (view,) = await _views(uow, principal, [current], record=False)
         await uow.commit()
     return view
+
+
+async def _refused(
+    uow: UnitOfWork,
+    principal: Principal,
+    referral: Referral,
+    error: DomainError,
+    *,
+    action: AuditAction,
+    operation: str,
+) -> DomainError:
+    """The error to raise for a refused change of this referral, audited: NotFound to an
+    organization that does not know its patient (parties always do)."""
+    return await refuse_one(
+        uow,
+        principal,
+        Refusal(error, referral.patient_id, NotFound("Referral", referral.id), "Referral",
+                referral.id),
+        action=action,
+        operation=operation,
+    )
 
 
 # --- reads -----------------------------------------------------------------------------------
@@ -598,7 +601,7 @@ async def get_referrals(
         found = await uow.referrals.get_many(ids)
         mine = [r for r in found if r is not None and r.role_of(principal.organization_id)]
         views = {v.referral.id: v for v in await _views(uow, principal, mine, record=True)}
-        results = per_id(
+        results = await per_id(
             uow,
             principal,
             ids,
@@ -681,7 +684,8 @@ def check_may_follow(principal: Principal) -> None:
 async def referral_histories(
     uow: UnitOfWork, principal: Principal, referral_ids: Sequence[UUID]
 ) -> list[list[StatusChange] | DomainError]:
-    """Transition histories (who, when, why) of referrals the caller is party to."""
+    """Transition histories (who, when, why) of referrals the caller is party to; any other
+    id is NotFound (asked only under a referral the caller has already read)."""
     require(principal, Capability.READ_REFERRALS)
     async with uow:
         found = await uow.referrals.get_many(referral_ids)
@@ -690,6 +694,6 @@ async def referral_histories(
     return [
         histories.get(referral_id, [])
         if referral_id in histories or referral_id in allowed
-        else Forbidden("this referral is between other organizations")
+        else NotFound("Referral", referral_id)
         for referral_id in referral_ids
     ]

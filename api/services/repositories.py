@@ -98,8 +98,9 @@ class PatientRepository(Protocol):
     async def get_many(self, ids: Sequence[UUID]) -> list[Patient | None]: ...
     async def find_by_identifier(self, identifier: PatientIdentifier) -> list[Patient]:
         """Every organization's patients with this identifier (unique per organization)."""
-    async def related_organization_ids(self, patient_id: UUID) -> set[UUID]:
-        """Organizations with a referral for the patient, as requester or performer."""
+    async def referral_organizations(self, patient_ids: Sequence[UUID]) -> dict[UUID, set[UUID]]:
+        """Per patient, the organizations requesting or performing one of their referrals
+        (patients without a referral are left out)."""
 
 
 class ConsentRepository(Protocol):

@@ -25,7 +25,7 @@ from api.domain.referrals import (
 )
 from api.domain.verbatim import with_kept
 from api.services import referrals
-from api.services.policy import Capability, audit, denied, require, utcnow
+from api.services.policy import Capability, Refusal, audit, refuse_one, require, utcnow
 from api.services.referrals import ReferralView
 from api.services.repositories import UnitOfWork
 from api.services.transactions import SharedTransaction
@@ -48,18 +48,19 @@ async def create_task(uow: UnitOfWork, principal: Principal, command: CreateTask
         if current is None:
             raise NotFound("ServiceRequest", command.referral_id)
         if current.role_of(principal.organization_id) is not Role.REQUESTER:
-            error = Forbidden("the requester creates the referral's Task")
-            denied(
+            raise await refuse_one(
                 uow,
                 principal,
-                error,
+                Refusal(
+                    Forbidden("the requester creates the referral's Task"),
+                    current.patient_id,
+                    NotFound("ServiceRequest", command.referral_id),
+                    "Referral",
+                    current.id,
+                ),
                 action=AuditAction.CREATE,
                 operation="createTask",
-                resource_type="Referral",
-                resource_id=current.id,
-                patient_id=current.patient_id,
             )
-            raise error
         if current.task_created_at is not None:
             raise Invalid(f"this ServiceRequest already has Task/{current.id}", field="focus")
         if current.status is not ReferralStatus.REQUESTED:
@@ -152,17 +153,15 @@ async def update_task(uow: UnitOfWork, principal: Principal, command: UpdateTask
                 raise Forbidden("only the Task's author or owner may update it")
             _check_elements(command, role)
         except Forbidden as error:
-            denied(
+            raise await refuse_one(
                 uow,
                 principal,
-                error,
+                Refusal(
+                    error, current.patient_id, NotFound("Task", current.id), "Referral", current.id
+                ),
                 action=AuditAction.UPDATE,
                 operation="updateTask",
-                resource_type="Referral",
-                resource_id=current.id,
-                patient_id=current.patient_id,
-            )
-            raise
+            ) from None
         current.check_version(command.expected_version)
         await _check_outputs(uow, current.id, command.outputs)
         version = current.version

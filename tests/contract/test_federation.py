@@ -239,20 +239,21 @@ async def test_consent_and_tenancy_hold_through_the_gateway(
         anonymous_body = (await http.post(stack.gateway, json={"query": ACROSS})).json()
 
     # The peer organization: Ada consented to it, Ben did not. The clinic's own fields arrive
-    # for both; PeerBridge's fields of Ben are null with the reason at their path.
+    # for both; PeerBridge's fields of Ben are null with an error at their path: NOT_FOUND, as
+    # the peer has no relationship with Ben (PeerBridge is no oracle of who is a patient).
     ada, ben = peer["data"]["clinicPatients"]
     assert ada["givenName"] == "Ada"
     assert ada["referrals"]["edges"][0]["node"]["status"] == "REQUESTED"
     assert (ben["displayName"], ben["givenName"], ben["consents"]) == ("Ben S.", None, None)
     assert ben["referrals"] == {"edges": []}  # no referral of Ben involves this organization
     assert sorted(error_codes(peer)) == [
-        ("clinicPatients.1.consents", "FORBIDDEN"),
-        ("clinicPatients.1.givenName", "CONSENT_REQUIRED"),
+        ("clinicPatients.1.consents", "NOT_FOUND"),
+        ("clinicPatients.1.givenName", "NOT_FOUND"),
     ]
     # A peer organization nobody consented to sees no PeerBridge data of either patient.
     assert [p["givenName"] for p in stranger["data"]["clinicPatients"]] == [None, None]
     assert [p["referrals"] for p in stranger["data"]["clinicPatients"]] == [{"edges": []}] * 2
-    assert {code for _, code in error_codes(stranger)} == {"CONSENT_REQUIRED", "FORBIDDEN"}
+    assert {code for _, code in error_codes(stranger)} == {"NOT_FOUND"}
     # Without a token PeerBridge refuses (the gateway reports the subgraph's error).
     assert "UNAUTHENTICATED" in json.dumps(anonymous_body)
     for body in (stranger, anonymous_body):

@@ -63,7 +63,8 @@ async def test_revoke_consents_ends_all_sharing_with_the_organization(
         "recipientOrganizationId": str(network.peer.id),
     }
     refused = await stranger.run(REVOKE_ALL, input=sharing)
-    assert error_codes(refused) == [("revokeConsents", "FORBIDDEN")]
+    # No relationship with the patient: to the stranger the patient does not exist.
+    assert error_codes(refused) == [("revokeConsents", "NOT_FOUND")]
     assert (await peer.data(PATIENT, id=str(network.patient.id)))["patient"]
 
     revoked = (await clinic.data(REVOKE_ALL, input={**sharing, "reason": "moved away"}))[

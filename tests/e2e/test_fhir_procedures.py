@@ -4,6 +4,7 @@ output lists it, searches find it, consent and tenancy hold, transactions stay a
 from __future__ import annotations
 
 import sys
+import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -203,12 +204,21 @@ async def test_only_the_performer_records_and_only_parties_read_a_procedure(
     refused = await clinic.request("POST", "Procedure", _delivered(task, network))
     assert refused.status_code == 403, refused.text
     assert refused.json()["issue"][0]["code"] == "forbidden"
+    # The stranger has no relationship with the patient: the referral is "not on this server"
+    # and the delivery "not found", exactly as for ids nobody holds.
     as_stranger = _delivered(task, network)
     as_stranger["performer"] = [{"actor": {"reference": f"Organization/{network.stranger.id}"}}]
-    assert (await stranger.request("POST", "Procedure", as_stranger)).status_code == 403
+    recorded = await stranger.request("POST", "Procedure", as_stranger)
+    unknown = await stranger.request(
+        "POST",
+        "Procedure",
+        {**as_stranger, "basedOn": [{"reference": f"ServiceRequest/{uuid.uuid4()}"}]},
+    )
+    assert recorded.status_code == unknown.status_code == 422, recorded.text
+    assert recorded.json() == unknown.json()
     created = await peer.ok("POST", "Procedure", _delivered(task, network))
     read = await stranger.get(f"Procedure/{created['id']}")
-    assert read.status_code == 403
+    assert read.status_code == 404
     assert "entry" not in await stranger.ok("GET", f"Procedure?_id={created['id']}")
     assert "entry" not in await stranger.ok(
         "GET", f"Procedure?patient=Patient/{network.patient.id}"
@@ -481,12 +491,13 @@ async def test_only_the_recording_performer_updates_a_procedure(
     task = await _referral(network, *WORKING)
     created = await peer.ok("POST", "Procedure", _delivered(task, network))
     changed = {**created, "status": "in-progress"}
-    for other in (clinic, stranger):
+    # The clinic knows the patient and is told why; to the stranger it does not exist.
+    for other, status, code in ((clinic, 403, "forbidden"), (stranger, 404, "not-found")):
         refused = await other.request(
             "PUT", f"Procedure/{created['id']}", changed, {"If-Match": 'W/"1"'}
         )
-        assert refused.status_code == 403, refused.text
-        assert refused.json()["issue"][0]["code"] == "forbidden"
+        assert refused.status_code == status, refused.text
+        assert refused.json()["issue"][0]["code"] == code
     again = await peer.ok("GET", f"Procedure/{created['id']}")
     assert again["status"] == "completed" and again["meta"]["versionId"] == "1"
 

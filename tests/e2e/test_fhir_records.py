@@ -122,8 +122,9 @@ async def test_the_holder_records_a_signed_form_that_a_consent_cites_and_its_par
     stamp = form["meta"]["lastUpdated"].replace("+", "%2B")
     later = await clinic.ok("GET", f"DocumentReference?patient={patient}&_lastUpdated=gt{stamp}")
     assert "entry" not in later
-    assert (await stranger.get(f"DocumentReference/{form['id']}")).status_code == 403
-    assert (await stranger.get(f"DocumentReference?patient={patient}")).status_code == 403
+    # The stranger has no relationship with the patient: neither form nor patient exist for it.
+    assert (await stranger.get(f"DocumentReference/{form['id']}")).status_code == 404
+    assert (await stranger.get(f"DocumentReference?patient={patient}")).status_code == 404
     none = await stranger.ok("GET", f"Consent?source-reference=DocumentReference/{form['id']}")
     assert "entry" not in none
 
@@ -289,7 +290,8 @@ async def test_an_attendance_encounter_reads_by_id_under_the_consent_rule(
     assert encounter["subject"] == {"reference": f"Patient/{network.patient.id}"}
     assert encounter["partOf"]["reference"].startswith("Encounter/")
     assert (await peer.ok("GET", encounter["partOf"]["reference"]))["serviceType"]
-    refused = await stranger.get(f"Encounter/{attendance_id}")
+    assert (await stranger.get(f"Encounter/{attendance_id}")).status_code == 404
+    refused = await clinic.get(f"Encounter/{attendance_id}")
     assert refused.status_code == 403
     assert refused.json()["issue"][0]["details"]["coding"][0]["code"] == "CONSENT_REQUIRED"
 
@@ -346,7 +348,8 @@ async def test_the_holding_organization_reads_every_access_in_the_audit_trail(
     assert (await peer.ok("GET", f"AuditEvent/{one}"))["id"] == one
     clinic_event = next(e["id"] for e in everything if e["id"] not in peers)
     assert (await peer.get(f"AuditEvent/{clinic_event}")).status_code == 403
-    assert (await stranger.get(f"AuditEvent/{one}")).status_code == 403
+    assert (await stranger.get(f"AuditEvent/{one}")).status_code == 404
+    assert (await stranger.get(f"AuditEvent?patient={patient}")).status_code == 404
     assert (await clinic.get(f"AuditEvent/{one}/_history/1")).status_code == 405
 
 

@@ -79,8 +79,8 @@ async def test_stranger_cannot_read_a_referral_between_other_organizations(
     referral_id = await _refer(network)
     stranger = await Fhir.as_organization(client, pool, network.stranger)
     response = await stranger.get(f"Task/{referral_id}")
-    assert response.status_code == 403
-    assert response.json()["issue"][0]["code"] == "forbidden"
+    assert response.status_code == 404
+    assert response.json()["issue"][0]["code"] == "not-found"
 
 
 async def test_task_search_with_includes_and_next_links(network: Network, peer: Fhir) -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from network import MRN_SYSTEM, Network, register_patient
+from network import MRN_SYSTEM, Network, consent_to, register_patient
 
 from api.domain.consents import DataClass, Purpose
 from api.domain.errors import (
@@ -63,7 +63,19 @@ async def test_the_performer_sees_a_consented_patient_and_a_stranger_does_not(
         network.uow(), network.as_stranger, [network.patient.id]
     )
     assert mine == network.patient and theirs == network.patient
-    assert isinstance(stranger, ConsentRequired)
+    # An organization with no relationship to the patient may not learn that they exist.
+    assert isinstance(stranger, NotFound)
+    assert str(stranger) == f"Patient {network.patient.id} not found"
+
+
+async def test_an_organization_that_knows_the_patient_is_told_why_it_may_not_see_them(
+    network: Network,
+) -> None:
+    await consent_to(network, network.patient.id, network.stranger, DataClass.REFERRAL)
+    (result,) = await patients.get_patients(
+        network.uow(), network.as_stranger, [network.patient.id]
+    )
+    assert isinstance(result, ConsentRequired)
 
 
 async def test_revocation_hides_the_patient_on_the_very_next_request(network: Network) -> None:
@@ -141,8 +153,21 @@ async def test_consents_are_visible_to_their_parties_only(network: Network) -> N
         c.id
         for c in await consents.list_consents(network.uow(), network.as_peer, network.patient.id)
     ] == [network.consent.id]
-    with pytest.raises(Forbidden):
+    with pytest.raises(NotFound):
         await consents.list_consents(network.uow(), network.as_stranger, network.patient.id)
+    (unrelated,) = await consents.get_consents(
+        network.uow(), network.as_stranger, [network.consent.id]
+    )
+    assert isinstance(unrelated, NotFound)
+    # Once the patient consents to it too, the stranger knows the patient: it is told that the
+    # peer's consent is not addressed to it.
+    own = await consent_to(network, network.patient.id, network.stranger, DataClass.REFERRAL)
+    listed = await consents.list_consents(network.uow(), network.as_stranger, network.patient.id)
+    assert [c.id for c in listed] == [own.id]
+    (related,) = await consents.get_consents(
+        network.uow(), network.as_stranger, [network.consent.id]
+    )
+    assert isinstance(related, Forbidden)
     revoked = await consents.revoke_consent(
         network.uow(), network.as_peer, network.consent.id, expected_version=1
     )
@@ -243,7 +268,8 @@ async def test_an_organization_cannot_record_care_for_a_participant_it_does_not_
     network: Network,
 ) -> None:
     stranger_patient = await register_patient(network)
-    with pytest.raises(Forbidden):
+    # The peer has no relationship with this participant: it may not learn they exist.
+    with pytest.raises(NotFound):
         await outcomes.record_outcome_measure(
             network.uow(),
             network.as_peer,

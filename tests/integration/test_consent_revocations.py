@@ -9,7 +9,7 @@ import pytest
 from network import Network, consent_to
 
 from api.domain.consents import Consent, ConsentStatus, DataClass, Purpose
-from api.domain.errors import ConsentRevoked, Forbidden, NotFound
+from api.domain.errors import ConsentRevoked, NotFound
 from api.services import consent_revocations, consents, patients
 from api.services.consent_revocations import RevokeConsents
 
@@ -94,7 +94,8 @@ async def test_the_recipient_may_end_the_sharing_and_a_stranger_may_not(
     network: Network,
 ) -> None:
     command = RevokeConsents(network.patient.id, network.peer.id)
-    with pytest.raises(Forbidden):
+    # No relationship with the patient: to the stranger the patient does not exist.
+    with pytest.raises(NotFound):
         await consent_revocations.revoke_consents(network.uow(), network.as_stranger, command)
     assert (
         await scalar(

@@ -98,7 +98,7 @@ async def test_a_missing_scope_nulls_that_field_with_forbidden_and_the_needed_sc
     assert error["extensions"] == {"code": "FORBIDDEN", "neededScope": "user/ServiceRequest.rs"}
 
 
-async def test_another_organizations_referral_is_forbidden_not_hidden(
+async def test_an_unrelated_organization_is_told_another_organizations_records_do_not_exist(
     client: httpx.AsyncClient, pool: asyncpg.Pool, clinic: GraphQL, network: Network
 ) -> None:
     referral = await _refer(clinic, network)
@@ -110,9 +110,9 @@ async def test_another_organizations_referral_is_forbidden_not_hidden(
     )
 
     assert body["data"] == {"referral": None}
-    assert error_codes(body) == [("referral", "FORBIDDEN")]
+    assert error_codes(body) == [("referral", "NOT_FOUND")]
     assert patient["data"] == {"patient": None}
-    assert error_codes(patient) == [("patient", "CONSENT_REQUIRED")]
+    assert error_codes(patient) == [("patient", "NOT_FOUND")]
 
 
 async def test_revoked_consent_leaves_the_performer_a_stub_with_errors_at_each_phi_field(
@@ -249,16 +249,16 @@ async def test_node_and_entities_obey_the_same_rules(
         {"__typename": "PeerProgram", "name": "Recovery Circle"},
     ]
     # A patient from another subgraph always resolves (so the gateway keeps that subgraph's
-    # fields); what may not be disclosed is null with its reason. A referral between other
-    # organizations is refused outright.
+    # fields); what may not be disclosed is null with its reason, which for an organization
+    # with no relationship to the patient is that PeerBridge holds no such record.
     assert as_stranger["data"]["_entities"] == [
         {"__typename": "Patient", "givenName": None},
         None,
         {"__typename": "PeerProgram", "name": "Recovery Circle"},
     ]
     assert sorted(error_codes(as_stranger)) == [
-        ("_entities.0.givenName", "CONSENT_REQUIRED"),
-        ("_entities.1", "FORBIDDEN"),
+        ("_entities.0.givenName", "NOT_FOUND"),
+        ("_entities.1", "NOT_FOUND"),
     ]
 
 

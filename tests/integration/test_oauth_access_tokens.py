@@ -31,7 +31,7 @@ from api.auth.errors import forbidden_response
 from api.auth.runtime import AuthRuntime
 from api.db.signing_keys import SigningKeyRepository
 from api.db.uow import PostgresUnitOfWork
-from api.domain.errors import Conflict, Forbidden
+from api.domain.errors import Conflict, Forbidden, NotFound
 from api.domain.referrals import Coding, Priority
 from api.services import referrals
 from api.services.organizations import create_organization
@@ -63,6 +63,8 @@ async def _read_referral(request: Request) -> Response:
         )
     except Forbidden as error:
         return forbidden_response(error)
+    except NotFound:
+        return JSONResponse({"error": "not_found"}, 404)
     return JSONResponse({"id": str(view.referral.id)})
 
 
@@ -359,7 +361,7 @@ async def test_keys_sealed_under_another_kek_fail_loudly(
 
 # --- tenancy: the services refuse another organization's token ------------------------------
 
-async def test_a_token_of_organization_a_is_refused_on_organization_bs_referral(
+async def test_a_token_of_an_unrelated_organization_finds_no_referral_of_others(
     client: httpx.AsyncClient, network: Network, protected: str
 ) -> None:
     view = await referrals.create_referral(
@@ -382,8 +384,8 @@ async def test_a_token_of_organization_a_is_refused_on_organization_bs_referral(
     allowed = await _call(client, path, await _token(client, peer))
     unscoped = await _call(client, path, await _token(client, narrow))
 
-    assert refused.status_code == 403
-    assert refused.json()["error"] == "forbidden"
+    # The stranger has no relationship with the patient: the referral does not exist for it.
+    assert refused.status_code == 404
     assert allowed.status_code == 200
     assert unscoped.status_code == 403
     assert 'error="insufficient_scope"' in unscoped.headers["www-authenticate"]

@@ -17,6 +17,7 @@ from api.domain.errors import (
     Forbidden,
     Invalid,
     InvalidTransition,
+    NotFound,
     SupporterUnavailable,
     VersionConflict,
 )
@@ -199,12 +200,14 @@ async def test_an_organization_that_is_not_party_cannot_read_or_move_the_referra
     network: Network,
 ) -> None:
     referral = (await create(network)).referral
-    with pytest.raises(Forbidden):
+    # The stranger has no relationship with the patient: the referral does not exist for it.
+    with pytest.raises(NotFound) as read:
         await referrals.get_referral(network.uow(), network.as_stranger, referral.id)
-    with pytest.raises(Forbidden):
+    with pytest.raises(NotFound) as moved:
         await referrals.transition_referral(
             network.uow(), network.as_stranger, referral.id, Transition.ACCEPT
         )
+    assert str(read.value) == str(moved.value) == f"Referral {referral.id} not found"
     page = await referrals.list_referrals(
         network.uow(), network.as_stranger, ReferralFilter(), PageRequest()
     )

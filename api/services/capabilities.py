@@ -1,0 +1,93 @@
+"""What each capability needs: one SMART v2 scope table, used by both doors (and discovery).
+
+The policy point (`api.services.policy`) re-exports `Capability` and `require`.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from api.domain.errors import Forbidden
+from api.domain.principal import Principal
+from api.domain.scopes import Scope, any_satisfies, parse_scope
+
+
+class Capability(StrEnum):
+    READ_ORGANIZATIONS = "read organizations"
+    READ_PROGRAMS = "read peer programs"
+    MANAGE_PROGRAMS = "manage peer programs"
+    READ_LOCATIONS = "read program locations"
+    MANAGE_LOCATIONS = "manage program locations"
+    READ_SUPPORTERS = "read peer supporters"
+    MANAGE_SUPPORTERS = "manage peer supporters"
+    READ_PATIENTS = "read patients"
+    REGISTER_PATIENTS = "register patients"
+    READ_CONSENTS = "read consents"
+    GRANT_CONSENT = "grant consent"
+    REVOKE_CONSENT = "revoke consent"
+    READ_REFERRALS = "read referrals"
+    CREATE_REFERRAL = "create referrals"
+    TRANSITION_REFERRAL = "move a referral through its workflow"
+    ASSIGN_SUPPORTER = "assign a peer supporter"
+    READ_SESSIONS = "read sessions and attendance"
+    RECORD_SESSIONS = "record sessions and attendance"
+    READ_OUTCOMES = "read outcome measures"
+    RECORD_OUTCOMES = "record outcome measures"
+    READ_PROCEDURES = "read delivered procedures"
+    RECORD_PROCEDURES = "record delivered procedures"
+    CORRECT_PROCEDURES = "correct delivered procedures"
+    READ_CONSENT_FORMS = "read signed consent forms"
+    RECORD_CONSENT_FORMS = "record signed consent forms"
+    READ_AUDIT = "read the audit trail"
+    READ_METRICS = "read de-identified program metrics"
+
+
+def _scopes(*texts: str) -> tuple[Scope, ...]:
+    parsed = tuple(parse_scope(text) for text in texts)
+    assert all(parsed), texts
+    return tuple(scope for scope in parsed if scope is not None)
+
+
+# Each capability needs one of these SMART v2 scopes (on its FHIR counterpart). Both doors use it.
+CAPABILITY_SCOPES: dict[Capability, tuple[Scope, ...]] = {
+    Capability.READ_ORGANIZATIONS: _scopes("user/Organization.rs"),
+    Capability.READ_PROGRAMS: _scopes("user/HealthcareService.rs"),
+    Capability.MANAGE_PROGRAMS: _scopes("user/HealthcareService.cu"),
+    Capability.READ_LOCATIONS: _scopes("user/Location.rs"),
+    Capability.MANAGE_LOCATIONS: _scopes("user/Location.cu"),
+    Capability.READ_SUPPORTERS: _scopes("user/PractitionerRole.rs"),
+    Capability.MANAGE_SUPPORTERS: _scopes("user/PractitionerRole.cu"),
+    Capability.READ_PATIENTS: _scopes("user/Patient.rs"),
+    Capability.REGISTER_PATIENTS: _scopes("user/Patient.c"),
+    Capability.READ_CONSENTS: _scopes("user/Consent.rs"),
+    Capability.GRANT_CONSENT: _scopes("user/Consent.c"),
+    Capability.REVOKE_CONSENT: _scopes("user/Consent.u"),
+    Capability.READ_REFERRALS: _scopes("user/ServiceRequest.rs", "user/Task.rs"),
+    Capability.CREATE_REFERRAL: _scopes("user/ServiceRequest.c", "user/Task.c"),
+    Capability.TRANSITION_REFERRAL: _scopes("user/Task.u"),
+    Capability.ASSIGN_SUPPORTER: _scopes("user/Task.u"),
+    Capability.READ_SESSIONS: _scopes("user/Encounter.rs"),
+    Capability.RECORD_SESSIONS: _scopes("user/Encounter.c"),
+    Capability.READ_OUTCOMES: _scopes("user/Observation.rs", "user/QuestionnaireResponse.rs"),
+    Capability.RECORD_OUTCOMES: _scopes("user/Observation.c", "user/QuestionnaireResponse.c"),
+    Capability.READ_PROCEDURES: _scopes("user/Procedure.rs"),
+    Capability.RECORD_PROCEDURES: _scopes("user/Procedure.c"),
+    Capability.CORRECT_PROCEDURES: _scopes("user/Procedure.u"),
+    Capability.READ_CONSENT_FORMS: _scopes("user/DocumentReference.rs"),
+    Capability.RECORD_CONSENT_FORMS: _scopes("user/DocumentReference.c"),
+    Capability.READ_AUDIT: _scopes("user/AuditEvent.rs"),
+    Capability.READ_METRICS: _scopes("user/MeasureReport.rs"),
+}
+
+
+def allows(principal: Principal, capability: Capability) -> bool:
+    return any(any_satisfies(principal.scopes, needed) for needed in CAPABILITY_SCOPES[capability])
+
+
+def require(principal: Principal, capability: Capability) -> None:
+    """Refuse unless a granted scope covers the capability."""
+    if not allows(principal, capability):
+        needed = CAPABILITY_SCOPES[capability][0]
+        raise Forbidden(
+            f"the token lacks the scope to {capability} ({needed})", needed_scope=str(needed)
+        )
