@@ -10,7 +10,7 @@ Measured (in-process, httpx on the ASGI app, so no socket cost in either column)
          (auth, search parsing, services with consent + audit, R4B mapping, Bundle, JSON)
   plain  the same services calls (referrals page, patients, consents) and json.dumps of the
          domain records, no FHIR: the floor a non-FHIR JSON endpoint would pay
-  map    CPU only: to_fhir_* of the same records vs dataclasses.asdict + json.dumps
+  map    CPU only: to_fhir_* of the same records vs the records as plain dicts + json.dumps
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ import secrets
 import statistics
 import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -60,9 +60,18 @@ QUERY = (
 
 
 def _plain(value: Any) -> Any:
-    return json.dumps(
-        [dataclasses.asdict(v) for v in value], default=str, separators=(",", ":")
-    ).encode()
+    return json.dumps([_record(v) for v in value], default=str, separators=(",", ":")).encode()
+
+
+def _record(value: Any) -> Any:
+    """A domain record as plain JSON values (its verbatim elements are read-only mappings)."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _record(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, Mapping):
+        return {k: _record(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | frozenset | set):
+        return [_record(v) for v in value]
+    return value
 
 
 async def _time(label: str, run: Callable[[], Awaitable[int]]) -> dict[str, float]:
