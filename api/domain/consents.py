@@ -97,6 +97,20 @@ class ConsentDecision:
     consent_ids: tuple[UUID, ...]
     reason: str | None
     had_lapsed_consent: bool = False
+    # The purposes of use the relied-on consents allow (of those asked for); empty when no
+    # consent was needed (an organization's own records) or none was found.
+    purposes: frozenset[Purpose] = frozenset()
+
+
+def relying_on(consents: Iterable[Consent]) -> ConsentDecision:
+    """A permit that rests on these consents (e.g. a party reading a form they cite)."""
+    relied = list(consents)
+    return ConsentDecision(
+        True,
+        tuple(c.id for c in relied),
+        None,
+        purposes=frozenset().union(*(c.purposes for c in relied)),
+    )
 
 
 def decide_disclosure(
@@ -117,7 +131,8 @@ def decide_disclosure(
     ]
     covering = [c for c in mine if c.covers(recipient_organization_id, needed, purposes, now)]
     if covering:
-        return ConsentDecision(True, tuple(c.id for c in covering), None)
+        allowed = frozenset().union(*(c.purposes for c in covering)) & purposes
+        return ConsentDecision(True, tuple(c.id for c in covering), None, purposes=allowed)
     lapsed = any(
         c.status_at(now) is not ConsentStatus.ACTIVE and needed <= c.data_classes for c in mine
     )

@@ -11,7 +11,7 @@ from datetime import datetime
 from uuid import UUID
 
 from api.domain.audit import AuditAction
-from api.domain.consents import Consent, ConsentStatus
+from api.domain.consents import Consent, ConsentDecision, ConsentStatus, relying_on
 from api.domain.documents import ConsentForm, check_content, source_reference_of
 from api.domain.errors import (
     ConsentRequired,
@@ -130,17 +130,17 @@ async def record_consent_form(
     return form
 
 
-def _refusal(
+def _grounds(
     form: ConsentForm,
     patient: Patient,
     consents: Sequence[Consent],
     organization_id: UUID,
     now: datetime,
-) -> DomainError | None:
-    """Why the organization may not read the form now, or None: the holder of the record always
-    may; a party to a consent citing the form while that consent is in force."""
+) -> ConsentDecision | DomainError:
+    """What lets the organization read the form now, or why not: the holder of the record always
+    may; a party to a consent citing the form while that consent is in force (relied on)."""
     if organization_id in (form.organization_id, patient.managing_organization_id):
-        return None
+        return ConsentDecision(True, (), None)
     cited = source_reference_of(form.id)
     citing = [
         c
@@ -148,8 +148,8 @@ def _refusal(
         if c.source_reference == cited
         and organization_id in (c.recorded_by_organization_id, c.recipient_organization_id)
     ]
-    if any(c.in_force_at(now) for c in citing):
-        return None
+    if in_force := [c for c in citing if c.in_force_at(now)]:
+        return relying_on(in_force)
     if any(c.status_at(now) is not ConsentStatus.ACTIVE for c in citing):
         return ConsentRevoked("the consent citing this form is no longer in force")
     if citing:
@@ -157,15 +157,15 @@ def _refusal(
     return Forbidden("no consent citing this form is addressed to your organization")
 
 
-async def _refusals(
+async def _grounds_of(
     uow: UnitOfWork, principal: Principal, forms: Sequence[ConsentForm]
-) -> dict[UUID, DomainError | None]:
+) -> dict[UUID, ConsentDecision | DomainError]:
     patient_ids = sorted({f.patient_id for f in forms})
     patients = {p.id: p for p in await uow.patients.get_many(patient_ids) if p is not None}
     consents = await uow.consents.for_patients(patient_ids) if patient_ids else []
     now = utcnow()
     return {
-        f.id: _refusal(f, patients[f.patient_id], consents, principal.organization_id, now)
+        f.id: _grounds(f, patients[f.patient_id], consents, principal.organization_id, now)
         for f in forms
     }
 
@@ -177,13 +177,18 @@ async def get_consent_forms(
     require(principal, Capability.READ_CONSENT_FORMS)
     async with uow:
         found = await uow.consent_forms.get_many(ids)
-        refusals = await _refusals(uow, principal, [f for f in found if f is not None])
+        grounds = await _grounds_of(uow, principal, [f for f in found if f is not None])
         present = {wanted: f for wanted, f in zip(ids, found, strict=True) if f is not None}
-        shown = {wanted: f for wanted, f in present.items() if refusals[f.id] is None}
+        permits = {
+            f.id: permit
+            for f in present.values()
+            if isinstance(permit := grounds[f.id], ConsentDecision)
+        }
+        shown = {wanted: f for wanted, f in present.items() if f.id in permits}
         refused = {
             wanted: (error, f.patient_id)
             for wanted, f in present.items()
-            if (error := refusals[f.id]) is not None
+            if not isinstance(error := grounds[f.id], ConsentDecision)
         }
         results = await answer_each(
             uow,
@@ -204,6 +209,7 @@ async def get_consent_forms(
                     resource_type="DocumentReference",
                     resource_id=f.id,
                     patient_id=f.patient_id,
+                    consent=permits[f.id],
                 )
                 for f in shown.values()
             ]
@@ -222,10 +228,11 @@ async def consent_forms_of_patient(
         if patient is None:
             raise NotFound("Patient", patient_id)
         forms = await uow.consent_forms.for_patients([patient_id])
-        refusals = await _refusals(uow, principal, forms)
-        visible = [f for f in forms if refusals[f.id] is None]
+        grounds = await _grounds_of(uow, principal, forms)
+        shown = [(f, g) for f in forms if isinstance(g := grounds[f.id], ConsentDecision)]
+        visible = [f for f, _ in shown]
         if not visible and principal.organization_id != patient.managing_organization_id:
-            lapsed = [e for e in refusals.values() if isinstance(e, ConsentRequired)]
+            lapsed = [e for e in grounds.values() if isinstance(e, ConsentRequired)]
             error = (
                 lapsed[0]
                 if lapsed
@@ -249,8 +256,9 @@ async def consent_forms_of_patient(
                     resource_type="DocumentReference",
                     resource_id=f.id,
                     patient_id=patient_id,
+                    consent=permit,
                 )
-                for f in visible
+                for f, permit in shown
             ]
         )
         await uow.commit()

@@ -13,11 +13,19 @@ from datetime import datetime
 from uuid import UUID
 
 from api.domain.audit import AuditAction
-from api.domain.consents import Consent, ConsentStatus
+from api.domain.consents import Consent, ConsentDecision, ConsentStatus, relying_on
 from api.domain.errors import DomainError, Forbidden, NotFound, VersionConflict
 from api.domain.events import DomainEvent
 from api.domain.principal import Principal
-from api.services.policy import Capability, Refusal, audit, refuse_one, require, utcnow
+from api.services.policy import (
+    Capability,
+    Refusal,
+    audit,
+    refuse_one,
+    require,
+    unchanged,
+    utcnow,
+)
 from api.services.repositories import UnitOfWork
 
 
@@ -37,6 +45,17 @@ def parties_of(consent: Consent, managing_organization_id: UUID) -> set[UUID]:
         consent.recipient_organization_id,
         managing_organization_id,
     }
+
+
+def grounds_of(
+    consent: Consent, managing_organization_id: UUID, organization_id: UUID
+) -> ConsentDecision | None:
+    """What a party's read of a consent rests on: the recipient alone learns of it through the
+    consent itself (named in the audit row); its recorder and the record's holder read their
+    own records."""
+    if organization_id in (consent.recorded_by_organization_id, managing_organization_id):
+        return None
+    return relying_on([consent])
 
 
 def consent_event(event_type: str, consent: Consent) -> DomainEvent:
@@ -139,6 +158,17 @@ async def revoke_consent(
                 patient_id=patient.id,
             )
         if consent.revoked:
+            await uow.audit.add_many(
+                [
+                    unchanged(
+                        principal,
+                        operation="revokeConsent",
+                        resource_type="Consent",
+                        resource_id=consent.id,
+                        patient_id=consent.patient_id,
+                    )
+                ]
+            )
             await uow.commit()
             return consent
         if expected_version is not None and expected_version != consent.version:

@@ -21,7 +21,7 @@ from api.domain.errors import DomainError, Forbidden, Invalid, InvalidDetail, No
 from api.domain.principal import Principal
 from api.domain.verbatim import Verbatim, nothing_kept
 from api.services import idempotency
-from api.services.consent_revocations import consent_event, parties_of
+from api.services.consent_revocations import consent_event, grounds_of, parties_of
 from api.services.consent_revocations import revoke_consent as revoke_consent
 from api.services.policy import (
     Capability,
@@ -257,6 +257,11 @@ async def get_consents(
                     resource_type="Consent",
                     resource_id=consent.id,
                     patient_id=consent.patient_id,
+                    consent=grounds_of(
+                        consent,
+                        patients[consent.patient_id].managing_organization_id,
+                        principal.organization_id,
+                    ),
                 )
                 for consent in visible.values()
             ]
@@ -305,6 +310,9 @@ async def list_consents(uow: UnitOfWork, principal: Principal, patient_id: UUID)
                     resource_type="Consent",
                     resource_id=c.id,
                     patient_id=patient_id,
+                    consent=grounds_of(
+                        c, patient.managing_organization_id, principal.organization_id
+                    ),
                 )
                 for c in visible
             ]
@@ -340,6 +348,9 @@ async def consents_citing_form(
                     resource_type="Consent",
                     resource_id=c.id,
                     patient_id=c.patient_id,
+                    consent=grounds_of(
+                        c, patient.managing_organization_id, principal.organization_id
+                    ),
                 )
                 for c in visible
             ]
@@ -387,6 +398,9 @@ async def consents_of_patients(
                     resource_type="Consent",
                     resource_id=c.id,
                     patient_id=patient_id,
+                    consent=grounds_of(
+                        c, patient.managing_organization_id, principal.organization_id
+                    ),
                 )
                 for c in visible
             )

@@ -17,7 +17,7 @@ from api.domain.principal import Principal
 from api.domain.verbatim import Verbatim, nothing_kept
 from api.services import idempotency
 from api.services.care_records import patient_in_care
-from api.services.policy import Capability, Disclosure, audit, decide, require, utcnow
+from api.services.policy import Capability, Disclosure, audit, disclosed, require, utcnow
 from api.services.repositories import UnitOfWork
 
 _OUTCOMES = frozenset({DataClass.OUTCOMES})
@@ -140,26 +140,14 @@ async def outcomes_for_patients(
     """Per patient, the measures the caller may see (recorder, or consent `outcomes`)."""
     require(principal, Capability.READ_OUTCOMES)
     async with uow:
-        rows = await uow.outcomes.for_patients(patient_ids)
-        decisions = await decide(
+        visible = await disclosed(
             uow,
             principal,
-            [Disclosure(m.patient_id, m.organization_id, _OUTCOMES) for m in rows],
-            utcnow(),
-        )
-        visible = [m for m, d in zip(rows, decisions, strict=True) if d.permitted]
-        await uow.audit.add_many(
-            [
-                audit(
-                    principal,
-                    action=AuditAction.READ,
-                    operation="readOutcomeMeasure",
-                    resource_type="QuestionnaireResponse",
-                    resource_id=m.id,
-                    patient_id=m.patient_id,
-                )
-                for m in visible
-            ]
+            await uow.outcomes.for_patients(patient_ids),
+            resource_type="QuestionnaireResponse",
+            operation="readOutcomeMeasure",
+            disclosure=lambda m: Disclosure(m.patient_id, m.organization_id, _OUTCOMES),
+            resource_id=lambda m: m.id,
         )
         await uow.commit()
     return [[m for m in visible if m.patient_id == pid] for pid in patient_ids]

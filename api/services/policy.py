@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from typing import TypeVar
 from uuid import UUID
 
-from api.domain.audit import AuditAction, AuditOutcome, AuditRecord
+from api.domain.audit import AuditAction, AuditOutcome, AuditRecord, purpose_of_use
 from api.domain.consents import ConsentDecision, DataClass, decide_disclosure
 from api.domain.errors import ConsentRequired, ConsentRevoked, DomainError, Forbidden, NotFound
 from api.domain.principal import Principal
@@ -237,13 +237,45 @@ async def disclose_each(
                 resource_type=resource_type,
                 resource_id=wanted,
                 patient_id=request.patient_id,
-                consent_ids=decision.consent_ids,
+                consent=decision,
             )
         )
     await uow.audit.add_many(permits)
     return await answer_each(
         uow, principal, ids, found, shown, refused, resource_type=resource_type, operation=operation
     )
+
+
+async def disclosed(
+    uow: UnitOfWork,
+    principal: Principal,
+    records: Sequence[R],
+    *,
+    resource_type: str,
+    operation: str,
+    disclosure: Callable[[R], Disclosure],
+    resource_id: Callable[[R], UUID],
+) -> list[R]:
+    """Of a list, the records disclosed to the caller now (no refusal: a list shows what it may).
+    Each one shown is audited with the consents it rested on and their purpose."""
+    requests = [disclosure(record) for record in records]
+    decisions = await decide(uow, principal, requests, utcnow())
+    shown = [(r, q, d) for r, q, d in zip(records, requests, decisions, strict=True) if d.permitted]
+    await uow.audit.add_many(
+        [
+            audit(
+                principal,
+                action=AuditAction.READ,
+                operation=operation,
+                resource_type=resource_type,
+                resource_id=resource_id(record),
+                patient_id=request.patient_id,
+                consent=decision,
+            )
+            for record, request, decision in shown
+        ]
+    )
+    return [record for record, _, _ in shown]
 
 
 async def per_id(
@@ -285,9 +317,15 @@ def audit(
     resource_id: UUID | None,
     patient_id: UUID | None,
     outcome: AuditOutcome = AuditOutcome.SUCCESS,
-    consent_ids: Iterable[UUID] = (),
+    consent: ConsentDecision | None = None,
     detail_code: str | None = None,
 ) -> AuditRecord:
+    """The one shape of an audit row. `consent` is the decision the access rested on: its
+    consents are named and its purposes become the purpose of use (see
+    `api.domain.audit.purpose_of_use`); without one the caller acted on its own records."""
+    purpose = None
+    if outcome is AuditOutcome.SUCCESS:
+        purpose = principal.purpose or purpose_of_use(consent.purposes if consent else None)
     return AuditRecord(
         action=action,
         outcome=outcome,
@@ -298,11 +336,37 @@ def audit(
         client_id=principal.client_id,
         organization_id=principal.organization_id,
         subject=principal.subject,
-        purpose=principal.purpose,
-        consent_ids=tuple(consent_ids),
+        purpose=purpose,
+        consent_ids=consent.consent_ids if consent else (),
         detail_code=detail_code,
         source_ip=principal.source_ip,
         trace_id=principal.trace_id,
+    )
+
+
+# Audit detail of a write that found nothing to change but answered with the record.
+NO_CHANGE = "NO_CHANGE"
+
+
+def unchanged(
+    principal: Principal,
+    *,
+    operation: str,
+    resource_type: str,
+    resource_id: UUID,
+    patient_id: UUID,
+    detail_code: str = NO_CHANGE,
+) -> AuditRecord:
+    """A write that changed nothing still answers with the record: audited as the read it is
+    (a write's own row would claim a change that did not happen)."""
+    return audit(
+        principal,
+        action=AuditAction.READ,
+        operation=operation,
+        resource_type=resource_type,
+        resource_id=resource_id,
+        patient_id=patient_id,
+        detail_code=detail_code,
     )
 
 

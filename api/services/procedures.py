@@ -362,7 +362,7 @@ async def _views(
                 resource_type="Procedure",
                 resource_id=procedure.id,
                 patient_id=procedure.patient_id,
-                consent_ids=decision.consent_ids,
+                consent=decision,
                 detail_code=None if decision.permitted else "REDACTED",
             )
         )

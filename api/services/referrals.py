@@ -45,6 +45,7 @@ from api.services import idempotency
 from api.services.filters import ReferralFilter
 from api.services.pagination import Keyset, Page, PageRequest, page_from_rows
 from api.services.policy import (
+    NO_CHANGE,
     Capability,
     Disclosure,
     Refusal,
@@ -165,16 +166,21 @@ def _event(event_type: str, referral: Referral) -> DomainEvent:
 async def _replayed(
     uow: UnitOfWork, principal: Principal, key: str | None, operation: str, request: object
 ) -> Referral | None:
-    return await idempotency.replayed(
-        uow,
-        principal,
-        key,
-        operation,
-        request,
-        uow.referrals.get_many,
-        "Referral",
-        patient_of=lambda referral: referral.patient_id,
+    """The referral the first request with this key produced; answering with it again is
+    audited as a read of it under the consents it rests on now (IDEMPOTENT_REPLAY)."""
+    again = await idempotency.replayed(
+        uow, principal, key, operation, request, uow.referrals.get_many, "Referral"
     )
+    if again is not None:
+        await _views(
+            uow,
+            principal,
+            [again],
+            record=True,
+            operation=operation,
+            detail_code=idempotency.REPLAY_DETAIL,
+        )
+    return again
 
 
 async def _open_referral(
@@ -284,7 +290,7 @@ async def _open_referral(
                 resource_type="Referral",
                 resource_id=created.id,
                 patient_id=patient.id,
-                consent_ids=shared.consent_ids,
+                consent=shared,
             )
         ]
     )
@@ -419,26 +425,26 @@ async def transition_referral(
             )
         except Forbidden as error:
             raise await _refused(
-                uow, principal, current, error, action=AuditAction.UPDATE, operation=str(transition)
+                uow,
+                principal,
+                current,
+                error,
+                action=AuditAction.UPDATE,
+                operation=f"{transition}Referral",
             ) from None
         saved = await uow.referrals.save(changed, change)
-        await uow.audit.add_many(
-            [
-                audit(
-                    principal,
-                    action=AuditAction.UPDATE,
-                    operation=f"{transition}Referral",
-                    resource_type="Referral",
-                    resource_id=saved.id,
-                    patient_id=saved.patient_id,
-                )
-            ]
+        (view,) = await _views(
+            uow,
+            principal,
+            [saved],
+            record=True,
+            action=AuditAction.UPDATE,
+            operation=f"{transition}Referral",
         )
         await uow.outbox.add_many([_event(_EVENT_OF[transition], saved)])
         await idempotency.remember(
             uow, principal, idempotency_key, "transitionReferral", request, saved.id
         )
-        (view,) = await _views(uow, principal, [saved], record=False)
         await uow.commit()
     return view
 
@@ -489,20 +495,24 @@ async def assign_supporter(
                 ),
                 None,
             )
-            await uow.audit.add_many(
-                [
-                    audit(
-                        principal,
-                        action=AuditAction.UPDATE,
-                        operation="assignSupporter",
-                        resource_type="Referral",
-                        resource_id=current.id,
-                        patient_id=current.patient_id,
-                    )
-                ]
+            (view,) = await _views(
+                uow,
+                principal,
+                [current],
+                record=True,
+                action=AuditAction.UPDATE,
+                operation="assignSupporter",
             )
             await uow.outbox.add_many([_event("SupporterAssigned", current)])
-        (view,) = await _views(uow, principal, [current], record=False)
+        else:  # nothing to change, yet the answer shows the referral: audited as a read
+            (view,) = await _views(
+                uow,
+                principal,
+                [current],
+                record=True,
+                operation="assignSupporter",
+                detail_code=NO_CHANGE,
+            )
         await uow.commit()
     return view
 
@@ -546,9 +556,18 @@ def _withheld_classes(referral: Referral) -> frozenset[DataClass]:
 
 
 async def _views(
-    uow: UnitOfWork, principal: Principal, referrals: Sequence[Referral], *, record: bool
+    uow: UnitOfWork,
+    principal: Principal,
+    referrals: Sequence[Referral],
+    *,
+    record: bool,
+    action: AuditAction = AuditAction.READ,
+    operation: str = "readReferral",
+    detail_code: str | None = None,
 ) -> list[ReferralView]:
-    """Decide, for each referral the caller is party to, whether its PHI is disclosed now."""
+    """Decide, for each referral the caller is party to, whether its PHI is disclosed now.
+    When `record`, audit each answer as `action` by `operation` (a read, or the write that
+    answers with it) with the consents it rests on."""
     now = utcnow()
     decisions = await decide(
         uow,
@@ -571,13 +590,13 @@ async def _views(
         records.append(
             audit(
                 principal,
-                action=AuditAction.READ,
-                operation="readReferral",
+                action=action,
+                operation=operation,
                 resource_type="Referral",
                 resource_id=referral.id,
                 patient_id=referral.patient_id,
-                consent_ids=decision.consent_ids,
-                detail_code=None if decision.permitted else "REDACTED",
+                consent=decision,
+                detail_code=detail_code if decision.permitted else "REDACTED",
             )
         )
     if record:
@@ -588,7 +607,8 @@ async def _views(
 async def views_of(
     uow: UnitOfWork, principal: Principal, referrals: Sequence[Referral]
 ) -> list[ReferralView]:
-    """Referrals the caller just wrote, as it may see them (the write audited itself)."""
+    """Referrals as the caller may see them, unaudited: the caller audits (a write, or a
+    comparison that discloses nothing)."""
     return await _views(uow, principal, referrals, record=False)
 
 

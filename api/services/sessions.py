@@ -28,8 +28,8 @@ from api.services.policy import (
     Capability,
     Disclosure,
     audit,
-    decide,
     disclose_each,
+    disclosed,
     require,
     require_organization,
     utcnow,
@@ -196,7 +196,8 @@ async def record_attendance(
             [
                 audit(
                     principal,
-                    action=AuditAction.CREATE,
+                    # A second record for the same session and participant corrects the first.
+                    action=AuditAction.CREATE if attendance.version == 1 else AuditAction.UPDATE,
                     operation="recordAttendance",
                     resource_type="Encounter",
                     resource_id=attendance.id,
@@ -250,27 +251,15 @@ def _classes(attendance: Attendance) -> frozenset[DataClass]:
 async def _visible(
     uow: UnitOfWork, principal: Principal, rows: Sequence[Attendance]
 ) -> list[Attendance]:
-    decisions = await decide(
+    return await disclosed(
         uow,
         principal,
-        [Disclosure(a.patient_id, a.organization_id, _classes(a)) for a in rows],
-        utcnow(),
+        rows,
+        resource_type="Encounter",
+        operation="readAttendance",
+        disclosure=lambda a: Disclosure(a.patient_id, a.organization_id, _classes(a)),
+        resource_id=lambda a: a.id,
     )
-    visible = [a for a, d in zip(rows, decisions, strict=True) if d.permitted]
-    await uow.audit.add_many(
-        [
-            audit(
-                principal,
-                action=AuditAction.READ,
-                operation="readAttendance",
-                resource_type="Encounter",
-                resource_id=a.id,
-                patient_id=a.patient_id,
-            )
-            for a in visible
-        ]
-    )
-    return visible
 
 
 async def get_attendance(

@@ -7,7 +7,7 @@ See https://hl7.org/fhir/us/sdoh-clinicalcare/CapabilityStatement-SDOHCC-Coordin
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 from uuid import UUID
@@ -19,6 +19,7 @@ from api.domain.principal import Principal
 from api.domain.referrals import (
     TRANSITIONS,
     Priority,
+    Referral,
     ReferralStatus,
     Role,
     Transition,
@@ -99,9 +100,11 @@ class UpdateTask:
     referral_id: UUID
     status: ReferralStatus
     status_reason: str | None
-    priority: Priority
+    priority: Priority | None  # None: as stored
     assigned_supporter_id: UUID | None
-    changed: frozenset[str]  # Task elements that differ from the stored Task
+    # The Task elements that differ from the stored Task as the caller sees it. Asked only once
+    # the caller is known to be a party, so a refused update is audited as the UPDATE it was.
+    changes_from: Callable[[Referral], frozenset[str]]
     outputs: tuple[UUID, ...] = ()  # Procedures the Task names as output
     expected_version: int | None = None
 
@@ -114,9 +117,9 @@ def transition_to(current: ReferralStatus, target: ReferralStatus, role: Role) -
     raise InvalidTransition(f"the {role} cannot move a Task from {current} to {target}")
 
 
-def _check_elements(command: UpdateTask, role: Role) -> None:
+def _check_elements(changed: frozenset[str], role: Role) -> None:
     allowed = OWNER_MAY_CHANGE if role is Role.PERFORMER else AUTHOR_MAY_CHANGE
-    refused = sorted(command.changed - allowed - DERIVED)
+    refused = sorted(changed - allowed - DERIVED)
     if refused and role is Role.PERFORMER:
         raise Forbidden(
             f"the Task's owner may change only status, statusReason and output; "
@@ -148,10 +151,13 @@ async def update_task(uow: UnitOfWork, principal: Principal, command: UpdateTask
         if current is None:
             raise NotFound("Task", command.referral_id)
         role = current.role_of(principal.organization_id)
+        changed: frozenset[str] = frozenset()
         try:
             if role is None:
                 raise Forbidden("only the Task's author or owner may update it")
-            _check_elements(command, role)
+            (seen,) = await referrals.views_of(uow, principal, [current])
+            changed = command.changes_from(seen.referral)
+            _check_elements(changed, role)
         except Forbidden as error:
             raise await refuse_one(
                 uow,
@@ -177,9 +183,9 @@ async def update_task(uow: UnitOfWork, principal: Principal, command: UpdateTask
                 expected_version=version,
             )
             version = view.referral.version
-        elif "statusReason" in command.changed:
+        elif "statusReason" in changed:
             raise Invalid("statusReason changes together with status", field="Task.statusReason")
-        if "assignedSupporter" in command.changed and command.assigned_supporter_id is not None:
+        if "assignedSupporter" in changed and command.assigned_supporter_id is not None:
             view = await referrals.assign_supporter(
                 shared,
                 principal,
@@ -188,13 +194,14 @@ async def update_task(uow: UnitOfWork, principal: Principal, command: UpdateTask
                 expected_version=version,
             )
             version = view.referral.version
-        if "priority" in command.changed and command.priority is not current.priority:
+        priority = command.priority or current.priority
+        if "priority" in changed and priority is not current.priority:
             latest = await uow.referrals.get_for_update(current.id)
             assert latest is not None
             saved = await uow.referrals.save(
                 replace(
                     latest,
-                    priority=command.priority,
+                    priority=priority,
                     version=latest.version + 1,
                     updated_at=utcnow(),
                 ),

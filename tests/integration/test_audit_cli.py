@@ -113,7 +113,7 @@ async def test_accounting_as_csv_lists_date_recipient_what_purpose_and_consent(
         "recipient_organization": network.peer.name,
         "recipient_organization_id": str(network.peer.id),
         "what": "Patient",
-        "purpose": "care_coordination",  # the consent's, as the read stated none
+        "purpose": "CAREMGT",  # the purpose of use recorded with the read (its consent's)
         "consent": str(network.consent.id),
         "disclosures": "1",
     }]

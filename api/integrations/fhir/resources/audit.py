@@ -9,11 +9,18 @@ from uuid import UUID
 
 from fhir.resources.R4B.auditevent import AuditEvent as FhirAuditEvent
 
-from api.domain.audit import AuditAction, AuditEvent, AuditOutcome, AuditRecord
+from api.domain.audit import (
+    ACT_REASON_SYSTEM,
+    AuditAction,
+    AuditEvent,
+    AuditOutcome,
+    AuditRecord,
+)
 from api.integrations.fhir.resources import codes
 from api.integrations.fhir.resources.datatypes import (
     Json,
     coding,
+    concept,
     extension_value,
     finish,
     instant,
@@ -67,7 +74,9 @@ def to_fhir_audit_event(event: AuditEvent) -> Json:
             "recorded": instant(event.recorded_at),
             "outcome": _OUTCOME[record.outcome],
             "outcomeDesc": record.detail_code,
-            "purposeOfEvent": [{"text": record.purpose}] if record.purpose else [],
+            "purposeOfEvent": [
+                concept(ACT_REASON_SYSTEM, code) for code in (record.purpose or "").split()
+            ],
             "agent": [
                 {
                     "who": {
@@ -99,7 +108,11 @@ def from_fhir_audit_event(resource: Mapping[str, Any]) -> AuditEvent:
     records = [e for e in entities if _role(e) == _RECORD_ROLE]
     consents = [e for e in entities if _role(e) == _CONSENT_ROLE]
     record_id = (records[0].get("what") or {}).get("identifier", {}).get("value")
-    purposes = resource.get("purposeOfEvent") or [{}]
+    purposes = [
+        c.get("code") or concept.get("text")
+        for concept in resource.get("purposeOfEvent", ())
+        for c in (concept.get("coding") or [{}])
+    ]
     return AuditEvent(
         id=UUID(resource["id"]),
         recorded_at=parse_instant(resource["recorded"], "AuditEvent.recorded"),
@@ -115,7 +128,7 @@ def from_fhir_audit_event(resource: Mapping[str, Any]) -> AuditEvent:
             client_id=agent["who"]["identifier"]["value"],
             organization_id=ref_id(agent["who"], "Organization", "AuditEvent.agent[0].who"),
             subject=agent.get("altId", ""),
-            purpose=purposes[0].get("text"),
+            purpose=" ".join(p for p in purposes if p) or None,
             consent_ids=tuple(ref_id(c["what"], "Consent", "AuditEvent.entity") for c in consents),
             detail_code=resource.get("outcomeDesc"),
             source_ip=(agent.get("network") or {}).get("address"),

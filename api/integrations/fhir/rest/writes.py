@@ -206,15 +206,13 @@ async def update_task(
 ) -> Json:
     if resource.get("id") != str(task_id):
         raise Invalid("must equal the id in the URL", field="Task.id")
-    view = await referrals.get_referral(ctx.new_uow(), ctx.principal, task_id)
-    current = to_fhir_task(view.referral)  # outputs are derived: `_changed` skips them
     assigned = extension_value(resource, codes.EXT_ASSIGNED_SUPPORTER, "valueReference")
     try:
         status = ReferralStatus(str(resource.get("status")))
     except ValueError as error:
         raise Invalid("not a status PeerBridge referrals take", field="Task.status") from error
     try:
-        priority = Priority(resource.get("priority", view.referral.priority.value))
+        priority = Priority(resource["priority"]) if "priority" in resource else None
     except ValueError as error:
         raise Invalid("must be routine, urgent, asap or stat", field="Task.priority") from error
     outputs = tuple(
@@ -232,7 +230,8 @@ async def update_task(
             assigned_supporter_id=ref_id(assigned, "PractitionerRole", "Task.extension")
             if assigned
             else None,
-            changed=_changed(current, resource),
+            # outputs are derived: `_changed` skips them
+            changes_from=lambda seen: _changed(to_fhir_task(seen), resource),
             outputs=outputs,
             expected_version=expected_version,
         ),
