@@ -17,7 +17,7 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.routing import BaseRoute
 
-from api import health
+from api import door_refusals, health
 from api.auth import audit_schedule
 from api.auth import routes as auth_routes
 from api.auth import runtime as auth_runtime
@@ -54,10 +54,15 @@ _log = logging.getLogger(__name__)
 
 def _middleware(settings: Settings) -> list[Middleware]:
     # Outermost first: the access log also records the 413s the body limit answers.
+    # The body limit and authentication refuse in the shape of the door a path belongs to.
     return [
         Middleware(AccessLogMiddleware),
-        Middleware(BodySizeLimitMiddleware, max_bytes=settings.max_request_body_bytes),
-        Middleware(AuthenticationMiddleware),
+        Middleware(
+            BodySizeLimitMiddleware,
+            max_bytes=settings.max_request_body_bytes,
+            door_refusal=door_refusals.door_refusal,
+        ),
+        Middleware(AuthenticationMiddleware, door_refusal=door_refusals.door_refusal),
     ]
 
 
@@ -76,7 +81,12 @@ def create_app(settings: Settings) -> Starlette:
             await _close_pool(app)
 
     routes = [route for build in _ROUTE_BUILDERS for route in build(settings)]
-    app = Starlette(routes=routes, middleware=_middleware(settings), lifespan=lifespan)
+    app = Starlette(
+        routes=routes,
+        middleware=_middleware(settings),
+        exception_handlers=door_refusals.exception_handlers(),
+        lifespan=lifespan,
+    )
     app.state.settings = settings
     return app
 

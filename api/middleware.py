@@ -9,8 +9,15 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Callable, Mapping
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from api.domain.errors import DomainError, TooLarge
+
+# (path, error, headers) → the refusal in the shape of the door serving `path`, or None for
+# paths outside the doors (see api/door_refusals.py, which create_app passes in).
+DoorRefusal = Callable[[str, DomainError, Mapping[str, str]], ASGIApp | None]
 
 _access_log = logging.getLogger("peerbridge.access")
 
@@ -63,40 +70,47 @@ class _BodyTooLarge(Exception):
 class BodySizeLimitMiddleware:
     """Answer 413 to requests whose body exceeds `max_bytes`, declared or streamed."""
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    def __init__(
+        self, app: ASGIApp, max_bytes: int, door_refusal: DoorRefusal | None = None
+    ) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self._door_refusal = door_refusal
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         if self._declared_length(scope) > self.max_bytes:
-            await self._reject(send)
+            await self._reject(scope, receive, send)
             return
 
         received = 0
-        response_started = False
+        exceeded = response_started = False
 
         async def receive_within_limit() -> Message:
-            nonlocal received
+            nonlocal received, exceeded
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.max_bytes:
+                    exceeded = True
                     raise _BodyTooLarge
             return message
 
         async def send_and_note_start(message: Message) -> None:
             nonlocal response_started
+            if exceeded:
+                return  # whatever the app answers to _BodyTooLarge (e.g. a caught 500): ours
             response_started = response_started or message["type"] == "http.response.start"
             await send(message)
 
         try:
             await self.app(scope, receive_within_limit, send_and_note_start)
         except _BodyTooLarge:
-            if not response_started:
-                await self._reject(send)
+            pass
+        if exceeded and not response_started:
+            await self._reject(scope, receive, send)
 
     @staticmethod
     def _declared_length(scope: Scope) -> int:
@@ -106,7 +120,14 @@ class BodySizeLimitMiddleware:
                 return int(value) if value.isdigit() else 0
         return 0
 
-    async def _reject(self, send: Send) -> None:
+    async def _reject(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self._door_refusal is not None:
+            error = TooLarge(f"the request body is larger than {self.max_bytes} bytes")
+            # The unread rest of the body must not be taken for the next request.
+            response = self._door_refusal(scope["path"], error, {"connection": "close"})
+            if response is not None:
+                await response(scope, receive, send)
+                return
         body = json.dumps({"error": "request_too_large", "max_bytes": self.max_bytes}).encode()
         await send(
             {

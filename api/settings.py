@@ -37,6 +37,17 @@ class Settings(BaseSettings):
     public_base_url: str | None = None
     # Apollo Router's default body limit; FHIR transaction Bundles are the largest requests we take.
     max_request_body_bytes: int = Field(default=2 * 1024 * 1024, ge=1024)
+    # JSON (bodies, GraphQL variables, WebSocket messages) nested deeper is refused while it is
+    # parsed; FHIR's deepest real resources (nested QuestionnaireResponse items in a
+    # transaction Bundle) stay far below, and Python's parser recursion far above.
+    max_json_depth: int = Field(default=64, ge=8, le=256)
+
+    # --- FHIR (api/integrations/fhir) -------------------------------------------------------------
+    # Entries of one batch or transaction Bundle; more are refused (413, `Bundle.entry`).
+    fhir_max_bundle_entries: int = Field(default=50, ge=1, le=1000)
+    # `_include`/`_revinclude` resources added to one search response; past the cap the rest
+    # are left out and an OperationOutcome entry (search.mode = outcome) says so.
+    fhir_max_included: int = Field(default=100, ge=1, le=1000)
 
     # --- database ------------------------------------------------------------------------------
     # No prefix: the name every PaaS and tool already uses. None = embedded PostgreSQL under

@@ -58,15 +58,20 @@ def _quoted(text: str) -> str:
     return "".join(c for c in text if " " <= c <= "~" and c not in '"\\')
 
 
-def invalid_token_response(description: str = "the access token is invalid") -> JSONResponse:
-    """401 for a present but unusable bearer token (RFC 6750 3.1 `invalid_token`)."""
+def invalid_token_headers(description: str) -> dict[str, str]:
+    """The RFC 6750 3 challenge every 401 for an unusable bearer token carries."""
     challenge = (
         f'Bearer {_REALM}, error="invalid_token", error_description="{_quoted(description)}"'
     )
+    return {"www-authenticate": challenge, "cache-control": "no-store"}
+
+
+def invalid_token_response(description: str = "the access token is invalid") -> JSONResponse:
+    """401 for a present but unusable bearer token (RFC 6750 3.1 `invalid_token`)."""
     return JSONResponse(
         {"error": "invalid_token", "error_description": description},
         401,
-        headers={"www-authenticate": challenge, "cache-control": "no-store"},
+        headers=invalid_token_headers(description),
     )
 
 

@@ -13,9 +13,11 @@ from collections.abc import Sequence
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from api.auth.errors import invalid_token_response
+from api.auth.errors import invalid_token_headers, invalid_token_response
 from api.auth.jws import TokenRejected
 from api.auth.runtime import AuthRuntime
+from api.domain.errors import Unauthenticated
+from api.middleware import DoorRefusal
 
 log = logging.getLogger(__name__)
 
@@ -27,10 +29,14 @@ class AuthenticationMiddleware:
     """Pure ASGI, so streaming responses and WebSockets pass through untouched."""
 
     def __init__(
-        self, app: ASGIApp, public_path_prefixes: Sequence[str] = PUBLIC_PATH_PREFIXES
+        self,
+        app: ASGIApp,
+        public_path_prefixes: Sequence[str] = PUBLIC_PATH_PREFIXES,
+        door_refusal: DoorRefusal | None = None,
     ) -> None:
         self.app = app
         self._public = tuple(public_path_prefixes)
+        self._door_refusal = door_refusal
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in ("http", "websocket"):
@@ -54,9 +60,23 @@ class AuthenticationMiddleware:
                 # Closing before accept makes the server answer the handshake with 403.
                 await send({"type": "websocket.close", "code": 1008})
                 return
-            await invalid_token_response(_description(rejected.reason))(scope, receive, send)
+            await self._refusal(scope["path"], _description(rejected.reason))(
+                scope, receive, send
+            )
             return
         await self.app(scope, receive, send)
+
+
+    def _refusal(self, path: str, description: str) -> ASGIApp:
+        """401 in the shape of the door at `path` (RFC 6750 body elsewhere), always with the
+        RFC 6750 `WWW-Authenticate: Bearer ... error="invalid_token"` challenge."""
+        if self._door_refusal is not None:
+            shaped = self._door_refusal(
+                path, Unauthenticated(description), invalid_token_headers(description)
+            )
+            if shaped is not None:
+                return shaped
+        return invalid_token_response(description)
 
 
 def _bearer(scope: Scope) -> str | None:

@@ -9,12 +9,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from uuid import UUID
 
+from api.domain import text
 from api.domain.errors import Invalid, InvalidDetail, TooLarge
 from api.domain.verbatim import Verbatim, nothing_kept
 
 MAX_CONTENT_BYTES = 1024 * 1024  # inline forms; bigger ones are linked by url
-MAX_TITLE_LENGTH = 200
-MAX_URL_LENGTH = 2000
 CONTENT_TYPES = frozenset(
     {"application/pdf", "image/jpeg", "image/png", "image/tiff", "text/plain"}
 )
@@ -78,13 +77,12 @@ def check_content(
         problems.append(InvalidDetail("contentType", "one of " + ", ".join(sorted(CONTENT_TYPES))))
     if (url is None) == (data is None):
         problems.append(InvalidDetail("url", "give either a url or the data, not both"))
-    if url is not None and (
-        not url.startswith(("https://", "http://")) or len(url) > MAX_URL_LENGTH
-    ):
+    if url is not None and not url.startswith(("https://", "http://")):
         problems.append(InvalidDetail("url", "an absolute http(s) URL"))
     if data is not None and not data:
         problems.append(InvalidDetail("data", "the content is empty"))
-    if title is not None and not 0 < len(title.strip()) <= MAX_TITLE_LENGTH:
-        problems.append(InvalidDetail("title", f"1 to {MAX_TITLE_LENGTH} characters"))
+    if title is not None and not title.strip():
+        problems.append(InvalidDetail("title", "must not be empty"))
+    problems += text.texts_problems([("url", url, text.URI), ("title", title, text.SHORT)])
     if problems:
         raise Invalid(problems)

@@ -95,6 +95,31 @@ def _describe(detail: InvalidDetail) -> str:
     return f"{detail.field}: {detail.message}" if detail.field else detail.message
 
 
+class MalformedRequest(Invalid):
+    """The request itself cannot be read (not JSON, nested too deep, an unusable header or
+    parameter): HTTP 400 on either door, before any use case runs."""
+
+    code = "INVALID_REQUEST"
+
+
+class NotSupported(DomainError):
+    """This address does not take this method (HTTP 405)."""
+
+    code = "NOT_SUPPORTED"
+
+
+class UnknownAddress(DomainError):
+    """Nothing is served at this address (HTTP 404); `NotFound` is for records."""
+
+    code = "NOT_FOUND"
+
+
+class UnsupportedMediaType(DomainError):
+    """The body's content type is not one this door reads (HTTP 415)."""
+
+    code = "UNSUPPORTED_MEDIA_TYPE"
+
+
 class InvalidTransition(DomainError):
     code = "INVALID_TRANSITION"
 

@@ -10,13 +10,28 @@ from typing import Any
 
 from graphql import GraphQLError, GraphQLSyntaxError
 
-from api.domain.errors import DomainError, Forbidden, Invalid
+from api.domain.errors import DomainError, Forbidden, Invalid, MalformedRequest
 
 MASKED_MESSAGE = "Unexpected error."
 INTERNAL = "INTERNAL_SERVER_ERROR"
 PARSE_FAILED = "GRAPHQL_PARSE_FAILED"
 VALIDATION_FAILED = "GRAPHQL_VALIDATION_FAILED"
 BAD_USER_INPUT = "BAD_USER_INPUT"
+BAD_REQUEST = "BAD_REQUEST"
+
+# Refusals answered before any operation runs (middleware, body parsing): their HTTP status.
+# Operations that run answer 200 (401 for no token) with the code in `extensions.code`.
+_HTTP_STATUS_OF = {
+    BAD_REQUEST: 400,
+    "INVALID_INPUT": 400,
+    "UNAUTHENTICATED": 401,
+    "FORBIDDEN": 403,
+    "NOT_FOUND": 404,
+    "NOT_SUPPORTED": 405,
+    "TOO_LARGE": 413,
+    "UNSUPPORTED_MEDIA_TYPE": 415,
+    "RATE_LIMITED": 429,
+}
 
 _log = logging.getLogger("peerbridge.graphql")
 
@@ -36,6 +51,8 @@ def _is_document_error(error: GraphQLError) -> bool:
 
 def error_code(error: GraphQLError) -> str:
     domain = domain_error_of(error)
+    if isinstance(domain, MalformedRequest):
+        return BAD_REQUEST
     if domain is not None:
         return domain.code
     if isinstance(error, GraphQLSyntaxError):
@@ -50,7 +67,7 @@ def format_error(error: GraphQLError) -> dict[str, Any]:
     code = error_code(error)
     extensions: dict[str, Any] = {"code": code}
     domain = domain_error_of(error)
-    if isinstance(domain, Invalid):
+    if isinstance(domain, Invalid) and any(d.field for d in domain.details):
         extensions["details"] = [{"field": d.field, "message": d.message} for d in domain.details]
     if isinstance(domain, Forbidden) and domain.needed_scope:
         extensions["neededScope"] = domain.needed_scope
@@ -65,6 +82,12 @@ def format_error(error: GraphQLError) -> dict[str, Any]:
     if error.path is not None:
         formatted["path"] = error.path
     return formatted
+
+
+def refusal(error: DomainError) -> tuple[int, dict[str, Any]]:
+    """The HTTP status and body refusing a whole request, in the GraphQL response shape."""
+    formatted = format_error(GraphQLError(error.message, original_error=error))
+    return _HTTP_STATUS_OF.get(formatted["extensions"]["code"], 400), {"errors": [formatted]}
 
 
 def log_errors(errors: list[GraphQLError]) -> None:

@@ -37,6 +37,7 @@ from strawberry.types.graphql import OperationType
 from api.domain.errors import DomainError, Invalid, Unauthenticated
 from api.schema.context import GraphQLContext
 from api.schema.errors import MASKED_MESSAGE
+from api.schema.literals import StorableStringLiterals
 from api.settings import Settings
 
 # Root fields that hold no data: a gateway composes from `_service { sdl }` without a token.
@@ -135,7 +136,8 @@ class FederationTracing(ApolloFederationTracingExtension):
 def _validation_rules(settings: Settings) -> list[type[ASTValidationRule]]:
     """The limits' rule classes, made once per schema: `ValidationCache` keys on these classes,
     and the stock extensions would make new ones per request (a cache miss every time)."""
-    rules = [
+    rules: list[type[ASTValidationRule]] = [
+        StorableStringLiterals,
         *QueryDepthLimiter(max_depth=settings.graphql_max_depth).validation_rules,
         *MaxAliasesLimiter(max_alias_count=settings.graphql_max_aliases).validation_rules,
     ]

@@ -3,8 +3,9 @@ subscriptions over a `graphql-transport-ws` WebSocket authenticated at `connecti
 
 from __future__ import annotations
 
+import json
 import logging
-from collections.abc import AsyncGenerator, Callable
+from collections.abc import AsyncGenerator, Callable, Mapping
 from datetime import timedelta
 from typing import Any
 
@@ -29,10 +30,11 @@ from strawberry.types.unset import UnsetType
 from api.auth.jws import TokenRejected
 from api.auth.runtime import AuthRuntime
 from api.db.uow import PostgresUnitOfWork
-from api.domain.errors import Unauthenticated
+from api.domain.errors import Invalid, MalformedRequest, Unauthenticated
 from api.domain.principal import Principal
+from api.input_guard import check_parameters, parse_json
 from api.schema.context import GraphQLContext
-from api.schema.errors import format_error
+from api.schema.errors import BAD_REQUEST, format_error, refusal
 from api.schema.schema import PeerBridgeSchema, build_schema
 from api.services.repositories import UnitOfWork
 from api.settings import Settings
@@ -92,6 +94,7 @@ class GraphQLEndpoint(GraphQL[GraphQLContext, None]):
             max_subscriptions_per_connection=_MAX_OPERATIONS_PER_CONNECTION,
         )
         self._unit_of_work_for = unit_of_work_for
+        self._max_json_depth = settings.max_json_depth
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "websocket":
@@ -105,8 +108,41 @@ class GraphQLEndpoint(GraphQL[GraphQLContext, None]):
             try:
                 response = await self.run(request)
             except HTTPException as error:
-                response = _error_response(error.status_code, error.reason, "BAD_REQUEST")
+                response = _error_response(
+                    error.status_code, error.reason, _CODE_OF_STATUS.get(error.status_code)
+                )
+            except Invalid as error:  # the input guard refused the body or a parameter
+                status, body = refusal(error)
+                response = JSONResponse(body, status_code=status)
         await response(scope, receive, send)
+
+    # --- the input guard: every JSON and parameter this door reads ---------------------------
+
+    def parse_json(self, data: str | bytes) -> dict[str, object]:
+        """A POST body: one GraphQL request, a JSON object (no batches, no bare values)."""
+        body = parse_json(data, max_depth=self._max_json_depth)
+        if not isinstance(body, dict):
+            raise MalformedRequest(
+                "the body must be one GraphQL request: a JSON object with a `query`"
+            )
+        return body
+
+    def parse_query_params(self, params: Mapping[str, str | None]) -> dict[str, object]:
+        """A GET request: `variables` and `extensions` are JSON, the rest plain text."""
+        parsed: dict[str, object] = dict(params)
+        check_parameters((name, value or "") for name, value in params.items())
+        for name in ("variables", "extensions"):
+            text = params.get(name)
+            if text:
+                parsed[name] = parse_json(text, max_depth=self._max_json_depth, root=_named(name))
+        return parsed
+
+    def decode_json(self, data: str | bytes) -> object:
+        """WebSocket messages: a refusal closes the socket as any non-JSON message does."""
+        try:
+            return parse_json(data, max_depth=self._max_json_depth)
+        except Invalid as error:
+            raise json.JSONDecodeError(error.message, "", 0) from None
 
     async def get_context(
         self, request: Request | WebSocket, response: Response | WebSocket
@@ -157,6 +193,10 @@ class GraphQLEndpoint(GraphQL[GraphQLContext, None]):
         return response
 
 
+def _named(name: str) -> Callable[[object], str]:
+    return lambda _value: name
+
+
 def _csrf_refusal(request: Request) -> Response | None:
     if request.method != "POST":
         return None
@@ -167,7 +207,7 @@ def _csrf_refusal(request: Request) -> Response | None:
         415,
         "POST requests to /graphql must be `Content-Type: application/json` "
         "(form, multipart and text/plain bodies are refused to prevent cross-site requests)",
-        "BAD_REQUEST",
+        BAD_REQUEST,
     )
 
 
@@ -182,8 +222,14 @@ def _bearer(entries: Any) -> str | None:
     return None
 
 
-def _error_response(status: int, message: str, code: str) -> Response:
-    body: dict[str, Any] = {"errors": [{"message": message, "extensions": {"code": code}}]}
+# Refusals strawberry raises itself (e.g. 404 for GraphiQL when it is off).
+_CODE_OF_STATUS = {404: "NOT_FOUND", 405: "NOT_SUPPORTED"}
+
+
+def _error_response(status: int, message: str, code: str | None) -> Response:
+    body: dict[str, Any] = {
+        "errors": [{"message": message, "extensions": {"code": code or BAD_REQUEST}}]
+    }
     return JSONResponse(body, status_code=status)
 
 

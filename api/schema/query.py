@@ -11,6 +11,7 @@ from typing import Annotated
 import strawberry
 
 from api.domain.errors import Forbidden, Invalid, NotFound
+from api.domain.text import unstorable
 from api.schema.audit_event import AuditEvent
 from api.schema.connection import Connection, Edge, PageInfo
 from api.schema.consent import Consent, load_consent
@@ -210,7 +211,12 @@ def _name_cursor(name: str) -> str:
 def _name_after(cursor: str | None) -> str | None:
     if cursor is None:
         return None
+    name: str | None
     try:
-        return base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        name = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
     except (ValueError, binascii.Error, UnicodeDecodeError):
-        raise Invalid("the cursor is not one this API issued", field="after") from None
+        name = None
+    # No organization name holds NUL: such a cursor was never issued (and SQL cannot take it).
+    if name is None or unstorable(name) is not None:
+        raise Invalid("the cursor is not one this API issued", field="after")
+    return name

@@ -7,10 +7,12 @@ from typing import Any, Literal
 
 import strawberry
 from graphql import GraphQLError
+from strawberry.federation.schema import FederationAny
 from strawberry.printer import print_schema
 from strawberry.schema.config import StrawberryConfig
 
 from api.schema import enums  # noqa: F401  (registers the domain enums before the types load)
+from api.schema.entities import resolve_checked
 from api.schema.errors import log_errors
 from api.schema.extensions import schema_extensions
 from api.schema.mutation import Mutation
@@ -28,6 +30,24 @@ class PeerBridgeSchema(strawberry.federation.Schema):
     ) -> None:
         # The stock hook logs each error with its message and traceback (PHI risk).
         log_errors(errors)
+
+    def entities_resolver(
+        self, info: strawberry.Info, representations: list[FederationAny]
+    ) -> list[FederationAny]:
+        """Each representation checked first; the stock resolver raises on an unknown
+        `__typename` (failing all of them) and masks a missing `id` as an internal error."""
+        return resolve_checked(
+            representations,
+            self._entity_type_names(),
+            lambda sound: super(PeerBridgeSchema, self).entities_resolver(info, sound),
+        )
+
+    def _entity_type_names(self) -> frozenset[str]:
+        return frozenset(
+            name
+            for name, type_ in self.schema_converter.type_map.items()
+            if hasattr(getattr(type_.definition, "origin", None), "resolve_reference")
+        )
 
 
 def build_schema(settings: Settings) -> PeerBridgeSchema:

@@ -12,11 +12,13 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from uuid import UUID
 
+from api.domain import text
 from api.domain.audit import AuditAction
 from api.domain.consents import Consent, ConsentDecision, ConsentStatus, relying_on
 from api.domain.errors import DomainError, Forbidden, NotFound, VersionConflict
 from api.domain.events import DomainEvent
 from api.domain.principal import Principal
+from api.domain.text import check_texts
 from api.services.policy import (
     Capability,
     Refusal,
@@ -69,7 +71,8 @@ def consent_event(event_type: str, consent: Consent) -> DomainEvent:
 
 
 def _reason(reason: str | None) -> str | None:
-    """The reason as given (a blank one is no reason)."""
+    """The reason as given (a blank one is no reason), within the free-text limits."""
+    check_texts([("reason", reason, text.REASON)])
     return reason if reason and reason.strip() else None
 
 

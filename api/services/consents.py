@@ -14,11 +14,13 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from uuid import UUID
 
+from api.domain import text
 from api.domain.audit import AuditAction, AuditRecord
 from api.domain.consents import Consent, ConsentStatus, DataClass, Purpose
 from api.domain.documents import form_id_in, source_reference_of
 from api.domain.errors import DomainError, Forbidden, Invalid, InvalidDetail, NotFound
 from api.domain.principal import Principal
+from api.domain.text import text_problems
 from api.domain.verbatim import Verbatim, nothing_kept
 from api.services import idempotency
 from api.services.consent_revocations import consent_event, grounds_of, parties_of
@@ -60,6 +62,7 @@ def _check(command: GrantConsent, now: datetime) -> None:
     start = command.period_start or now
     if command.period_end is not None and command.period_end <= start:
         problems.append(InvalidDetail("periodEnd", "must be after the start of the period"))
+    problems += text_problems("sourceReference", command.source_reference, text.URI)
     if problems:
         raise Invalid(problems)
 

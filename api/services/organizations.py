@@ -5,9 +5,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from uuid import UUID
 
+from api.domain import text
 from api.domain.errors import Conflict, Invalid
 from api.domain.organizations import Organization, OrganizationKind
 from api.domain.principal import Principal
+from api.domain.text import check_texts
 from api.services.policy import Capability, require
 from api.services.repositories import UnitOfWork
 
@@ -19,6 +21,7 @@ async def create_organization(
     name = name.strip()
     if not name:
         raise Invalid("must not be empty", field="name")
+    check_texts([("name", name, text.NAME)])
     try:
         kind = OrganizationKind(kind)
     except ValueError as error:

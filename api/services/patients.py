@@ -8,11 +8,13 @@ from dataclasses import dataclass, field
 from datetime import date
 from uuid import UUID
 
+from api.domain import text
 from api.domain.audit import AuditAction
 from api.domain.consents import DataClass
 from api.domain.errors import Conflict, DomainError, Invalid, InvalidDetail
 from api.domain.patients import Gender, Patient, PatientIdentifier
 from api.domain.principal import Principal
+from api.domain.text import texts_problems
 from api.domain.verbatim import NOTHING_KEPT, Verbatim
 from api.services import idempotency
 from api.services.policy import (
@@ -59,6 +61,23 @@ def _check(command: RegisterPatient) -> None:
         seen.setdefault(identifier, index)
     if command.birth_date is not None and command.birth_date > date.today():
         problems.append(InvalidDetail("birthDate", "must not be in the future"))
+    problems += texts_problems(
+        [
+            ("givenName", command.given_name, text.NAME),
+            ("familyName", command.family_name, text.NAME),
+            ("phone", command.phone, text.SHORT),
+            ("email", command.email, text.EMAIL),
+            ("preferredLanguage", command.preferred_language, text.LANGUAGE),
+            *(
+                check
+                for index, identifier in enumerate(command.identifiers)
+                for check in (
+                    (f"identifiers[{index}].system", identifier.system, text.URI),
+                    (f"identifiers[{index}].value", identifier.value, text.SHORT),
+                )
+            ),
+        ]
+    )
     if problems:
         raise Invalid(problems)
 

@@ -27,6 +27,7 @@ from api.domain.procedures import (
     delivered,
 )
 from api.domain.referrals import Coding, Referral, Role
+from api.domain.text import check_texts, coding_checks
 from api.domain.verbatim import NOTHING_KEPT, Verbatim, nothing_kept
 from api.services import idempotency
 from api.services.filters import ProcedureFilter
@@ -78,6 +79,14 @@ class ProcedureView:
 
 
 def _check(command: RecordProcedure, now: datetime) -> None:
+    codings = [(f"codes[{i}]", c) for i, c in enumerate(command.codes)]
+    if command.category is not None:
+        codings.append(("category", command.category))
+    check_texts(
+        check
+        for field, c in codings
+        for check in coding_checks(field, c.system, c.code, c.display)
+    )
     check_delivery(
         status=command.status,
         codes=command.codes,

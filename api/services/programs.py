@@ -8,11 +8,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from uuid import UUID
 
+from api.domain import text
 from api.domain.errors import Forbidden, Invalid, InvalidDetail, NotFound
 from api.domain.events import DomainEvent
 from api.domain.organizations import OrganizationKind
 from api.domain.principal import Principal
 from api.domain.programs import DeliveryMode, PeerProgram, ProgramKind
+from api.domain.text import texts_problems
 from api.services import idempotency
 from api.services.filters import ProgramFilter
 from api.services.locations import check_own_locations
@@ -49,6 +51,14 @@ def _check(command: UpsertPeerProgram) -> None:
         problems.append(InvalidDetail("deliveryModes", "name at least one delivery mode"))
     if command.id is not None and command.expected_version is None:
         problems.append(InvalidDetail("expectedVersion", "is required to update a program"))
+    problems += texts_problems(
+        [
+            ("name", command.name, text.NAME),
+            ("description", command.description, text.DESCRIPTION),
+            ("eligibility", command.eligibility, text.DESCRIPTION),
+            *((f"languages[{i}]", tag, text.LANGUAGE) for i, tag in enumerate(command.languages)),
+        ]
+    )
     if problems:
         raise Invalid(problems)
 

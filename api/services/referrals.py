@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from uuid import UUID
 
+from api.domain import text
 from api.domain.audit import AuditAction
 from api.domain.consents import DataClass
 from api.domain.errors import (
@@ -40,6 +41,7 @@ from api.domain.referrals import (
     check_service_code,
 )
 from api.domain.supporters import check_assignable
+from api.domain.text import check_texts, coding_checks, texts_problems
 from api.domain.verbatim import NOTHING_KEPT, Verbatim
 from api.services import idempotency
 from api.services.filters import ReferralFilter
@@ -62,7 +64,6 @@ from api.services.policy import (
 from api.services.repositories import UnitOfWork
 
 DEFAULT_SHARED = frozenset({DataClass.DEMOGRAPHICS, DataClass.REFERRAL})
-MAX_REASON_LENGTH = 2000
 
 
 @dataclass(frozen=True)
@@ -125,11 +126,19 @@ def _check_text(
                         f"reasonCodes[{index}].{name}", "required, without surrounding spaces"
                     )
                 )
-    if reason_text is not None and len(reason_text) > MAX_REASON_LENGTH:
-        problems.append(InvalidDetail("reasonText", f"at most {MAX_REASON_LENGTH} characters"))
     if reason_text is not None and not reason_text.strip():
         # Kept as sent or refused: a blank reason is not silently turned into none.
         problems.append(InvalidDetail("reasonText", "blank: leave it out instead"))
+    problems += texts_problems(
+        [
+            ("reasonText", reason_text, text.REASON),
+            *(
+                check
+                for index, c in enumerate(reason_codes)
+                for check in coding_checks(f"reasonCodes[{index}]", c.system, c.code, c.display)
+            ),
+        ]
+    )
     if DataClass.REFERRAL not in data_classes:
         problems.append(InvalidDetail("sharedDataClasses", "a referral always shares `referral`"))
     if problems:
@@ -402,6 +411,7 @@ async def transition_referral(
 ) -> ReferralView:
     """Move a referral along the state machine as its requester or performer."""
     require(principal, Capability.TRANSITION_REFERRAL)
+    check_texts([("reason", reason, text.REASON)])
     request = _TransitionRequest(referral_id, transition, reason, expected_version)
     async with uow:
         again = await _replayed(uow, principal, idempotency_key, "transitionReferral", request)

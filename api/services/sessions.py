@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from uuid import UUID
 
+from api.domain import text
 from api.domain.audit import AuditAction
 from api.domain.consents import DataClass
 from api.domain.errors import DomainError, Invalid, NotFound
@@ -22,6 +23,7 @@ from api.domain.sessions import (
     billing_for,
     check_session_times,
 )
+from api.domain.text import check_texts
 from api.services import idempotency
 from api.services.care_records import patient_in_care
 from api.services.policy import (
@@ -35,8 +37,6 @@ from api.services.policy import (
     utcnow,
 )
 from api.services.repositories import UnitOfWork
-
-MAX_NOTE_LENGTH = 2000
 
 
 @dataclass(frozen=True)
@@ -70,6 +70,7 @@ async def record_session(
     """Record a group or one-on-one session of one of the caller's programs."""
     require(principal, Capability.RECORD_SESSIONS)
     check_session_times(command.starts_at, command.ends_at)
+    check_texts([("topic", command.topic, text.REASON)])
     if command.capacity is not None and command.capacity <= 0:
         raise Invalid("must be positive", field="capacity")
     async with uow:
@@ -134,8 +135,7 @@ async def record_attendance(
 ) -> Attendance:
     """Record (or correct) one participant's attendance at a session, with its billing units."""
     require(principal, Capability.RECORD_SESSIONS)
-    if command.note is not None and len(command.note) > MAX_NOTE_LENGTH:
-        raise Invalid(f"at most {MAX_NOTE_LENGTH} characters", field="note")
+    check_texts([("note", command.note, text.REASON)])
     async with uow:
         (session,) = await uow.sessions.get_many([command.session_id])
         if session is None:

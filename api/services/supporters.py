@@ -8,11 +8,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from uuid import UUID
 
+from api.domain import text
 from api.domain.errors import Forbidden, Invalid, InvalidDetail, NotFound
 from api.domain.events import DomainEvent
 from api.domain.organizations import OrganizationKind
 from api.domain.principal import Principal
 from api.domain.supporters import Certification, LivedExperience, PeerSupporter, SupervisorKind
+from api.domain.text import texts_problems
 from api.services import idempotency
 from api.services.filters import SupporterFilter
 from api.services.pagination import Keyset, Page, PageRequest, page_from_rows
@@ -49,6 +51,23 @@ def _check(command: UpsertPeerSupporter) -> None:
         problems.append(InvalidDetail("supervisorKind", "give the supervisor's name and kind"))
     if command.id is not None and command.expected_version is None:
         problems.append(InvalidDetail("expectedVersion", "is required to update a supporter"))
+    problems += texts_problems(
+        [
+            ("displayName", command.display_name, text.NAME),
+            ("supervisorName", command.supervisor_name, text.NAME),
+            *((f"languages[{i}]", tag, text.LANGUAGE) for i, tag in enumerate(command.languages)),
+            *(
+                (f"certifications[{index}].{name}", value, text.SHORT)
+                for index, cert in enumerate(command.certifications)
+                for name, value in (
+                    ("type", cert.type),
+                    ("issuingBody", cert.issuing_body),
+                    ("jurisdiction", cert.jurisdiction),
+                    ("number", cert.number),
+                )
+            ),
+        ]
+    )
     if problems:
         raise Invalid(problems)
 

@@ -16,7 +16,7 @@ from http import HTTPStatus
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
-from api.domain.errors import DomainError, Invalid, InvalidDetail
+from api.domain.errors import DomainError, Invalid, InvalidDetail, TooLarge
 from api.integrations.fhir.resources.datatypes import Json
 from api.integrations.fhir.rest.context import FhirContext
 from api.integrations.fhir.rest.operation_outcomes import BadRequest, operation_outcome
@@ -50,6 +50,17 @@ class Conditions:
 Handler = Callable[[FhirContext, str, str, Json | None, Conditions], Awaitable[Reply]]
 
 
+def check_entry_count(ctx: FhirContext, bundle: Json) -> None:
+    """Refuse a batch or transaction with more entries than this server runs in one request,
+    before any entry is validated or run (a client splits it into several Bundles)."""
+    entries = bundle.get("entry")
+    if isinstance(entries, list) and len(entries) > ctx.max_bundle_entries:
+        raise TooLarge(
+            f"at most {ctx.max_bundle_entries} entries per Bundle; send the rest in another",
+            field="Bundle.entry",
+        )
+
+
 def searchset(ctx: FhirContext, request: SearchRequest, result: SearchResult) -> Json:
     query = [(k, v) for k, v in request.unparsed if k != "_cursor"]
     self_url = f"{ctx.base_url}/{request.resource_type}"
@@ -57,6 +68,9 @@ def searchset(ctx: FhirContext, request: SearchRequest, result: SearchResult) ->
     if result.next_cursor:
         next_query = [*query, ("_cursor", result.next_cursor)]
         links.append({"relation": "next", "url": f"{self_url}?{urlencode(next_query)}"})
+    # Past the cap, included resources are left out and an outcome entry says so.
+    included = result.included[: ctx.max_included]
+    omitted = len(result.included) - len(included)
     bundle: Json = {
         "resourceType": "Bundle",
         "id": str(uuid.uuid4()),
@@ -68,15 +82,32 @@ def searchset(ctx: FhirContext, request: SearchRequest, result: SearchResult) ->
                 "resource": r,
                 "search": {"mode": mode},
             }
-            for rs, mode in ((result.matches, "match"), (result.included, "include"))
+            for rs, mode in ((result.matches, "match"), (included, "include"))
             for r in rs
         ],
     }
+    if omitted:
+        outcome = _includes_capped(omitted, ctx.max_included)
+        bundle["entry"].append({"resource": outcome, "search": {"mode": "outcome"}})
     if result.total is not None:
         bundle["total"] = result.total
     if not bundle["entry"]:
         del bundle["entry"]
     return bundle
+
+
+def _includes_capped(omitted: int, cap: int) -> Json:
+    text = (
+        f"{omitted} more resources matched _include/_revinclude and are not in this response "
+        f"(at most {cap} are included); lower _count, or read or search them directly"
+    )
+    issue = {
+        "severity": "warning",
+        "code": "too-costly",
+        "details": {"text": text},
+        "expression": ["_include"],
+    }
+    return {"resourceType": "OperationOutcome", "issue": [issue]}
 
 
 _ORDER = {"DELETE": 0, "POST": 1, "PUT": 2, "PATCH": 2, "GET": 3, "HEAD": 3}

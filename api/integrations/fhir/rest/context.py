@@ -18,6 +18,9 @@ class FhirContext:
     # The request's `Idempotency-Key` header: creates that support one replay the first result.
     # Bundle entries never inherit it (one key, one create).
     idempotency_key: str | None = None
+    # PEERBRIDGE_FHIR_MAX_BUNDLE_ENTRIES and PEERBRIDGE_FHIR_MAX_INCLUDED (the routes pass them).
+    max_bundle_entries: int = 50
+    max_included: int = 100
     now: datetime = field(default_factory=lambda: datetime.now(UTC))
 
     def full_url(self, resource_type: str, resource_id: str) -> str:

@@ -106,6 +106,7 @@ async def handle(
 
 
 async def _bundle(ctx: FhirContext, body: Json) -> Reply:
+    bundles.check_entry_count(ctx, body)
     bundle = check_resource(body, "Bundle")
     if bundle.get("type") == "transaction":
         return Reply(200, await bundles.transaction(ctx, bundle, handle))

@@ -8,14 +8,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from api.domain.errors import Conflict, DomainError, Invalid, VersionConflict
+from api.domain.errors import (
+    Conflict,
+    DomainError,
+    Invalid,
+    MalformedRequest,
+    NotSupported,
+    VersionConflict,
+)
 from api.integrations.fhir.resources.datatypes import Json
 
 
-class BadRequest(Invalid):
+class BadRequest(MalformedRequest):
     """The request itself is malformed (JSON, structure, unknown element or search parameter)."""
-
-    code = "INVALID_REQUEST"
 
 
 class PreconditionFailed(Conflict):
@@ -24,8 +29,8 @@ class PreconditionFailed(Conflict):
     code = "PRECONDITION_FAILED"
 
 
-class MethodNotAllowed(DomainError):
-    code = "NOT_SUPPORTED"
+class MethodNotAllowed(NotSupported):
+    """An interaction this server does not offer for the resource type."""
 
 
 @dataclass(frozen=True)
@@ -44,6 +49,7 @@ STATUS_OF: dict[str, Refusal] = {
     "NOT_FOUND": Refusal(404, "not-found"),
     "NOT_SUPPORTED": Refusal(405, "not-supported"),
     "TOO_LARGE": Refusal(413, "too-long"),
+    "UNSUPPORTED_MEDIA_TYPE": Refusal(415, "not-supported"),
     "CONFLICT": Refusal(409, "conflict"),
     "IDEMPOTENCY_KEY_IN_USE": Refusal(409, "conflict"),  # retryable: the first is still running
     "PRECONDITION_FAILED": Refusal(412, "conflict"),
@@ -75,6 +81,9 @@ _FIELD_PATHS: dict[str, dict[str, str]] = {
         "givenName": "Patient.name.given",
         "familyName": "Patient.name.family",
         "birthDate": "Patient.birthDate",
+        "phone": "Patient.telecom",
+        "email": "Patient.telecom",
+        "preferredLanguage": "Patient.communication.language",
     },
     "QuestionnaireResponse": {
         "itemAnswers": "QuestionnaireResponse.item",

@@ -13,8 +13,9 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from api.db.uow import PostgresUnitOfWork
-from api.domain.errors import DomainError, Unauthenticated
+from api.domain.errors import DomainError, Unauthenticated, UnsupportedMediaType
 from api.domain.principal import Principal
+from api.input_guard import check_parameters, check_text
 from api.integrations.fhir.rest.bundles import Conditions
 from api.integrations.fhir.rest.capability import capability_statement
 from api.integrations.fhir.rest.conditional import last_modified, not_modified
@@ -29,6 +30,8 @@ from api.integrations.fhir.rest.validation import parse_json
 from api.settings import Settings
 
 FHIR_JSON = "application/fhir+json; charset=utf-8"
+# Bodies are read only when declared as JSON (R4 http.html#mime-type); parameters may follow.
+_BODY_MEDIA_TYPES = frozenset({"application/fhir+json", "application/json"})
 _log = logging.getLogger(__name__)
 
 
@@ -64,18 +67,20 @@ async def interaction(request: Request) -> Response:
         principal: Principal | None = getattr(request.state, "principal", None)
         if principal is None:
             raise Unauthenticated("a bearer access token is required")
-        body = None
-        if request.method in ("POST", "PUT"):
-            raw = await request.body()
-            if not raw:
-                raise BadRequest("the request has no body")
-            body = parse_json(raw)
+        check_parameters(request.query_params.multi_items())
+        body = await _body(request) if request.method in ("POST", "PUT") else None
+        idempotency_key = request.headers.get("idempotency-key")
+        if idempotency_key is not None:
+            check_text(idempotency_key, "Idempotency-Key")
         pool = request.app.state.pool
+        settings: Settings = request.app.state.settings
         ctx = FhirContext(
             principal,
             lambda: PostgresUnitOfWork(pool),
             _base_url(request),
-            idempotency_key=request.headers.get("idempotency-key"),
+            idempotency_key=idempotency_key,
+            max_bundle_entries=settings.fhir_max_bundle_entries,
+            max_included=settings.fhir_max_included,
         )
         url = f"{path}?{request.url.query}" if request.url.query else path
         conditions = Conditions(
@@ -110,6 +115,19 @@ async def interaction(request: Request) -> Response:
 def _is_instance_read(method: str, path: str) -> bool:
     """read (`Type/id`) or vread (`Type/id/_history/vid`): the interactions a 304 may answer."""
     return method == "GET" and len([p for p in path.split("/") if p]) in (2, 4)
+
+
+async def _body(request: Request) -> Any:
+    media_type = request.headers.get("content-type", "").partition(";")[0].strip().lower()
+    if media_type not in _BODY_MEDIA_TYPES:
+        raise UnsupportedMediaType(
+            "send the body as Content-Type: application/fhir+json (or application/json)"
+        )
+    raw = await request.body()
+    if not raw:
+        raise BadRequest("the request has no body")
+    settings: Settings = request.app.state.settings
+    return parse_json(raw, max_depth=settings.max_json_depth)
 
 
 def routes(settings: Settings) -> Sequence[BaseRoute]:

@@ -8,12 +8,13 @@ Every refusal names the element (`issue.expression`); none echoes a submitted va
 from __future__ import annotations
 
 import importlib
-import json
+import re
 from typing import Any
 
 from pydantic import ValidationError
 
 from api.domain.errors import InvalidDetail
+from api.input_guard import parse_json as parse_guarded_json
 from api.integrations.fhir.resources.datatypes import Json
 from api.integrations.fhir.rest.operation_outcomes import BadRequest
 
@@ -93,11 +94,18 @@ ACCEPTED_TYPES = (
 )
 
 
-def parse_json(raw: bytes) -> Json:
-    try:
-        body = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as error:
-        raise BadRequest("the body is not JSON") from error
+_RESOURCE_TYPE = re.compile(r"[A-Z][A-Za-z]{0,63}")
+
+
+def _element_root(body: Any) -> str:
+    """Paths of refused strings start at the resource type, as FHIRPath does."""
+    kind = body.get("resourceType") if isinstance(body, dict) else None
+    return kind if isinstance(kind, str) and _RESOURCE_TYPE.fullmatch(kind) else ""
+
+
+def parse_json(raw: bytes, *, max_depth: int) -> Json:
+    """The body through the input guard (depth, encoding, storable strings), as an object."""
+    body = parse_guarded_json(raw, max_depth=max_depth, root=_element_root)
     if not isinstance(body, dict):
         raise BadRequest("the body is not a FHIR resource (JSON object)")
     return body
