@@ -66,7 +66,6 @@ class AuthenticationMiddleware:
             return
         await self.app(scope, receive, send)
 
-
     def _refusal(self, path: str, description: str) -> ASGIApp:
         """401 in the shape of the door at `path` (RFC 6750 body elsewhere), always with the
         RFC 6750 `WWW-Authenticate: Bearer ... error="invalid_token"` challenge."""

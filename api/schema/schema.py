@@ -3,6 +3,7 @@ without PHI."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any, Literal
 
 import strawberry
@@ -11,7 +12,10 @@ from strawberry.federation.schema import FederationAny
 from strawberry.printer import print_schema
 from strawberry.schema.config import StrawberryConfig
 
-from api.schema import enums  # noqa: F401  (registers the domain enums before the types load)
+from api.schema import (
+    enums,  # noqa: F401  (registers the domain enums before the types load)
+    instants,
+)
 from api.schema.entities import resolve_checked
 from api.schema.errors import log_errors
 from api.schema.extensions import schema_extensions
@@ -56,7 +60,9 @@ def build_schema(settings: Settings) -> PeerBridgeSchema:
         mutation=Mutation,
         subscription=Subscription,
         extensions=schema_extensions(settings),
-        config=StrawberryConfig(disable_field_suggestions=True),
+        config=StrawberryConfig(
+            disable_field_suggestions=True, scalar_map={datetime: instants.DATETIME}
+        ),
         federation_version=FEDERATION_VERSION,
     )
 

@@ -11,6 +11,7 @@ from typing import Any
 import asyncpg
 import httpx
 import pytest
+from fhir_flows import _consent
 from fhir_support import FHIR_JSON, Fhir, issue_expressions
 from graphql_support import GraphQL, error_codes
 from httpx_ws import aconnect_ws
@@ -418,3 +419,59 @@ async def test_a_100_kb_given_name_is_refused_on_both_doors_and_not_stored(
     assert rest.status_code == 422, rest.text
     assert issue_expressions(rest.json()) == ["Patient.name.family"]
     assert await _patients(pool) == before
+
+
+# --- instants that exist in no UTC year ----------------------------------------------------------
+
+_PAST_THE_END = "9999-12-31T23:59:59-14:00"  # the year 10000 in UTC
+
+
+@pytest.mark.parametrize(
+    ("query", "parameter"),
+    [
+        (f"Task?_lastUpdated=gt{_PAST_THE_END}", "_lastUpdated"),
+        ("Task?_lastUpdated=le9999-12-31T23:59:59.999999Z", "_lastUpdated"),
+        ("Task?_lastUpdated=ge0001-01-01T00:00:00%2B14:00", "_lastUpdated"),
+        ("Procedure?date=le9999-12-31T23:59:59.999999Z", "date"),
+    ],
+)
+async def test_a_search_instant_at_the_end_of_time_is_a_400_naming_the_parameter(
+    fhir: Fhir, query: str, parameter: str
+) -> None:
+    response = await fhir.get(query)
+
+    assert response.status_code == 400, response.text
+    assert issue_expressions(response.json()) == [parameter]
+
+
+async def test_a_body_instant_past_the_end_of_time_is_refused_naming_the_element(
+    fhir: Fhir, network: Network
+) -> None:
+    consent = _consent(
+        f"Patient/{network.patient.id}", f"Organization/{network.peer.id}", ["referral"], "TREAT"
+    )
+    consent["provision"]["period"]["end"] = _PAST_THE_END
+
+    response = await fhir.request("POST", "Consent", consent)
+
+    assert 400 <= response.status_code < 500, response.text
+    assert "Consent.provision.period.end" in issue_expressions(response.json())
+
+
+@pytest.mark.parametrize("instant", [_PAST_THE_END, "0001-01-01T00:00:00+14:00"])
+async def test_a_graphql_instant_that_is_no_utc_instant_is_a_user_error(
+    gql: GraphQL, network: Network, instant: str
+) -> None:
+    referrals = await gql.run(
+        "query($d: DateTime) { referrals(filter: {updatedSince: $d}) { edges { cursor } } }",
+        d=instant,
+    )
+    audit = await gql.run(
+        "query($p: ID!) { auditEvents(patientId: $p, before: " + json.dumps(instant) + ") { id } }",
+        p=str(network.patient.id),
+    )
+
+    for body in (referrals, audit):
+        (error,) = body["errors"]
+        assert error["extensions"]["code"] in ("BAD_USER_INPUT", "GRAPHQL_VALIDATION_FAILED")
+        assert "outside the years 1 to 9999 in UTC" in error["message"]

@@ -64,6 +64,10 @@ def parse_instant(value: str, where: str) -> datetime:
         raise Invalid("not a FHIR dateTime", field=where) from error
     if parsed.tzinfo is None:
         raise Invalid("a time needs a time zone", field=where)
+    try:
+        parsed.astimezone(UTC)  # PostgreSQL keeps instants in UTC: it must exist there
+    except OverflowError:
+        raise Invalid("outside the years 1 to 9999 in UTC", field=where) from None
     return parsed
 
 

@@ -215,13 +215,26 @@ class SearchRequest:
         return found[0] if found else None
 
 
+# Search instants stay a day clear of datetime's ends, so a bound ± a step never overflows.
+_EARLIEST = datetime.min.replace(tzinfo=UTC) + timedelta(days=1)
+_LATEST = datetime.max.replace(tzinfo=UTC) - timedelta(days=1)
+
+
 def search_instant(value: str, where: str) -> datetime:
     """A search date: a full instant, or a day (YYYY-MM-DD) taken as its start in UTC."""
+    stamp: datetime | None = None
     if len(value) == 10:
         day = datetime.fromisoformat(value) if value[4] == "-" else None
         if day is not None:
-            return day.replace(tzinfo=UTC)
-    return parse_instant(value, where)
+            stamp = day.replace(tzinfo=UTC)
+    stamp = stamp or parse_instant(value, where)
+    try:
+        in_range = _EARLIEST <= stamp.astimezone(UTC) <= _LATEST
+    except OverflowError:
+        in_range = False
+    if not in_range:
+        raise BadRequest("must fall between 0001-01-02 and 9999-12-30 in UTC", field=where)
+    return stamp
 
 
 def _date_filter(name: str, value: str) -> Filter:
