@@ -63,8 +63,9 @@ def _printable(path: str) -> str:
     return "".join(c if c.isprintable() else "?" for c in path[:_MAX_LOGGED_PATH])
 
 
-class _BodyTooLarge(Exception):
-    pass
+class _BodyTooLarge(BaseException):
+    """Aborts the app mid-read. A BaseException (as CancelledError is) so that handlers which
+    mask every `Exception` as a 500 (the FHIR routes do) let it through to the 413 here."""
 
 
 class BodySizeLimitMiddleware:

@@ -5,6 +5,7 @@ with `extensions.code` under /graphql; /oauth and the probes keep RFC 6749/6750 
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -91,7 +92,11 @@ async def small_limit(database_url: str, tmp_path: Path) -> AsyncIterator[httpx.
 
 @pytest.mark.parametrize("path", _DOORS)
 async def test_a_body_over_the_limit_is_a_413_in_the_door_shape(
-    small_limit: httpx.AsyncClient, pool: asyncpg.Pool, network: Network, path: str
+    small_limit: httpx.AsyncClient,
+    pool: asyncpg.Pool,
+    network: Network,
+    path: str,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     token = await token_for(small_limit, pool, network.clinic)
     small_limit.headers["authorization"] = f"Bearer {token}"
@@ -109,6 +114,8 @@ async def test_a_body_over_the_limit_is_a_413_in_the_door_shape(
         assert response.status_code == 413
         body = _assert_door_shape(path, response, "TOO_LARGE")
         assert "1024 bytes" in str(body)
+    # Refused, not failed: no door logs the cut-off read as an error.
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
 
 
 async def test_no_route_and_a_wrong_method_answer_in_the_door_shape(
