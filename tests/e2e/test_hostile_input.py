@@ -63,6 +63,8 @@ _NASTY = [
     "\r\nSet-Cookie: x=1",
     "'; DROP TABLE patients; --",
     "%00",
+    "Patient?identifier=urn:x%00|a",
+    "identifier=%ED%A0%80",
     "\\u0000",
     "../../etc/passwd",
     "null",

@@ -475,3 +475,26 @@ async def test_a_graphql_instant_that_is_no_utc_instant_is_a_user_error(
         (error,) = body["errors"]
         assert error["extensions"]["code"] in ("BAD_USER_INPUT", "GRAPHQL_VALIDATION_FAILED")
         assert "outside the years 1 to 9999 in UTC" in error["message"]
+
+
+@pytest.mark.parametrize("where", ["batch", "if-none-exist"])
+async def test_a_percent_encoded_nul_in_a_bundle_url_or_criteria_is_a_400(
+    fhir: Fhir, pool: asyncpg.Pool, where: str
+) -> None:
+    before = await _patients(pool)
+    if where == "batch":
+        bundle = {
+            "resourceType": "Bundle",
+            "type": "batch",
+            "entry": [{"request": {"method": "GET", "url": "Patient?identifier=urn:x%00|a"}}],
+        }
+        response = await fhir.request("POST", "", bundle)
+        (entry,) = response.json()["entry"]
+        assert entry["response"]["status"].startswith("400")
+        assert issue_expressions(entry["response"]["outcome"]) == ["Patient.identifier"]
+    else:
+        response = await fhir.request(
+            "POST", "Patient", _fhir_patient(), {"if-none-exist": "identifier=urn:x%00|a"}
+        )
+        assert response.status_code == 400, response.text
+    assert await _patients(pool) == before

@@ -14,6 +14,7 @@ from enum import StrEnum
 from uuid import UUID
 
 from api.domain.errors import Invalid, InvalidDetail
+from api.input_guard import check_parameters
 from api.integrations.fhir.resources.datatypes import parse_instant
 from api.integrations.fhir.rest.operation_outcomes import BadRequest
 from api.services.pagination import MAX_PAGE_SIZE, Order, PageRequest
@@ -259,6 +260,8 @@ def parse_search(resource_type: str, query: Iterable[tuple[str, str]]) -> Search
     revincludes: list[str] = []
     order = Order.NEWEST_CHANGE_FIRST
     pairs = tuple(query)
+    # Bundle entry URLs and If-None-Exist criteria reach here percent-decoded (%00 is NUL).
+    check_parameters(pairs)
     for raw_name, value in pairs:
         name, _, modifier = raw_name.partition(":")
         if name in _CONTROL:
