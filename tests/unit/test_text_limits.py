@@ -25,6 +25,7 @@ from api.domain.sessions import AttendanceStatus, SessionFormat
 from api.domain.supporters import Certification, CertificationStatus, CertificationSubtype
 from api.services import (
     consent_forms,
+    consent_revocations,
     consents,
     organizations,
     patients,
@@ -239,6 +240,15 @@ CASES: list[tuple[str, UseCase, str]] = [
     (
         "revocation reason",
         lambda uow: consents.revoke_consent(uow, CALLER, _ID, reason=_long(text.REASON)),
+        "reason",
+    ),
+    (
+        "revocation reason, all of a patient's consents",
+        lambda uow: consent_revocations.revoke_consents(
+            uow,
+            CALLER,
+            consent_revocations.RevokeConsents(_ID, _ID, reason="\ud800"),
+        ),
         "reason",
     ),
     (
