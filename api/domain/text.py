@@ -34,21 +34,28 @@ DESCRIPTION = 4000
 
 # Every limit with what it covers, for the README table and its test.
 LIMITS: dict[str, tuple[int, str]] = {
-    "NAME": (NAME, "given and family names, organization, program, supporter, supervisor names"),
+    "NAME": (
+        NAME,
+        "given and family names, organization, program, location, supporter, supervisor names",
+    ),
     "SHORT": (
         SHORT,
         "identifier values, certification type/number/issuer/jurisdiction, codes, phone, "
-        "document titles",
+        "document titles, address lines, city, district, state, postal code, country",
     ),
-    "URI": (URI, "identifier and code systems, document URLs, consent source references"),
+    "URI": (
+        URI,
+        "identifier and code systems, document URLs, consent source references, "
+        "location telecom values",
+    ),
     "LANGUAGE": (LANGUAGE, "language tags"),
     "EMAIL": (EMAIL, "e-mail addresses"),
     "REASON": (
         REASON,
-        "referral reasons and reason-code displays, status reasons, revocation reasons, "
-        "attendance notes, session topics",
+        "referral reasons, code displays and concept texts, status reasons, revocation "
+        "reasons, attendance notes, session topics",
     ),
-    "DESCRIPTION": (DESCRIPTION, "program descriptions and eligibility"),
+    "DESCRIPTION": (DESCRIPTION, "program and location descriptions, program eligibility"),
 }
 
 _SURROGATE = re.compile("[\ud800-\udfff]")

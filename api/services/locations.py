@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from uuid import UUID
 
+from api.domain import text
 from api.domain.errors import Forbidden, Invalid, InvalidDetail, NotFound
 from api.domain.events import DomainEvent
 from api.domain.locations import (
@@ -54,14 +55,12 @@ class UpsertLocation:
     verbatim: Verbatim | None = None
 
 
-_MAX_NAME = 200
-
-
-def _text(value: str | None, where: str, problems: list[InvalidDetail]) -> None:
+def _text(value: str | None, where: str, problems: list[InvalidDetail], limit: int) -> None:
     """What is stored is read back as given, so an empty text (which FHIR cannot carry) is
-    refused rather than silently left out of the FHIR view."""
+    refused rather than silently left out of the FHIR view; and no text is over its limit."""
     if value is not None and not value.strip():
         problems.append(InvalidDetail(where, "must not be empty (leave it out instead)"))
+    problems += text.text_problems(where, value, limit)
 
 
 def _code(
@@ -91,9 +90,9 @@ def _check_address(address: Address, problems: list[InvalidDetail]) -> None:
         ("postal_code", "postalCode"),
         ("country", "country"),
     ):
-        _text(getattr(address, name), f"address.{element}", problems)
+        _text(getattr(address, name), f"address.{element}", problems, text.SHORT)
     for index, line in enumerate(address.lines):
-        _text(line, f"address.line[{index}]", problems)
+        _text(line, f"address.line[{index}]", problems, text.SHORT)
     _period(address.period, "address.period", problems)
 
 
@@ -102,7 +101,7 @@ def _check_telecom(telecom: tuple[ContactPoint, ...], problems: list[InvalidDeta
         where = f"telecom[{index}]"
         _code(point.system, CONTACT_SYSTEMS, f"{where}.system", problems)
         _code(point.use, CONTACT_USES, f"{where}.use", problems)
-        _text(point.value, f"{where}.value", problems)
+        _text(point.value, f"{where}.value", problems, text.URI)
         if point.rank is not None and point.rank < 1:
             problems.append(InvalidDetail(f"{where}.rank", "must be a positive integer"))
         if point.value is not None and point.system is None:
@@ -114,20 +113,19 @@ def _check(command: UpsertLocation) -> None:
     problems: list[InvalidDetail] = []
     if not command.name.strip():
         problems.append(InvalidDetail("name", "a location needs a name"))
-    elif len(command.name) > _MAX_NAME:
-        problems.append(InvalidDetail("name", f"at most {_MAX_NAME} characters"))
-    _text(command.description, "description", problems)
+    problems += text.text_problems("name", command.name, text.NAME)
+    _text(command.description, "description", problems, text.DESCRIPTION)
     if command.address is not None:
         _check_address(command.address, problems)
     _check_telecom(command.telecom, problems)
     kind = command.physical_type
     if kind is not None:
-        _text(kind.text, "physicalType.text", problems)
+        _text(kind.text, "physicalType.text", problems, text.REASON)
         for index, coding in enumerate(kind.codings):
             where = f"physicalType.coding[{index}]"
-            _text(coding.system, f"{where}.system", problems)
-            _text(coding.code, f"{where}.code", problems)
-            _text(coding.display, f"{where}.display", problems)
+            _text(coding.system, f"{where}.system", problems, text.URI)
+            _text(coding.code, f"{where}.code", problems, text.SHORT)
+            _text(coding.display, f"{where}.display", problems, text.REASON)
     position = command.position
     if position is not None and not -180 <= position.longitude <= 180:
         problems.append(InvalidDetail("position.longitude", "must be between -180 and 180"))

@@ -80,8 +80,7 @@ class ProcedureView:
 
 def _check(command: RecordProcedure, now: datetime) -> None:
     codings = [(f"codes[{i}]", c) for i, c in enumerate(command.codes)]
-    if command.category is not None:
-        codings.append(("category", command.category))
+    codings += [(f"categories[{i}]", c) for i, c in enumerate(command.categories)]
     check_texts(
         check
         for field, c in codings

@@ -14,6 +14,7 @@ import pytest
 from api.domain import text
 from api.domain.consents import DataClass, Purpose
 from api.domain.errors import Invalid
+from api.domain.locations import Address
 from api.domain.organizations import OrganizationKind
 from api.domain.patients import PatientIdentifier
 from api.domain.principal import Principal
@@ -27,6 +28,7 @@ from api.services import (
     consent_forms,
     consent_revocations,
     consents,
+    locations,
     organizations,
     patients,
     procedures,
@@ -308,6 +310,24 @@ CASES: list[tuple[str, UseCase, str]] = [
             ),
         ),
         "codes[0].display",
+    ),
+    (
+        "location description",
+        lambda uow: locations.upsert_location(
+            uow,
+            CALLER,
+            locations.UpsertLocation(name="Hall", description=_long(text.DESCRIPTION)),
+        ),
+        "description",
+    ),
+    (
+        "location address line",
+        lambda uow: locations.upsert_location(
+            uow,
+            CALLER,
+            locations.UpsertLocation(name="Hall", address=Address(lines=("1", _long(200)))),
+        ),
+        "address.line[1]",
     ),
     (
         "organization name",

@@ -97,6 +97,7 @@ _FIELD_PATHS: dict[str, dict[str, str]] = {
         "performerOrganizationId": "Procedure.performer",
         "supporterId": "Procedure.performer",
         "codes": "Procedure.code.coding",
+        "categories": "Procedure.category",
         "performedStart": "Procedure.performedPeriod.start",
         "performedEnd": "Procedure.performedPeriod.end",
         "units": "Procedure.extension",
