@@ -215,6 +215,10 @@ def _identifier_patterns(tokens: Sequence[str]) -> list[list[dict[str, str | Non
     return patterns
 
 
+# The row was last written by the current transaction.
+_SAME_TRANSACTION = "xmin = pg_current_xact_id()::xid"
+
+
 class PostgresReferralRepository:
     def __init__(self, connection: asyncpg.Connection) -> None:
         self._db = connection
@@ -272,9 +276,14 @@ class PostgresReferralRepository:
     async def record_task(
         self, referral_id: UUID, verbatim: Verbatim, at: datetime
     ) -> Referral | None:
-        """Mark the referral's Task created (with these kept elements), unless it already was."""
+        """Mark the referral's Task created (with these kept elements), unless it already was.
+        Created in the transaction that created the referral (one FHIR transaction Bundle), the
+        Task is part of its first version; created later, it is a new version, so readers holding
+        the earlier one (ETag, `_lastUpdated` polling) see the change."""
         row = await self._db.fetchrow(
-            "UPDATE referrals SET task_created_at = $2, verbatim = $3 "
+            "UPDATE referrals SET task_created_at = $2, verbatim = $3, "
+            f"version = CASE WHEN {_SAME_TRANSACTION} THEN version ELSE version + 1 END, "
+            f"updated_at = CASE WHEN {_SAME_TRANSACTION} THEN updated_at ELSE $2 END "
             f"WHERE id = $1 AND task_created_at IS NULL RETURNING {_COLUMNS}",
             referral_id,
             at,

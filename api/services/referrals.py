@@ -157,7 +157,7 @@ def _direction(requester: Organization, performer: Organization) -> Direction:
     )
 
 
-def _event(event_type: str, referral: Referral) -> DomainEvent:
+def referral_event(event_type: str, referral: Referral) -> DomainEvent:
     return DomainEvent(
         event_type,
         "Referral",
@@ -303,7 +303,7 @@ async def _open_referral(
             )
         ]
     )
-    await uow.outbox.add_many([_event("ReferralCreated", created)])
+    await uow.outbox.add_many([referral_event("ReferralCreated", created)])
     return created
 
 
@@ -371,7 +371,7 @@ async def escalate_referral(
             )
             if referral.direction is not Direction.PEER_TO_CLINIC:
                 raise Invalid("an escalation goes to a clinic", field="clinicOrganizationId")
-            await uow.outbox.add_many([_event("ReferralEscalated", referral)])
+            await uow.outbox.add_many([referral_event("ReferralEscalated", referral)])
             await idempotency.remember(
                 uow, principal, idempotency_key, "escalateReferral", command, referral.id
             )
@@ -451,7 +451,7 @@ async def transition_referral(
             action=AuditAction.UPDATE,
             operation=f"{transition}Referral",
         )
-        await uow.outbox.add_many([_event(_EVENT_OF[transition], saved)])
+        await uow.outbox.add_many([referral_event(_EVENT_OF[transition], saved)])
         await idempotency.remember(
             uow, principal, idempotency_key, "transitionReferral", request, saved.id
         )
@@ -513,7 +513,7 @@ async def assign_supporter(
                 action=AuditAction.UPDATE,
                 operation="assignSupporter",
             )
-            await uow.outbox.add_many([_event("SupporterAssigned", current)])
+            await uow.outbox.add_many([referral_event("SupporterAssigned", current)])
         else:  # nothing to change, yet the answer shows the referral: audited as a read
             (view,) = await _views(
                 uow,

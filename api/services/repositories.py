@@ -130,7 +130,8 @@ class ReferralRepository(Protocol):
     async def record_task(
         self, referral_id: UUID, verbatim: Verbatim, at: datetime
     ) -> Referral | None:
-        """Mark the referral's Task created (with these kept elements); None if it already was."""
+        """Mark the referral's Task created (with these kept elements); None if it already was.
+        A new version unless the referral was created in the same transaction."""
 
     async def get_many(self, ids: Sequence[UUID]) -> list[Referral | None]: ...
     async def get_for_update(self, referral_id: UUID) -> Referral | None: ...

@@ -71,6 +71,8 @@ async def create_task(uow: UnitOfWork, principal: Principal, command: CreateTask
         )
         if created is None:  # another request created it since we read it
             raise Invalid(f"this ServiceRequest already has Task/{current.id}", field="focus")
+        if created.version != current.version:  # created after the referral: a change
+            await uow.outbox.add_many([referrals.referral_event("ReferralTaskCreated", created)])
         await uow.audit.add_many(
             [
                 audit(

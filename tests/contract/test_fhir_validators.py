@@ -307,7 +307,10 @@ async def test_orders_kept_as_sent_pass_both_validators(
     task = await clinic.ok("POST", "Task", full_task(network, f"ServiceRequest/{order['id']}"))
     await peer.ok("GET", f"Task?_id={order['id']}&_include=Task:focus")
     await peer.ok(
-        "PUT", f"Task/{task['id']}", {**task, "status": "accepted"}, **{"if-match": 'W/"1"'}
+        "PUT",
+        f"Task/{task['id']}",
+        {**task, "status": "accepted"},
+        **{"if-match": f'W/"{task["meta"]["versionId"]}"'},
     )
     consent = await clinic.ok("GET", f"Consent/{network.consent.id}")
     await clinic.ok(

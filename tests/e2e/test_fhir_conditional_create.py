@@ -136,10 +136,21 @@ async def test_a_service_request_has_one_task_created_by_its_requester(
     refused = await peer.request("POST", "Task", task(network, focus))
     assert refused.status_code == 403  # only the requester creates it
 
+    implicit = await peer.request("GET", f"Task/{created['id']}")
+    assert implicit.headers["etag"] == 'W/"1"'  # the referral's workflow, before its Task
     first = await clinic.request("POST", "Task", task(network, focus))
     assert first.status_code == 201, first.text
     assert first.json()["id"] == created["id"]
     assert first.json()["note"] == [{"text": "prefers evening sessions"}]
+    # Created after its ServiceRequest, the Task is a new version: a reader holding version 1
+    # gets the Task in full, and a poller sees it changed.
+    assert first.json()["meta"]["versionId"] == "2"
+    assert first.json()["meta"]["lastUpdated"] > created["meta"]["lastUpdated"]
+    fresh = await peer.request("GET", f"Task/{created['id']}", headers={"if-none-match": 'W/"1"'})
+    assert fresh.status_code == 200
+    assert fresh.json()["note"] == [{"text": "prefers evening sessions"}]
+    polled = await peer.ok("GET", f"Task?_lastUpdated=gt{created['meta']['lastUpdated']}")
+    assert [t["id"] for t in entries(polled)] == [created["id"]]
 
     second = await clinic.request("POST", "Task", task(network, focus))
     assert second.status_code == 422

@@ -104,7 +104,10 @@ async def test_a_clinic_order_and_its_task_read_back_as_sent_on_every_door(
             }
         ],
     }
-    moved = await peer.ok("PUT", f"Task/{created['id']}", accepted, **{"if-match": 'W/"1"'})
+    version = read["meta"]["versionId"]
+    moved = await peer.ok(
+        "PUT", f"Task/{created['id']}", accepted, **{"if-match": f'W/"{version}"'}
+    )
     assert_kept({**task, "status": "accepted"}, moved)
     order = await clinic.ok("GET", f"ServiceRequest/{created['id']}")
     assert order["performer"] == [
