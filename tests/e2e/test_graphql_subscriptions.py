@@ -281,3 +281,31 @@ async def test_a_query_over_the_socket_is_refused_and_a_subscription_over_post_t
     assert [e["extensions"]["code"] for e in answer["payload"]] == ["INVALID_INPUT"]
     assert posted.json()["data"] is None
     assert [e["extensions"]["code"] for e in posted.json()["errors"]] == ["INVALID_INPUT"]
+
+
+async def test_an_event_that_carries_patient_data_is_in_the_audit_trail_of_its_receiver(
+    app: Starlette, pool: asyncpg.Pool, network: Network
+) -> None:
+    sent = await _send_referral(network)
+    async with _subscribed(app, pool, network.peer) as peer:
+        before = await pool.fetchval("SELECT clock_timestamp()")
+        await referrals.transition_referral(
+            network.uow(), network.as_peer, sent.referral.id, Transition.ACCEPT
+        )
+        event = (await _next(peer))["data"]["referralEvents"]
+    assert event["referral"]["patient"]["familyName"]  # patient data went out with the event
+    # The transition itself is an update ('U'); the reads are the event's delivery.
+    rows = await pool.fetch(
+        "SELECT operation, outcome, resource_type, resource_id, patient_id, consent_ids, purpose "
+        "FROM audit_events WHERE organization_id = $1 AND recorded_at > $2 AND action = 'R' "
+        "ORDER BY resource_type",
+        network.peer.id,
+        before,
+    )
+    assert [(r["operation"], r["resource_type"], r["resource_id"]) for r in rows] == [
+        ("readPatient", "Patient", network.patient.id),
+        ("readReferral", "Referral", sent.referral.id),
+    ]
+    for row in rows:
+        assert (row["outcome"], row["patient_id"]) == ("success", network.patient.id)
+        assert row["consent_ids"] and row["purpose"] == "CAREMGT", dict(row)
