@@ -117,8 +117,9 @@ class BodySizeLimitMiddleware:
     def _declared_length(scope: Scope) -> int:
         for name, value in scope["headers"]:
             if name == b"content-length":
-                # The server (h11/httptools) already refused malformed values.
-                return int(value) if value.isdigit() else 0
+                # The server (h11/httptools) already refused malformed values; 19+ digits is
+                # over any limit (and int() refuses thousands of digits).
+                return int(value[:19]) if value.isdigit() else 0
         return 0
 
     async def _reject(self, scope: Scope, receive: Receive, send: Send) -> None:

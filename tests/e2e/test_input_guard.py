@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import json
 from typing import Any
+from urllib.parse import quote
 
 import asyncpg
 import httpx
@@ -498,3 +499,24 @@ async def test_a_percent_encoded_nul_in_a_bundle_url_or_criteria_is_a_400(
         )
         assert response.status_code == 400, response.text
     assert await _patients(pool) == before
+
+
+@pytest.mark.parametrize(
+    ("count", "status"), [("9" * 5000, 200), ("²", 400), ("0", 400), ("0007", 200)]
+)
+async def test_count_values_int_cannot_read_are_refused_or_capped_not_500s(
+    fhir: Fhir, count: str, status: int
+) -> None:
+    response = await fhir.get(f"Task?_count={quote(count)}")
+
+    assert response.status_code == status, response.text
+    if status == 400:
+        assert issue_expressions(response.json()) == ["_count"]
+
+
+async def test_an_unsupported_include_is_refused_without_echoing_it(fhir: Fhir) -> None:
+    response = await fhir.get("Task?_include=Task:secret-marker")
+
+    assert response.status_code == 400
+    assert "secret-marker" not in response.text
+    assert "Task:focus" in response.json()["issue"][0]["details"]["text"]

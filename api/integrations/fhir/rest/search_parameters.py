@@ -249,6 +249,12 @@ def _date_filter(name: str, value: str) -> Filter:
     return Filter(name, op, (stamp,))
 
 
+def _supported(table: dict[str, tuple[str, ...]], resource_type: str) -> str:
+    """What a refusal of an `_include`/`_revinclude` value says (never the value sent)."""
+    values = table.get(resource_type, ())
+    return f"{resource_type} supports {', '.join(values)}" if values else "none supported here"
+
+
 def parse_search(resource_type: str, query: Iterable[tuple[str, str]]) -> SearchRequest:
     """Parse a query string (as key/value pairs) against the table; refuse what it lacks."""
     allowed = {p.name: p for p in SEARCH_PARAMS.get(resource_type, ())}
@@ -266,22 +272,29 @@ def parse_search(resource_type: str, query: Iterable[tuple[str, str]]) -> Search
         name, _, modifier = raw_name.partition(":")
         if name in _CONTROL:
             if name == "_count":
-                if not value.isdigit() or int(value) < 1:
+                # ASCII digits only ("²" is a digit int() refuses), and no int() of thousands
+                # of digits: anything that long is over the cap anyway.
+                significant = value.lstrip("0")
+                if not (value.isascii() and value.isdigit()) or not significant:
                     problems.append(InvalidDetail("_count", "must be a positive integer"))
+                elif len(significant) > 9:
+                    count = MAX_PAGE_SIZE
                 else:
-                    count = min(int(value), MAX_PAGE_SIZE)  # capped, as FHIR allows
+                    count = min(int(significant), MAX_PAGE_SIZE)  # capped, as FHIR allows
             elif name == "_cursor":
                 cursor = value
             elif name == "_include":
                 if value in INCLUDES.get(resource_type, ()):
                     includes.append(value)
                 else:
-                    problems.append(InvalidDetail("_include", f"unsupported {value}"))
+                    problems.append(InvalidDetail("_include", _supported(INCLUDES, resource_type)))
             elif name == "_revinclude":
                 if value in REVINCLUDES.get(resource_type, ()):
                     revincludes.append(value)
                 else:
-                    problems.append(InvalidDetail("_revinclude", f"unsupported {value}"))
+                    problems.append(
+                        InvalidDetail("_revinclude", _supported(REVINCLUDES, resource_type))
+                    )
             elif name == "_sort":
                 if resource_type in SORTABLE and value in SORT_ORDERS:
                     order = SORT_ORDERS[value]
