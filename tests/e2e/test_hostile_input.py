@@ -96,9 +96,15 @@ hostile_text = st.one_of(
     _unicode,
     st.builds(lambda a, b, c: a + b + c, _unicode, _surrogates | st.just("\x00"), _unicode),
 )
+
+
+def _containers(inner: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
+    return st.lists(inner, max_size=4) | st.dictionaries(hostile_text, inner, max_size=4)
+
+
 hostile_json = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | hostile_text,
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(hostile_text, inner, max_size=4),
+    _containers,
     max_leaves=20,
 )
 # Past the depth limit, yet shallow enough for the test's own json.dumps.

@@ -16,10 +16,14 @@ from api.schema.entities import representation_problem, resolve_checked
 
 # Strings full of what could fool a bracket counter: quotes, backslashes, brackets.
 _tricky_text = st.text(alphabet='[]{}"\\ab\u00e9\u2028', max_size=12)
+
+
+def _containers(inner: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
+    return st.lists(inner, max_size=3) | st.dictionaries(_tricky_text, inner, max_size=3)
+
+
 _json_values = st.recursive(
-    st.none() | st.booleans() | st.integers() | _tricky_text,
-    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(_tricky_text, inner, max_size=3),
-    max_leaves=30,
+    st.none() | st.booleans() | st.integers() | _tricky_text, _containers, max_leaves=30
 )
 
 
