@@ -104,6 +104,9 @@ class Settings(BaseSettings):
     # How often `serve` seals new audit rows into a signed checkpoint; 0 = never (run
     # `peerbridge audit checkpoint` from a scheduler instead).
     audit_checkpoint_interval_s: float = Field(default=60.0, ge=0)
+    # `serve` keeps the audit trail's month partitions created this many months ahead of the
+    # current one (checked at start and every AUDIT_PARTITION_ROUND_S, api/auth/audit_schedule.py).
+    audit_partition_months_ahead: int = Field(default=3, ge=0, le=120)
 
     # --- GraphQL (api/schema) ------------------------------------------------------------------
     # Introspection and GraphiQL: None = on in development, off in production.

@@ -1,55 +1,103 @@
-"""App lifespan part: seal new audit rows into a signed checkpoint every
-PEERBRIDGE_AUDIT_CHECKPOINT_INTERVAL_S seconds. Replicas may all run it: an advisory lock lets
-one of them work each round, and the others skip it."""
+"""App lifespan part: the audit trail's upkeep while `serve` runs.
+
+- Seal new audit rows into a signed checkpoint every PEERBRIDGE_AUDIT_CHECKPOINT_INTERVAL_S
+  seconds. Replicas may all run it: an advisory lock lets one of them work each round, and the
+  others skip it.
+- Keep the trail's month partitions created PEERBRIDGE_AUDIT_PARTITION_MONTHS_AHEAD months
+  ahead: at start, then every AUDIT_PARTITION_ROUND_S. The database function serialises
+  replicas; a round that fails (say, its lock wait timed out) changes nothing, and rows never
+  wait for it: without their month's partition they go to the DEFAULT partition.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager, suppress
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AsyncExitStack, asynccontextmanager, suppress
 
+import asyncpg
 from starlette.applications import Starlette
 
 from api.auth.audit_seal import CheckpointSigning
 from api.auth.runtime import AuthRuntime
 from api.db.audit_evidence import PostgresAuditEvidenceStore
+from api.db.audit_partitions import create_ahead
 from api.services.audit_integrity import take_checkpoints
 from api.settings import Settings
+
+AUDIT_PARTITION_ROUND_S = 6 * 3600.0
 
 _log = logging.getLogger(__name__)
 
 
-async def _checkpoint_every(
-    interval: float, store: PostgresAuditEvidenceStore, signer: CheckpointSigning
+async def _every(
+    interval: float, work: Callable[[], Awaitable[None]], what: str, *, now: bool
 ) -> None:
-    while True:
+    if not now:
         await asyncio.sleep(interval)
+    while True:
         try:
-            await take_checkpoints(store, signer)
+            await work()
         except Exception as error:  # keep serving; the next round picks up where this stopped
-            _log.warning("audit checkpoint failed (%s); retrying next round", type(error).__name__)
+            _log.warning("%s failed (%s); retrying next round", what, type(error).__name__)
+        await asyncio.sleep(interval)
+
+
+async def _create_partitions(pool: asyncpg.Pool, months_ahead: int) -> None:
+    async with pool.acquire() as conn:
+        created = await create_ahead(conn, months_ahead)
+    if created:
+        _log.info("audit partitions created: %s", ", ".join(created))
 
 
 @asynccontextmanager
-async def lifespan(app: Starlette) -> AsyncIterator[None]:
-    settings: Settings = app.state.settings
-    interval = settings.audit_checkpoint_interval_s
-    if interval <= 0:
-        yield
-        return
-    runtime: AuthRuntime = app.state.auth
-    task = asyncio.create_task(
-        _checkpoint_every(
-            interval,
-            PostgresAuditEvidenceStore(app.state.pool),
-            CheckpointSigning(runtime.keys, runtime.kek),
-        ),
-        name="audit-checkpoints",
-    )
+async def _running(coroutine: Awaitable[None], name: str) -> AsyncIterator[None]:
+    task = asyncio.ensure_future(coroutine)
+    task.set_name(name)
     try:
         yield
     finally:
         task.cancel()
         with suppress(asyncio.CancelledError):
             await task
+
+
+@asynccontextmanager
+async def lifespan(app: Starlette) -> AsyncIterator[None]:
+    settings: Settings = app.state.settings
+    pool: asyncpg.Pool = app.state.pool
+    async with AsyncExitStack() as tasks:
+        months_ahead = settings.audit_partition_months_ahead
+        await tasks.enter_async_context(
+            _running(
+                _every(
+                    AUDIT_PARTITION_ROUND_S,
+                    lambda: _create_partitions(pool, months_ahead),
+                    "audit partition round",
+                    now=True,
+                ),
+                "audit-partitions",
+            )
+        )
+        interval = settings.audit_checkpoint_interval_s
+        if interval > 0:
+            runtime: AuthRuntime = app.state.auth
+            store = PostgresAuditEvidenceStore(pool)
+            signer = CheckpointSigning(runtime.keys, runtime.kek)
+            await tasks.enter_async_context(
+                _running(
+                    _every(
+                        interval,
+                        lambda: _checkpoint(store, signer),
+                        "audit checkpoint",
+                        now=False,
+                    ),
+                    "audit-checkpoints",
+                )
+            )
+        yield
+
+
+async def _checkpoint(store: PostgresAuditEvidenceStore, signer: CheckpointSigning) -> None:
+    await take_checkpoints(store, signer)

@@ -18,13 +18,16 @@ from pathlib import Path
 from typing import IO
 from uuid import UUID
 
+import asyncpg
+
 from api.auth import kek
 from api.auth.audit_seal import CheckpointSigning, CheckpointVerification
 from api.auth.config import from_settings
 from api.auth.keys import SigningKeys
 from api.auth.runtime import load_kek
-from api.cli.common import CliError, database, load_settings, open_pool
+from api.cli.common import CliError, database, load_settings, open_pool, run_with_pool
 from api.db.audit_evidence import PostgresAuditEvidenceStore
+from api.db.audit_partitions import AuditPartition, create_ahead, list_partitions
 from api.db.signing_keys import SigningKeyRepository
 from api.db.uow import PostgresUnitOfWork
 from api.integrations.fhir.resources.accounting import to_fhir_accounting_bundle
@@ -88,6 +91,26 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     accounting.add_argument("--format", choices=("bundle", "csv"), default="bundle")
     accounting.add_argument("--out", type=Path, help="file to write (default: standard output)")
     accounting.set_defaults(handler=_accounting)
+
+    partitions = commands.add_parser(
+        "partitions", help="list the trail's month partitions, or create the coming ones",
+        description="The trail is partitioned by UTC month (audit_events_YYYY_MM) with a "
+        "DEFAULT partition for rows of a month that has none. `serve` creates "
+        "PEERBRIDGE_AUDIT_PARTITION_MONTHS_AHEAD months ahead; --create-ahead does it now "
+        "(for deployments that run it from a scheduler). Retention: README, Audit at scale.",
+    )
+    partitions.add_argument(
+        "--create-ahead", type=_months, metavar="MONTHS",
+        help="first create the current month's partition and the next MONTHS (0-120)",
+    )
+    partitions.add_argument("--json", action="store_true", help="one JSON object per partition")
+    partitions.set_defaults(handler=_partitions)
+
+
+def _months(text: str) -> int:
+    if not text.isascii() or not text.isdigit() or not 0 <= int(text) <= 120:
+        raise argparse.ArgumentTypeError(f"a number of months from 0 to 120, not {text!r}")
+    return int(text)
 
 
 def _instant(text: str) -> datetime:
@@ -206,6 +229,36 @@ def _accounting(args: argparse.Namespace) -> int:
             out.write(json.dumps(bundle, indent=2) + "\n")
     print(f"{len(accounting.events)} disclosures in {len(accounting.lines)} lines",
           file=sys.stderr)
+    return 0
+
+
+def _partitions(args: argparse.Namespace) -> int:
+    async def work(pool: asyncpg.Pool) -> tuple[list[str], list[AuditPartition]]:
+        async with pool.acquire() as conn:
+            created = [] if args.create_ahead is None else await create_ahead(
+                conn, args.create_ahead
+            )
+            return created, await list_partitions(conn)
+
+    created, partitions = run_with_pool(work)
+    for name in created:
+        print(f"created {name}", file=sys.stderr)
+    for partition in partitions:
+        if args.json:
+            print(json.dumps({
+                "name": partition.name,
+                "from": partition.since.isoformat() if partition.since else None,
+                "to": partition.until.isoformat() if partition.until else None,
+                "estimated_rows": max(partition.estimated_rows, 0),
+                "bytes": partition.total_bytes,
+            }))
+        else:
+            span = (
+                f"{partition.since:%Y-%m-%d} .. {partition.until:%Y-%m-%d}"
+                if partition.since and partition.until else "DEFAULT"
+            )
+            print(f"{partition.name}\t{span}\t~{max(partition.estimated_rows, 0)} rows\t"
+                  f"{partition.total_bytes} bytes")
     return 0
 
 

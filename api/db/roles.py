@@ -8,7 +8,9 @@ append-only triggers), and without the TRUNCATE privilege it cannot empty one.
 
 `grant_service_role` is idempotent: it revokes everything first and grants exactly this on
 every table in the schema, so it is re-run after each migration (`migrate` does when
-PEERBRIDGE_SERVICE_ROLE is set) to cover tables new migrations created.
+PEERBRIDGE_SERVICE_ROLE is set) to cover tables new migrations created. Partitions (the audit
+trail's months) get nothing: the service role reaches them only through their parent, and may
+only ask the owner's function to create the coming months.
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ import asyncpg
 APPEND_ONLY_TABLES = frozenset({"audit_events", "audit_checkpoints"})
 READ_ONLY_TABLES = frozenset({"schema_migrations"})
 _READ_WRITE = "SELECT, INSERT, UPDATE, DELETE"
+# Creates the audit trail's coming month partitions as the owner (0013_audit_partitions.sql).
+_CREATE_PARTITIONS = "audit_events_create_partitions(integer)"
 
 
 class RoleRefused(Exception):
@@ -45,7 +49,7 @@ async def grant_service_role(conn: asyncpg.Connection, role: str) -> list[Grant]
     await _check_role(conn, role)
     quoted_role = await conn.fetchval("SELECT quote_ident($1)", role)
     tables = await conn.fetch(
-        """SELECT c.relname AS name, quote_ident(c.relname) AS quoted
+        """SELECT c.relname AS name, quote_ident(c.relname) AS quoted, c.relispartition
            FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
            WHERE n.nspname = current_schema() AND c.relkind IN ('r', 'p')
            ORDER BY c.relname"""
@@ -57,10 +61,15 @@ async def grant_service_role(conn: asyncpg.Connection, role: str) -> list[Grant]
         await conn.execute(f"GRANT CONNECT ON DATABASE {database} TO {quoted_role}")
         await conn.execute(f"GRANT USAGE ON SCHEMA {schema} TO {quoted_role}")
         for table in tables:
-            privileges = privileges_for(table["name"])
             await conn.execute(f"REVOKE ALL ON {table['quoted']} FROM {quoted_role}")
+            if table["relispartition"]:
+                grants.append(Grant(table["name"], "none (reached through its parent)"))
+                continue
+            privileges = privileges_for(table["name"])
             await conn.execute(f"GRANT {privileges} ON {table['quoted']} TO {quoted_role}")
             grants.append(Grant(table["name"], privileges))
+        if await conn.fetchval(f"SELECT to_regprocedure('{_CREATE_PARTITIONS}')") is not None:
+            await conn.execute(f"GRANT EXECUTE ON FUNCTION {_CREATE_PARTITIONS} TO {quoted_role}")
     return grants
 
 
