@@ -20,7 +20,7 @@ Json = dict[str, Any]
 
 # Re-validating every outgoing resource through its R4B model costs ~2 ms per resource (10x the
 # mapping itself); the tests switch it on (round trips, both Node validators), production trusts
-# the mappers those tests pin down. See benchmarks/fhir_search.py.
+# the mappers those tests pin down. The FHIR rows of `python -m benchmarks run` measure it.
 _SHAPE_CHECK = [False]
 
 

@@ -1,0 +1,1 @@
+"""PeerBridge's benchmark harness: `python -m benchmarks run` (see README, "Benchmarks")."""
