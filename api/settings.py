@@ -20,6 +20,13 @@ def default_data_dir() -> Path:
     return Path(data_home) / "peerbridge"
 
 
+def _usable_cpus() -> int:
+    """The CPUs this process may run on (a container's cpuset, not the host's count)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0)) or 1
+    return os.cpu_count() or 1
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="PEERBRIDGE_", extra="ignore", frozen=True)
 
@@ -33,6 +40,8 @@ class Settings(BaseSettings):
     # --- HTTP ----------------------------------------------------------------------------------
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
+    # `serve`'s worker processes; None = the CPU count in production, 1 in development.
+    workers: int | None = Field(default=None, ge=1, le=256)
     # The URL clients use to reach us (issuer, token URL, FHIR links); None = http://{host}:{port}.
     public_base_url: str | None = None
     # Apollo Router's default body limit; FHIR transaction Bundles are the largest requests we take.
@@ -134,6 +143,12 @@ class Settings(BaseSettings):
         if self.graphql_introspection is None:
             return not self.is_production
         return self.graphql_introspection
+
+    @property
+    def worker_count(self) -> int:
+        if self.workers is not None:
+            return self.workers
+        return _usable_cpus() if self.is_production else 1
 
     @property
     def graphql_ide_enabled(self) -> bool:
