@@ -5,15 +5,13 @@ DataLoader (one service call per relation per tick)."""
 from __future__ import annotations
 
 import secrets
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
 
 import asyncpg
 import httpx
 from graphql_support import GraphQL
 from network import Network, certification, consent_to, principal_for, register_patient
+from sql_statements import counting_statements
 from starlette.applications import Starlette
 
 from api.domain.consents import DataClass
@@ -36,43 +34,6 @@ query Inbox($first: Int!) {
     } }
   }
 }"""
-
-
-_INTROSPECTION = ("typeinfo_tree", "current_setting('jit')", "set_config('jit'")
-
-
-class _StatementCountingPool:
-    """Stands in for the app's pool: every connection it hands out logs its statements here."""
-
-    def __init__(self, pool: asyncpg.Pool) -> None:
-        self._pool = pool
-        self.statements: list[str] = []
-
-    def _log(self, record: Any) -> None:
-        # asyncpg introspects a type (e.g. uuid[]) the first time a connection meets it: its
-        # own statements, run by whichever pooled connection a batch lands on, not the app's.
-        if not any(mark in record.query for mark in _INTROSPECTION):
-            self.statements.append(record.query)
-
-    async def acquire(self) -> asyncpg.Connection:
-        connection = await self._pool.acquire()
-        connection.add_query_logger(self._log)
-        return connection
-
-    async def release(self, connection: asyncpg.Connection) -> None:
-        connection.remove_query_logger(self._log)
-        await self._pool.release(connection)
-
-
-@contextmanager
-def _counting(app: Starlette) -> Iterator[_StatementCountingPool]:
-    real = app.state.pool
-    counting = _StatementCountingPool(real)
-    app.state.pool = counting
-    try:
-        yield counting
-    finally:
-        app.state.pool = real
 
 
 async def _fill_inbox(network: Network, count: int) -> None:
@@ -117,9 +78,9 @@ async def test_the_inbox_runs_the_same_statements_for_5_and_100_referrals(
     peer = await GraphQL.as_organization(client, pool, network.peer)
     await peer.data(INBOX, first=1)  # warm the parser/validation caches and the token cache
 
-    with _counting(app) as five:
+    with counting_statements(app) as five:
         small = await peer.data(INBOX, first=5)
-    with _counting(app) as hundred:
+    with counting_statements(app) as hundred:
         large = await peer.data(INBOX, first=100)
 
     assert len(small["referrals"]["edges"]) == 5
@@ -153,10 +114,10 @@ async def test_fragments_prefetch_alike_and_a_skipped_patient_is_neither_read_no
                 )
             )
 
-    with _counting(app) as fragment_run:
+    with counting_statements(app) as fragment_run:
         data = await peer.data(by_fragment)
     before = await patient_reads()
-    with _counting(app) as skipped_run:
+    with counting_statements(app) as skipped_run:
         await peer.data(skipped, **{"with": False})
 
     assert [e["node"]["patient"]["givenName"] for e in data["referrals"]["edges"]]
@@ -245,10 +206,10 @@ async def test_the_directory_runs_the_same_statements_for_3_and_9_organizations(
     clinic = await GraphQL.as_organization(client, pool, network.clinic)
     await clinic.data(DIRECTORY)  # warm the caches
 
-    with _counting(app) as three:
+    with counting_statements(app) as three:
         few = await clinic.data(DIRECTORY)
     await _add_peer_organizations(network, 6)
-    with _counting(app) as nine:
+    with counting_statements(app) as nine:
         many = await clinic.data(DIRECTORY)
 
     assert len(few["organizations"]["nodes"]) == 3
@@ -287,9 +248,9 @@ async def test_referrals_of_many_patients_run_the_same_statements_as_of_two(
         return [{"__typename": "Patient", "id": i} for i in ids]
 
     await peer.data(PATIENT_REFERRALS, representations=representations(patient_ids[:1]))
-    with _counting(app) as two:
+    with counting_statements(app) as two:
         few = await peer.data(PATIENT_REFERRALS, representations=representations(patient_ids[:2]))
-    with _counting(app) as ten:
+    with counting_statements(app) as ten:
         many = await peer.data(PATIENT_REFERRALS, representations=representations(patient_ids))
 
     assert [len(p["referrals"]["nodes"]) for p in few["_entities"]] == [2, 2]

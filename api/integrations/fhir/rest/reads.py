@@ -11,6 +11,7 @@ from typing import TypeVar
 from uuid import UUID
 
 from api.domain.errors import DomainError, NotFound
+from api.domain.principal import Principal
 from api.domain.sessions import Attendance
 from api.integrations.fhir.resources.audit import to_fhir_audit_event
 from api.integrations.fhir.resources.consents import to_fhir_consent
@@ -51,6 +52,7 @@ from api.services import (
 )
 from api.services.procedures import ProcedureView
 from api.services.referrals import ReferralView
+from api.services.repositories import UnitOfWork
 
 T = TypeVar("T")
 Outcome = Json | DomainError
@@ -142,66 +144,78 @@ def _mapped(
     return out
 
 
+Loader = Callable[[FhirContext, Sequence[UUID]], Awaitable[list[Outcome]]]
+
+
+def _loader(
+    resource_type: str,
+    fetch: Callable[
+        [UnitOfWork, Principal, Sequence[UUID]], Awaitable[Sequence[T | None | DomainError]]
+    ],
+    convert: Callable[[T, FhirContext], Json | None],
+) -> Loader:
+    """Read through one service call and map each record (or say why it may not be seen)."""
+
+    async def load(ctx: FhirContext, ids: Sequence[UUID]) -> list[Outcome]:
+        found = await fetch(ctx.new_uow(), ctx.principal, ids)
+        return _mapped(resource_type, ids, found, lambda item: convert(item, ctx))
+
+    return load
+
+
+def _plain(to_fhir: Callable[[T], Json]) -> Callable[[T, FhirContext], Json]:
+    return lambda item, _ctx: to_fhir(item)
+
+
+# One loader per resource type a read, a search by `_id` or an `_include` may name.
+_LOADERS: dict[str, Loader] = {
+    "ServiceRequest": lambda ctx, ids: _referrals(ctx, "ServiceRequest", ids),
+    "Task": lambda ctx, ids: _referrals(ctx, "Task", ids),
+    "Encounter": _encounters,
+    "Patient": _loader("Patient", patients.get_patients, _plain(to_fhir_patient)),
+    "Consent": _loader(
+        "Consent", consents.get_consents, lambda c, ctx: to_fhir_consent(c, now=ctx.now)
+    ),
+    "Procedure": _loader("Procedure", procedures.get_procedures, _plain(procedure_resource)),
+    "DocumentReference": _loader(
+        "DocumentReference",
+        consent_forms.get_consent_forms,
+        _plain(to_fhir_document_reference),
+    ),
+    "AuditEvent": _loader("AuditEvent", audit_trail.get_audit_events, _plain(to_fhir_audit_event)),
+    "HealthcareService": _loader(
+        "HealthcareService", programs.get_programs, _plain(to_fhir_healthcare_service)
+    ),
+    "Location": _loader("Location", locations.get_locations, _plain(to_fhir_location)),
+    "Practitioner": _loader(
+        "Practitioner", supporters.get_supporters, _plain(to_fhir_practitioner)
+    ),
+    "PractitionerRole": _loader(
+        "PractitionerRole", supporters.get_supporters, _plain(to_fhir_practitioner_role)
+    ),
+    "Organization": _loader(
+        "Organization", organizations.get_organizations, _plain(to_fhir_organization)
+    ),
+    "Observation": _loader(
+        "Observation", care_reads.get_outcome_measures, _plain(to_fhir_observation)
+    ),
+    "QuestionnaireResponse": _loader(
+        "QuestionnaireResponse",
+        care_reads.get_outcome_measures,
+        _plain(to_fhir_questionnaire_response),
+    ),
+}
+
 # The resource types `read_outcomes` answers for.
-READABLE = frozenset(
-    {
-        "ServiceRequest", "Task", "Encounter", "Patient", "Consent", "Procedure",
-        "DocumentReference", "AuditEvent", "HealthcareService", "Practitioner",
-        "PractitionerRole", "Organization", "Observation", "QuestionnaireResponse", "Location",
-    }
-)  # fmt: skip
+READABLE = frozenset(_LOADERS)
 
 
 async def read_outcomes(ctx: FhirContext, resource_type: str, ids: Sequence[UUID]) -> list[Outcome]:
     """One resource or one refusal per id, in order."""
-    uow, who = ctx.new_uow(), ctx.principal
-    loaders: dict[str, Callable[[], Awaitable[list[Outcome]]]] = {
-        "ServiceRequest": lambda: _referrals(ctx, "ServiceRequest", ids),
-        "Task": lambda: _referrals(ctx, "Task", ids),
-        "Encounter": lambda: _encounters(ctx, ids),
-    }
-    if resource_type in loaders:
-        return await loaders[resource_type]()
-    if resource_type == "Patient":
-        return _mapped(
-            resource_type, ids, await patients.get_patients(uow, who, ids), to_fhir_patient
-        )
-    if resource_type == "Consent":
-        found = await consents.get_consents(uow, who, ids)
-        return _mapped(resource_type, ids, found, lambda c: to_fhir_consent(c, now=ctx.now))
-    if resource_type == "Procedure":
-        found_procedures = await procedures.get_procedures(uow, who, ids)
-        return _mapped(resource_type, ids, found_procedures, procedure_resource)
-    if resource_type == "DocumentReference":
-        found_forms = await consent_forms.get_consent_forms(uow, who, ids)
-        return _mapped(resource_type, ids, found_forms, to_fhir_document_reference)
-    if resource_type == "AuditEvent":
-        found_events = await audit_trail.get_audit_events(uow, who, ids)
-        return _mapped(resource_type, ids, found_events, to_fhir_audit_event)
-    if resource_type == "HealthcareService":
-        found_programs = await programs.get_programs(uow, who, ids)
-        return _mapped(resource_type, ids, found_programs, to_fhir_healthcare_service)
-    if resource_type == "Location":
-        found_locations = await locations.get_locations(uow, who, ids)
-        return _mapped(resource_type, ids, found_locations, to_fhir_location)
-    if resource_type in ("Practitioner", "PractitionerRole"):
-        found_supporters = await supporters.get_supporters(uow, who, ids)
-        convert = (
-            to_fhir_practitioner if resource_type == "Practitioner" else to_fhir_practitioner_role
-        )
-        return _mapped(resource_type, ids, found_supporters, convert)
-    if resource_type == "Organization":
-        found_orgs = await organizations.get_organizations(uow, who, ids)
-        return _mapped(resource_type, ids, found_orgs, to_fhir_organization)
-    if resource_type in ("Observation", "QuestionnaireResponse"):
-        found_measures = await care_reads.get_outcome_measures(uow, who, ids)
-        measure_convert = (
-            to_fhir_observation
-            if resource_type == "Observation"
-            else to_fhir_questionnaire_response
-        )
-        return _mapped(resource_type, ids, found_measures, measure_convert)
-    raise NotFound(resource_type, ",".join(map(str, ids)))
+    load = _LOADERS.get(resource_type)
+    if load is None:
+        raise NotFound(resource_type, ",".join(map(str, ids)))
+    return await load(ctx, ids)
 
 
 async def read(ctx: FhirContext, resource_type: str, resource_id: UUID) -> Json:

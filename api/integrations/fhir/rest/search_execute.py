@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from uuid import UUID
+
 from api.domain.patients import PatientIdentifier
 from api.domain.referrals import Direction, ReferralStatus
 from api.integrations.fhir.resources import codes
+from api.integrations.fhir.resources.datatypes import Json
 from api.integrations.fhir.resources.patients import to_fhir_patient
 from api.integrations.fhir.resources.supporters import (
     to_fhir_practitioner,
@@ -112,11 +115,20 @@ async def _referral_search(ctx: FhirContext, request: SearchRequest) -> SearchRe
     listed = await referrals.list_referrals(
         ctx.new_uow(), ctx.principal, where, page_request(request)
     )
-    views = list(listed.items)
+    views = {v.referral.id: v for v in listed.items}
     cursor = listed.end_cursor if listed.has_next_page else None
-    outputs_of = await task_outputs(ctx, [v.referral.id for v in views]) if kind == "Task" else {}
-    matches = [referral_resource(kind, v, outputs_of.get(v.referral.id, ())) for v in views]
-    return page(matches, await includes(ctx, request, matches), cursor)
+    tasks_wanted = kind == "Task" or "Task:focus" in request.revincludes
+    outputs_of = await task_outputs(ctx, list(views)) if tasks_wanted else {}
+
+    def as_resource(resource_type: str, referral_id: UUID) -> Json | None:
+        """A Task or ServiceRequest of a referral on this page, as this read disclosed it."""
+        view = views.get(referral_id)
+        if view is None or resource_type not in ("Task", "ServiceRequest"):
+            return None
+        return referral_resource(resource_type, view, outputs_of.get(referral_id, ()))
+
+    matches = [referral_resource(kind, v, outputs_of.get(i, ())) for i, v in views.items()]
+    return page(matches, await includes(ctx, request, matches, as_resource), cursor)
 
 
 async def _by_ids(ctx: FhirContext, request: SearchRequest) -> SearchResult:

@@ -3,6 +3,7 @@ same services as direct reads, so what the caller may not see is silently left o
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from uuid import UUID
 
@@ -59,7 +60,22 @@ def _ours(reference: Json) -> tuple[str, UUID] | None:
     return (kind, ident) if kind in READABLE else None
 
 
-async def includes(ctx: FhirContext, request: SearchRequest, matches: list[Json]) -> list[Json]:
+# A resource this request has already read and may answer with again: the other face of a
+# referral (its Task beside its ServiceRequest) comes from the same record, consent decision and
+# audit row, so an include of it needs no second read.
+InHand = Callable[[str, UUID], Json | None]
+
+
+def _nothing_in_hand(kind: str, ident: UUID) -> Json | None:
+    return None
+
+
+async def includes(
+    ctx: FhirContext,
+    request: SearchRequest,
+    matches: list[Json],
+    in_hand: InHand = _nothing_in_hand,
+) -> list[Json]:
     wanted: dict[str, list[UUID]] = {}
     for include in request.includes:
         for resource in matches:
@@ -73,12 +89,20 @@ async def includes(ctx: FhirContext, request: SearchRequest, matches: list[Json]
     seen = {(r["resourceType"], r["id"]) for r in matches}
     included: list[Json] = []
     for kind, ids in wanted.items():
-        for resource in await read_many(ctx, kind, ids):
+        for resource in await _resources(ctx, kind, list(dict.fromkeys(ids)), in_hand):
             key = (resource["resourceType"], resource["id"])
             if key not in seen:
                 seen.add(key)
                 included.append(resource)
     return included
+
+
+async def _resources(ctx: FhirContext, kind: str, ids: list[UUID], in_hand: InHand) -> list[Json]:
+    """The resources the caller may see, in order: those in hand, the rest read."""
+    held = {ident: found for ident in ids if (found := in_hand(kind, ident)) is not None}
+    read = {r["id"]: r for r in await read_many(ctx, kind, [i for i in ids if i not in held])}
+    out = [held.get(ident) or read.get(str(ident)) for ident in ids]
+    return [r for r in out if r is not None]
 
 
 def page(matches: list[Json], included: list[Json], cursor: str | None) -> SearchResult:

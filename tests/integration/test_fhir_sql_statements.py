@@ -1,0 +1,74 @@
+"""The FHIR read path's SQL, pinned: a search runs the same statements for a page of 3 and of
+30, with or without `_include=Task:focus` (the focus ServiceRequest is the referral the Task page
+already read, decided and audited), and a read by id runs a fixed few."""
+
+from __future__ import annotations
+
+import asyncpg
+import httpx
+from fhir_support import Fhir, entries
+from network import Network, consent_to, register_patient
+from sql_statements import counting_statements
+from starlette.applications import Starlette
+
+from api.domain.consents import DataClass
+from api.services import referrals
+
+PAGE = 30
+
+
+async def _refer_many(network: Network, count: int) -> list[str]:
+    """`count` referrals from the clinic to the peer organization, each for its own consenting
+    patient."""
+    made = []
+    for _ in range(count):
+        patient = await register_patient(network)
+        await consent_to(
+            network, patient.id, network.peer, DataClass.DEMOGRAPHICS, DataClass.REFERRAL
+        )
+        view = await referrals.create_referral(
+            network.uow(),
+            network.as_clinic,
+            referrals.CreateReferral(
+                patient_id=patient.id, performer_organization_id=network.peer.id
+            ),
+        )
+        made.append(str(view.referral.id))
+    return made
+
+
+async def _statements(app: Starlette, peer: Fhir, path: str) -> list[str]:
+    with counting_statements(app) as counted:
+        bundle = await peer.ok("GET", path)
+    assert bundle["resourceType"] in ("Bundle", "Task")
+    return counted.statements
+
+
+async def test_task_search_runs_the_same_statements_for_3_and_30_with_or_without_focus(
+    app: Starlette, client: httpx.AsyncClient, pool: asyncpg.Pool, network: Network
+) -> None:
+    await _refer_many(network, PAGE)
+    peer = await Fhir.as_organization(client, pool, network.peer)
+    owner = f"Task?owner=Organization/{network.peer.id}"
+    await peer.ok("GET", f"{owner}&_count=1")  # warm the token cache
+
+    small = await _statements(app, peer, f"{owner}&_count=3")
+    large = await _statements(app, peer, f"{owner}&_count={PAGE}")
+    assert len(small) == len(large), (small, large)
+    with_focus = await _statements(app, peer, f"{owner}&_count={PAGE}&_include=Task:focus")
+    assert len(with_focus) == len(large), (large, with_focus)
+    bundle = await peer.ok("GET", f"{owner}&_count={PAGE}&_include=Task:focus")
+    kinds = [resource["resourceType"] for resource in entries(bundle)]
+    assert kinds.count("Task") == kinds.count("ServiceRequest") == PAGE
+    # The page (with its consents and audit rows) in one transaction, the Tasks' outputs in one.
+    assert len(large) <= 9, large
+
+
+async def test_a_task_read_runs_a_fixed_few_statements(
+    app: Starlette, client: httpx.AsyncClient, pool: asyncpg.Pool, network: Network
+) -> None:
+    (made,) = await _refer_many(network, 1)
+    peer = await Fhir.as_organization(client, pool, network.peer)
+    await peer.ok("GET", f"Task/{made}")  # warm the token cache
+    read = await _statements(app, peer, f"Task/{made}")
+    assert len(read) <= 9, read
