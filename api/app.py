@@ -17,11 +17,12 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.routing import BaseRoute
 
-from api import door_refusals, health
+from api import door_refusals, health, static_assets
 from api.auth import audit_schedule
 from api.auth import routes as auth_routes
 from api.auth import runtime as auth_runtime
 from api.auth.middleware import AuthenticationMiddleware
+from api.console import routes as console_routes
 from api.db.pool import create_pool
 from api.events import runtime as events_runtime
 from api.integrations.fhir.rest import routes as fhir_routes
@@ -37,6 +38,8 @@ _ROUTE_BUILDERS: tuple[RouteBuilder, ...] = (
     auth_routes.routes,
     graphql_http.routes,
     fhir_routes.routes,
+    static_assets.routes,
+    console_routes.routes,
 )
 
 # Entered in order after the pool opens, exited in reverse before it closes.

@@ -128,6 +128,13 @@ class Settings(BaseSettings):
     # Require a token even for `_service { sdl }` (gateways then need one to compose).
     graphql_sdl_requires_token: bool = False
 
+    # --- the staff console (api/console) --------------------------------------------------------
+    # A console session ends after this long unused, and this long after sign-in in any case.
+    console_idle_timeout_s: int = Field(default=1800, ge=60)
+    console_absolute_timeout_s: int = Field(default=43200, ge=300)
+    # Failed sign-ins for one e-mail address within 15 minutes before sign-in is refused.
+    console_login_max_failures: int = Field(default=5, ge=1)
+
     @model_validator(mode="after")
     def _check_pool_bounds(self) -> Settings:
         if self.db_pool_min_size > self.db_pool_max_size:

@@ -73,3 +73,22 @@ ensure_node_modules() {
 }
 
 export PATH="$ROOT/.venv/bin:$PATH"
+
+# ensure_chromium: the browser tests (tests/browser) drive Debian's Chromium through Playwright.
+# As root (CI, the project's machines) install it quietly when missing; otherwise say how.
+ensure_chromium() {
+  if command -v chromium >/dev/null 2>&1 || [ -x /usr/lib/chromium/chromium ]; then
+    return 0
+  fi
+  if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
+    echo "==> apt-get install chromium (for the browser tests)"
+    if ! { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; } \
+      >/tmp/peerbridge-chromium-install.log 2>&1; then
+      cat /tmp/peerbridge-chromium-install.log >&2
+      echo "error: installing chromium failed (log above)" >&2
+      exit 1
+    fi
+    return 0
+  fi
+  echo "note: Chromium is missing, so tests/browser will fail: run 'sudo apt-get install chromium'" >&2
+}

@@ -7,15 +7,13 @@ import json
 import sys
 from pathlib import Path
 from typing import Any
-from uuid import UUID
 
 import asyncpg
 
 from api.auth import clients
 from api.auth.smart_client import TokenRequestFailed, request_token
-from api.cli.common import CliError, load_settings, run_with_pool
+from api.cli.common import CliError, find_organization_id, load_settings, run_with_pool
 from api.db.clients import ClientRecord
-from api.db.organizations import PostgresOrganizationRepository
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -76,18 +74,6 @@ def _split(values: list[str]) -> list[str]:
     return [scope for value in values for scope in value.split()]
 
 
-async def _organization_id(pool: asyncpg.Pool, text: str) -> UUID:
-    try:
-        return UUID(text)
-    except ValueError:
-        pass
-    async with pool.acquire() as conn:
-        organization = await PostgresOrganizationRepository(conn).find_by_name(text)
-    if organization is None:
-        raise CliError(f"no organization named {text!r}: see `peerbridge orgs list`")
-    return organization.id
-
-
 def _read_jwks(path: Path) -> dict[str, Any]:
     try:
         document = json.loads(path.read_text())
@@ -104,7 +90,7 @@ def _create(args: argparse.Namespace) -> int:
     async def create(pool: asyncpg.Pool) -> clients.NewClient:
         return await clients.create_client(
             pool,
-            organization_id=await _organization_id(pool, args.org),
+            organization_id=await find_organization_id(pool, args.org),
             name=args.name,
             scopes=_split(args.scope),
             default_scopes=_split(args.default_scope),
@@ -130,7 +116,7 @@ def _create(args: argparse.Namespace) -> int:
 
 def _list(args: argparse.Namespace) -> int:
     async def fetch(pool: asyncpg.Pool) -> list[ClientRecord]:
-        organization_id = await _organization_id(pool, args.org) if args.org else None
+        organization_id = await find_organization_id(pool, args.org) if args.org else None
         return await clients.list_clients(pool, organization_id, include_revoked=not args.active)
 
     records = run_with_pool(fetch)

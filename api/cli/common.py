@@ -8,12 +8,14 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager, contextmanager
 from typing import Any, TypeVar
+from uuid import UUID
 
 import asyncpg
 from pydantic import ValidationError
 
 from api.db.embedded import EmbeddedPostgres
 from api.db.migrate import pending
+from api.db.organizations import PostgresOrganizationRepository
 from api.db.pool import create_pool
 from api.settings import Settings
 
@@ -148,3 +150,16 @@ def run_with_pool(work: Callable[[asyncpg.Pool], Awaitable[T]]) -> T:
                 return await work(pool)
 
         return asyncio.run(_run())
+
+
+async def find_organization_id(pool: asyncpg.Pool, text: str) -> UUID:
+    """An organization given by id or by name (`--org`)."""
+    try:
+        return UUID(text)
+    except ValueError:
+        pass
+    async with pool.acquire() as conn:
+        organization = await PostgresOrganizationRepository(conn).find_by_name(text)
+    if organization is None:
+        raise CliError(f"no organization named {text!r}: see `peerbridge orgs list`")
+    return organization.id

@@ -17,6 +17,7 @@ import asyncpg
 
 from api.auth.demo import describe_demo_clients, register_demo_clients
 from api.cli.common import load_settings, run_with_pool
+from api.cli.demo_users import describe_demo_users, ensure_demo_users
 from api.db.uow import PostgresUnitOfWork
 from api.domain.consents import DataClass, Purpose
 from api.domain.errors import SupporterUnavailable
@@ -120,7 +121,16 @@ async def load_demo(pool: asyncpg.Pool, settings: Settings) -> str:
     clients = await register_demo_clients(
         pool, ((name, org.id) for name, org in summary.organizations.items()), settings.data_dir
     )
-    text = describe(summary) + "\n" + describe_demo_clients(clients, settings.base_url)
+    accounts = await ensure_demo_users(
+        pool, summary.organizations, demo_principal(next(iter(summary.organizations.values())).id)
+    )
+    text = "\n".join(
+        (
+            describe(summary),
+            describe_demo_clients(clients, settings.base_url),
+            describe_demo_users(accounts, settings.base_url),
+        )
+    )
     _log.info("%s", text)
     return text
 

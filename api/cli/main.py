@@ -30,6 +30,7 @@ _COMMANDS: dict[str, str] = {
     "schema": "api.cli.schema",
     "db": "api.cli.db",
     "audit": "api.cli.audit",
+    "users": "api.cli.users",
 }
 
 

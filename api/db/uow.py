@@ -23,6 +23,7 @@ from api.db.programs import PostgresProgramRepository
 from api.db.referrals import PostgresReferralRepository
 from api.db.sessions import PostgresSessionRepository
 from api.db.supporters import PostgresSupporterRepository
+from api.db.users import PostgresStaffRepository
 from api.domain.audit import AuditRecord
 
 
@@ -55,6 +56,7 @@ class PostgresUnitOfWork:
         self.metrics = PostgresMetricsRepository(connection)
         self.procedures = PostgresProcedureRepository(connection)
         self.consent_forms = PostgresConsentFormRepository(connection)
+        self.staff = PostgresStaffRepository(connection)
 
     async def __aenter__(self) -> PostgresUnitOfWork:
         if self._connection is not None:

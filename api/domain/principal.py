@@ -18,3 +18,5 @@ class Principal:
     source_ip: str | None = None
     trace_id: str | None = None
     purpose: str | None = field(default=None)
+    # A peer supporter signed in to the console: party only to the referrals assigned to them.
+    caseload_of: UUID | None = None

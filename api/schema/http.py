@@ -38,6 +38,7 @@ from api.schema.errors import BAD_REQUEST, format_error, refusal
 from api.schema.schema import PeerBridgeSchema, build_schema
 from api.services.repositories import UnitOfWork
 from api.settings import Settings
+from api.static_assets import graphiql_page
 
 # Form, multipart and text/plain POSTs are "simple" requests a browser sends cross-site without
 # a CORS preflight; refusing them (as Apollo Router does) closes the CSRF door.
@@ -115,6 +116,10 @@ class GraphQLEndpoint(GraphQL[GraphQLContext, None]):
                 status, body = refusal(error)
                 response = JSONResponse(body, status_code=status)
         await response(scope, receive, send)
+
+    async def render_graphql_ide(self, request: Request) -> Response:
+        """GraphiQL from the package's own files (strawberry's page loads them from a CDN)."""
+        return graphiql_page()
 
     # --- the input guard: every JSON and parameter this door reads ---------------------------
 

@@ -10,6 +10,7 @@ from enum import StrEnum
 from api.domain.errors import Forbidden
 from api.domain.principal import Principal
 from api.domain.scopes import Scope, any_satisfies, parse_scope
+from api.domain.staff import StaffRole
 
 
 class Capability(StrEnum):
@@ -91,3 +92,63 @@ def require(principal: Principal, capability: Capability) -> None:
         raise Forbidden(
             f"the token lacks the scope to {capability} ({needed})", needed_scope=str(needed)
         )
+
+
+# What each staff role of the console may do; its scopes are the first of each capability's.
+_READ_CARE = frozenset(
+    {
+        Capability.READ_ORGANIZATIONS,
+        Capability.READ_PROGRAMS,
+        Capability.READ_LOCATIONS,
+        Capability.READ_SUPPORTERS,
+        Capability.READ_PATIENTS,
+        Capability.READ_CONSENTS,
+        Capability.READ_REFERRALS,
+        Capability.READ_SESSIONS,
+        Capability.READ_OUTCOMES,
+        Capability.READ_PROCEDURES,
+        Capability.READ_CONSENT_FORMS,
+    }
+)
+STAFF_CAPABILITIES: dict[StaffRole, frozenset[Capability]] = {
+    StaffRole.COORDINATOR: _READ_CARE
+    | {
+        Capability.TRANSITION_REFERRAL,
+        Capability.ASSIGN_SUPPORTER,
+        Capability.CREATE_REFERRAL,  # escalation to a clinic
+        Capability.GRANT_CONSENT,
+        Capability.REVOKE_CONSENT,
+        Capability.RECORD_CONSENT_FORMS,
+        Capability.REGISTER_PATIENTS,
+    },
+    StaffRole.SUPPORTER: _READ_CARE
+    | {
+        Capability.TRANSITION_REFERRAL,
+        Capability.CREATE_REFERRAL,  # the warm handoff to a clinic
+        Capability.RECORD_SESSIONS,
+        Capability.RECORD_OUTCOMES,
+    },
+    StaffRole.SUPERVISOR: frozenset(
+        {
+            Capability.READ_ORGANIZATIONS,
+            Capability.READ_PROGRAMS,
+            Capability.READ_SUPPORTERS,
+            Capability.READ_METRICS,
+        }
+    ),
+    StaffRole.CLINIC: frozenset(
+        {
+            Capability.READ_ORGANIZATIONS,
+            Capability.READ_PROGRAMS,
+            Capability.READ_PATIENTS,
+            Capability.READ_CONSENTS,
+            Capability.READ_REFERRALS,
+            Capability.READ_PROCEDURES,
+        }
+    ),
+}
+
+
+def staff_scopes(role: StaffRole) -> tuple[Scope, ...]:
+    """The SMART scopes a signed-in staff member of this role holds."""
+    return tuple(CAPABILITY_SCOPES[c][0] for c in sorted(STAFF_CAPABILITIES[role]))

@@ -17,7 +17,15 @@ from api.domain.principal import Principal
 from api.domain.verbatim import Verbatim, nothing_kept
 from api.services import idempotency
 from api.services.care_records import patient_in_care
-from api.services.policy import Capability, Disclosure, audit, disclosed, require, utcnow
+from api.services.policy import (
+    Capability,
+    Disclosure,
+    audit,
+    disclosed,
+    party_to,
+    require,
+    utcnow,
+)
 from api.services.repositories import UnitOfWork
 
 _OUTCOMES = frozenset({DataClass.OUTCOMES})
@@ -72,7 +80,7 @@ async def record_outcome_measure(
             if (
                 referral is None
                 or referral.patient_id != patient.id
-                or referral.role_of(principal.organization_id) is None
+                or party_to(principal, referral) is None
             ):
                 raise Invalid(
                     "not a referral of this participant with your organization", field="referralId"

@@ -6,7 +6,7 @@ Both doors (GraphQL and FHIR) reach patient data only through services that call
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import TypeVar
 from uuid import UUID
@@ -15,13 +15,14 @@ from api.domain.audit import AuditAction, AuditOutcome, AuditRecord, purpose_of_
 from api.domain.consents import ConsentDecision, DataClass, decide_disclosure
 from api.domain.errors import ConsentRequired, ConsentRevoked, DomainError, Forbidden, NotFound
 from api.domain.principal import Principal
-from api.domain.referrals import Actor
+from api.domain.referrals import Actor, Referral, Role
 
 # The scope share of the policy, re-exported: services and doors ask this module.
 from api.services.capabilities import CAPABILITY_SCOPES as CAPABILITY_SCOPES
 from api.services.capabilities import Capability as Capability
 from api.services.capabilities import allows as allows
 from api.services.capabilities import require as require
+from api.services.filters import ReferralFilter
 from api.services.repositories import UnitOfWork
 
 R = TypeVar("R")
@@ -32,6 +33,30 @@ def require_organization(principal: Principal, organization_id: UUID, what: str)
     """Tenancy: only the owning organization may change its own records."""
     if principal.organization_id != organization_id:
         raise Forbidden(f"{what} belongs to another organization")
+
+
+def party_to(principal: Principal, referral: Referral) -> Role | None:
+    """Tenancy of a referral: the caller's side of it, None when it is not theirs. A caller
+    held to a caseload (a peer supporter signed in to the console) is party only to the
+    referrals assigned to them."""
+    caseload = principal.caseload_of
+    if caseload is not None and referral.assigned_supporter_id != caseload:
+        return None
+    return referral.role_of(principal.organization_id)
+
+
+def within_caseload(principal: Principal, where: ReferralFilter) -> ReferralFilter:
+    """A referral search narrowed to the caller's caseload, when they are held to one."""
+    caseload = principal.caseload_of
+    if caseload is None:
+        return where
+    if where.assigned_supporter_id not in (None, caseload):
+        return replace(where, ids=frozenset({_NO_REFERRAL}))
+    return replace(where, assigned_supporter_id=caseload)
+
+
+# Matches nothing: a caseload search for another supporter's referrals finds none.
+_NO_REFERRAL = UUID(int=0)
 
 
 def actor_of(principal: Principal) -> Actor:

@@ -55,11 +55,13 @@ from api.services.policy import (
     audit,
     consent_for_recipient,
     decide,
+    party_to,
     per_id,
     refusal,
     refuse_one,
     require,
     utcnow,
+    within_caseload,
 )
 from api.services.repositories import UnitOfWork
 
@@ -346,7 +348,7 @@ async def escalate_referral(
         referral = await _replayed(uow, principal, idempotency_key, "escalateReferral", command)
         if referral is None:
             original = await _load(uow, command.referral_id)
-            if original.role_of(principal.organization_id) is not Role.PERFORMER:
+            if party_to(principal, original) is not Role.PERFORMER:
                 raise await _refused(
                     uow,
                     principal,
@@ -422,7 +424,7 @@ async def transition_referral(
         current = await uow.referrals.get_for_update(referral_id)
         if current is None:
             raise NotFound("Referral", referral_id)
-        role = current.role_of(principal.organization_id)
+        role = party_to(principal, current)
         try:
             changed, change = apply_transition(
                 current,
@@ -473,7 +475,7 @@ async def assign_supporter(
         current = await uow.referrals.get_for_update(referral_id)
         if current is None:
             raise NotFound("Referral", referral_id)
-        if current.role_of(principal.organization_id) is not Role.PERFORMER:
+        if party_to(principal, current) is not Role.PERFORMER:
             raise await _refused(
                 uow,
                 principal,
@@ -629,7 +631,7 @@ async def get_referrals(
     require(principal, Capability.READ_REFERRALS)
     async with uow:
         found = await uow.referrals.get_many(ids)
-        mine = [r for r in found if r is not None and r.role_of(principal.organization_id)]
+        mine = [r for r in found if r is not None and party_to(principal, r)]
         views = {v.referral.id: v for v in await _views(uow, principal, mine, record=True)}
         results = await per_id(
             uow,
@@ -660,7 +662,8 @@ async def list_referrals(
     require(principal, Capability.READ_REFERRALS)
     async with uow:
         rows = await uow.referrals.search(
-            principal.organization_id, where, page.after, page.first + 1, page.order
+            principal.organization_id,
+            within_caseload(principal, where), page.after, page.first + 1, page.order
         )
         found = page_from_rows(rows, page, lambda r: Keyset(r.updated_at, r.id))
         views = await _views(uow, principal, found.items, record=True)
@@ -682,7 +685,7 @@ async def referrals_of_patients(
         rows = await uow.referrals.search_for_patients(
             principal.organization_id,
             patient_ids,
-            replace(where, patient_id=None),
+            within_caseload(principal, replace(where, patient_id=None)),
             page.after,
             page.first + 1,
         )
@@ -719,7 +722,7 @@ async def referral_histories(
     require(principal, Capability.READ_REFERRALS)
     async with uow:
         found = await uow.referrals.get_many(referral_ids)
-        allowed = [r.id for r in found if r is not None and r.role_of(principal.organization_id)]
+        allowed = [r.id for r in found if r is not None and party_to(principal, r)]
         histories = await uow.referrals.history_for(allowed) if allowed else {}
     return [
         histories.get(referral_id, [])

@@ -23,6 +23,7 @@ from api.domain.procedures import Procedure
 from api.domain.programs import PeerProgram
 from api.domain.referrals import Referral, StatusChange
 from api.domain.sessions import Attendance, PeerSession
+from api.domain.staff import ConsoleSession, StaffRole, StaffUser
 from api.domain.supporters import PeerSupporter
 from api.domain.verbatim import Verbatim
 from api.services.filters import (
@@ -268,6 +269,36 @@ class MetricsRepository(Protocol):
         """De-identified counts (referrals by status, attendance, distinct participants)."""
 
 
+class StaffRepository(Protocol):
+    """Staff accounts of the console, their sessions and failed sign-ins."""
+
+    async def add(
+        self,
+        organization_id: UUID,
+        email: str,
+        role: StaffRole,
+        supporter_id: UUID | None,
+        password_hash: str,
+    ) -> StaffUser: ...
+    async def by_email(self, email: str) -> tuple[StaffUser, str] | None:
+        """The account (any case of the address) and its password hash."""
+
+    async def list(self, organization_id: UUID | None) -> list[StaffUser]: ...
+    async def disable(self, user_id: UUID, at: datetime) -> None: ...
+    async def set_password(self, user_id: UUID, password_hash: str, at: datetime) -> None: ...
+    async def add_session(
+        self, token_hash: bytes, user_id: UUID, csrf_token: str, at: datetime
+    ) -> None: ...
+    async def session(self, token_hash: bytes) -> ConsoleSession | None: ...
+    async def touch_session(self, token_hash: bytes, at: datetime) -> None: ...
+    async def end_session(self, token_hash: bytes) -> None: ...
+    async def failures_since(
+        self, email_key: str, source_ip: str | None, since: datetime
+    ) -> tuple[int, int]: ...
+    async def add_failure(self, email_key: str, source_ip: str | None, at: datetime) -> None: ...
+    async def clear_failures(self, email_key: str) -> None: ...
+
+
 class UnitOfWork(Protocol):
     """One transaction. `async with uow:` begins it; leaving without `commit()` rolls back.
 
@@ -305,6 +336,8 @@ class UnitOfWork(Protocol):
     def procedures(self) -> ProcedureRepository: ...
     @property
     def consent_forms(self) -> ConsentFormRepository: ...
+    @property
+    def staff(self) -> StaffRepository: ...
 
     async def __aenter__(self) -> UnitOfWork: ...
     async def __aexit__(

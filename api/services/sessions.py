@@ -32,6 +32,7 @@ from api.services.policy import (
     audit,
     disclose_each,
     disclosed,
+    party_to,
     require,
     require_organization,
     utcnow,
@@ -167,7 +168,7 @@ async def record_attendance(
             if (
                 referral is None
                 or referral.patient_id != patient.id
-                or referral.role_of(principal.organization_id) is None
+                or party_to(principal, referral) is None
             ):
                 raise Invalid(
                     "not a referral of this participant with your organization", field="referralId"

@@ -174,3 +174,18 @@ async def supporters_of_organizations(
 
 def _keyset(supporter: PeerSupporter) -> Keyset:
     return Keyset(supporter.updated_at, supporter.id)
+
+
+async def open_caseloads(
+    uow: UnitOfWork, principal: Principal, supporter_ids: Sequence[UUID]
+) -> list[int | None]:
+    """Open referrals assigned to each of the caller's own supporters (None: not theirs)."""
+    require(principal, Capability.READ_SUPPORTERS)
+    async with uow:
+        found = await uow.supporters.get_many(supporter_ids)
+        return [
+            await uow.supporters.open_caseload(s.id)
+            if s is not None and s.organization_id == principal.organization_id
+            else None
+            for s in found
+        ]

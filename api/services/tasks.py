@@ -26,7 +26,15 @@ from api.domain.referrals import (
 )
 from api.domain.verbatim import with_kept
 from api.services import referrals
-from api.services.policy import Capability, Refusal, audit, refuse_one, require, utcnow
+from api.services.policy import (
+    Capability,
+    Refusal,
+    audit,
+    party_to,
+    refuse_one,
+    require,
+    utcnow,
+)
 from api.services.referrals import ReferralView
 from api.services.repositories import UnitOfWork
 from api.services.transactions import SharedTransaction
@@ -152,7 +160,7 @@ async def update_task(uow: UnitOfWork, principal: Principal, command: UpdateTask
         current = await uow.referrals.get_for_update(command.referral_id)
         if current is None:
             raise NotFound("Task", command.referral_id)
-        role = current.role_of(principal.organization_id)
+        role = party_to(principal, current)
         changed: frozenset[str] = frozenset()
         try:
             if role is None:

@@ -21,7 +21,9 @@ SELECT (SELECT count(*) FROM organizations) AS organizations,
        (SELECT count(DISTINCT instrument) FROM outcome_measures) AS instruments,
        (SELECT count(*) FROM oauth_clients) AS clients,
        (SELECT count(*) FROM locations) AS locations,
-       (SELECT count(*) FROM peer_programs WHERE cardinality(location_ids) > 0) AS programs_met
+       (SELECT count(*) FROM peer_programs WHERE cardinality(location_ids) > 0) AS programs_met,
+       (SELECT count(*) FROM staff_users) AS staff_users,
+       (SELECT string_agg(password_hash, ',' ORDER BY id) FROM staff_users) AS staff_passwords
 """
 
 
@@ -39,6 +41,9 @@ async def test_the_demo_network_has_every_kind_status_and_direction_and_loads_on
     assert first["expired_certs"] > 0 and first["attendance"] > 0
     assert first["instruments"] == 2 and first["clients"] == 5
     assert first["locations"] == 6 and first["programs_met"] >= 6  # online ones meet nowhere
+    assert first["staff_users"] == 2 + 3 * 3  # one per role per organization
+    assert "coordinator@harbor-peer-recovery-network.example" in text
+    assert "peerbridge-demo-console" in text
     again = await load_demo(pool, settings)
     assert "already loaded" in again
     async with pool.acquire() as conn:
