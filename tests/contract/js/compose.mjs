@@ -4,7 +4,7 @@
 import { composeServices as composeApollo } from "@apollo/composition";
 import { composeServices as composeGuild } from "@theguild/federation-composition";
 import { parse, print } from "graphql";
-import { typeDefs as clinicTypeDefs } from "./clinic_subgraph.mjs";
+import { typeDefs as clinicTypeDefs } from "../../../deploy/clinic-subgraph/clinic.mjs";
 
 const chunks = [];
 for await (const chunk of process.stdin) chunks.push(chunk);

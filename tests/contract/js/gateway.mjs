@@ -1,4 +1,4 @@
-// Apollo Gateway on loopback over two subgraphs: PeerBridge (URL in argv) and the test-only
+// Apollo Gateway on loopback over two subgraphs: PeerBridge (URL in argv) and the example
 // clinic subgraph (patients in argv). The caller's Authorization header is forwarded to
 // PeerBridge, so its scope, tenancy and consent rules apply to every subgraph fetch.
 // stdout: a line `READY {"gateway": url, "clinic": url}` (Apollo logs may come first);
@@ -6,7 +6,7 @@
 import { ApolloGateway, IntrospectAndCompose, RemoteGraphQLDataSource } from "@apollo/gateway";
 import { ApolloServer } from "@apollo/server";
 import { startStandaloneServer } from "@apollo/server/standalone";
-import { startClinic } from "./clinic_subgraph.mjs";
+import { startClinic } from "../../../deploy/clinic-subgraph/clinic.mjs";
 
 const { peerbridgeUrl, patients } = JSON.parse(process.argv[2]);
 const clinic = await startClinic(patients);
