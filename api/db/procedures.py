@@ -122,13 +122,20 @@ class PostgresProcedureRepository:
         found = {row["id"]: _procedure(row) for row in rows}
         return [found.get(i) for i in ids]
 
-    async def for_referrals(self, referral_ids: Sequence[UUID]) -> list[Procedure]:
+    async def ids_for_referrals(
+        self, organization_id: UUID, referral_ids: Sequence[UUID]
+    ) -> list[tuple[UUID, UUID]]:
+        """(referral id, Procedure id), oldest first, of the referrals the organization requested
+        or performs: ids only, so a Task's outputs cost no referral or Procedure rows."""
         rows = await self._db.fetch(
-            f"SELECT {_COLUMNS} FROM procedures WHERE referral_id = ANY($1::uuid[]) "
-            "ORDER BY created_at, id",
+            "SELECT p.referral_id, p.id FROM procedures p JOIN referrals r ON r.id = p.referral_id "
+            "WHERE p.referral_id = ANY($1::uuid[]) "
+            "AND (r.requester_organization_id = $2 OR r.performer_organization_id = $2) "
+            "ORDER BY p.created_at, p.id",
             list(referral_ids),
+            organization_id,
         )
-        return [_procedure(row) for row in rows]
+        return [(row["referral_id"], row["id"]) for row in rows]
 
     async def search(
         self,

@@ -436,12 +436,10 @@ async def outputs_of(
     if not referral_ids:
         return {}
     async with uow:
-        referrals = await uow.referrals.get_many(referral_ids)
-        mine = [r.id for r in referrals if r is not None and r.role_of(principal.organization_id)]
-        procedures = await uow.procedures.for_referrals(mine) if mine else []
+        found = await uow.procedures.ids_for_referrals(principal.organization_id, referral_ids)
     out: dict[UUID, tuple[UUID, ...]] = {}
-    for procedure in procedures:
-        out[procedure.referral_id] = (*out.get(procedure.referral_id, ()), procedure.id)
+    for referral_id, procedure_id in found:
+        out[referral_id] = (*out.get(referral_id, ()), procedure_id)
     return out
 
 

@@ -184,7 +184,11 @@ class ProcedureRepository(Protocol):
         """Write the new state if the stored version is `version - 1`, else VersionConflict."""
 
     async def get_many(self, ids: Sequence[UUID]) -> list[Procedure | None]: ...
-    async def for_referrals(self, referral_ids: Sequence[UUID]) -> list[Procedure]: ...
+    async def ids_for_referrals(
+        self, organization_id: UUID, referral_ids: Sequence[UUID]
+    ) -> list[tuple[UUID, UUID]]:
+        """(referral id, Procedure id), oldest first, of the referrals the organization is
+        party to."""
     async def search(
         self,
         organization_id: UUID,
