@@ -25,6 +25,7 @@ from api.auth.middleware import AuthenticationMiddleware
 from api.console import routes as console_routes
 from api.db.pool import create_pool
 from api.events import runtime as events_runtime
+from api.events import schedule as events_schedule
 from api.integrations.fhir.rest import routes as fhir_routes
 from api.middleware import AccessLogMiddleware, BodySizeLimitMiddleware
 from api.schema import http as graphql_http
@@ -46,6 +47,7 @@ _ROUTE_BUILDERS: tuple[RouteBuilder, ...] = (
 _LIFESPAN_PARTS: tuple[LifespanPart, ...] = (
     auth_runtime.lifespan,
     events_runtime.lifespan,
+    events_schedule.lifespan,
     audit_schedule.lifespan,  # needs the auth runtime's signing keys
 )
 

@@ -117,6 +117,14 @@ class Settings(BaseSettings):
     # current one (checked at start and every AUDIT_PARTITION_ROUND_S, api/auth/audit_schedule.py).
     audit_partition_months_ahead: int = Field(default=3, ge=0, le=120)
 
+    # --- events (api/events) -------------------------------------------------------------------
+    # Outbox events are kept this long after they were published (delivered onwards), so a
+    # subscriber can resume from a cursor that old; older cursors get EVENTS_EXPIRED.
+    outbox_retention_days: float = Field(default=7.0, gt=0)
+    # How often `serve` runs its event schedule (prune old events, raise due escalations);
+    # 0 = never in this process. Replicas may all run it: each round's work is shared out.
+    events_schedule_interval_s: float = Field(default=15.0, ge=0)
+
     # --- GraphQL (api/schema) ------------------------------------------------------------------
     # Introspection and GraphiQL: None = on in development, off in production.
     graphql_introspection: bool | None = None

@@ -126,9 +126,16 @@ class InvalidTransition(DomainError):
 
 class EventsDropped(DomainError):
     """A live event stream ended early (the subscriber fell behind, or the server lost its
-    event source): resubscribe, and catch up with a query (e.g. `updatedSince`)."""
+    event source): resubscribe from the last event's cursor to get what followed it."""
 
     code = "EVENTS_DROPPED"
+
+
+class EventsExpired(DomainError):
+    """A resume cursor names an event the server no longer holds (past the retention window):
+    what followed it cannot be replayed in full; catch up with a query instead."""
+
+    code = "EVENTS_EXPIRED"
 
 
 class SupporterUnavailable(DomainError):

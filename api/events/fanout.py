@@ -1,14 +1,19 @@
-"""Outbox fan-out: PostgreSQL LISTEN/NOTIFY to in-process subscribers.
+"""Outbox fan-out: PostgreSQL LISTEN/NOTIFY to in-process subscribers, resumable by cursor.
 
-A change commits its outbox row together with `NOTIFY peerbridge_outbox, '<outbox id>'`
-(api/db/outbox.py). One listener connection per process hears the ids, reads those rows once,
-and offers each event to the subscribers of the organizations it names. Every subscriber has a
-bounded queue: one that falls behind is dropped with `EventsDropped` instead of slowing the
-others or growing memory. When the listener connection is lost, notifications sent meanwhile
-are lost too, so every subscriber is dropped the same way and the listener reconnects.
+A change commits its outbox row together with `NOTIFY peerbridge_outbox` (api/db/outbox.py).
+One listener connection per process hears it, numbers the committed events in commit order
+(`sequence`), and reads, once for all its subscribers, the events numbered since the last it
+read; then it offers each event to the subscribers of the organizations it names. Every
+subscriber has a bounded queue: one that falls behind is dropped with `EventsDropped` instead of
+slowing the others or growing memory. When the listener connection is lost, every subscriber is
+dropped the same way and the listener reconnects.
 
-This is live, best-effort delivery. What a subscriber may see of an event is decided by the
-services when it is delivered, not here.
+Every event carries its position. A subscriber that resumes `after` one is registered for live
+events first and then replays the events numbered after its cursor from the database: what was
+numbered before the replay read is in the replay, what is numbered after it arrives live, and
+live events at or before the last replayed position are skipped (no gap, no duplicate).
+
+What a subscriber may see of an event is decided by the services when it is delivered, not here.
 """
 
 from __future__ import annotations
@@ -17,18 +22,19 @@ import asyncio
 import logging
 from collections import defaultdict
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager
 from typing import Any
 from uuid import UUID
 
 import asyncpg
 
-from api.db.outbox import OUTBOX_CHANNEL, published_events
-from api.domain.errors import EventsDropped
+from api.db.outbox import OUTBOX_CHANNEL, holds, sequence, sequenced_events
+from api.domain.errors import EventsDropped, EventsExpired
 from api.domain.events import PublishedEvent
 
 DEFAULT_QUEUE_SIZE = 100
-_LOST = -1  # queued when a listener connection closes: not an outbox id
+_LOST = -1  # queued when a listener connection closes
+_WOKEN = 0  # queued for a notification (its payload, an outbox id, is not needed)
 _BATCH = 500
 _RECONNECT_MAX_S = 30.0
 _CONNECTION_ERRORS = (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError)
@@ -37,6 +43,7 @@ _log = logging.getLogger(__name__)
 
 Wants = Callable[[PublishedEvent], bool]
 Connect = Callable[[], Awaitable[Any]]  # a new asyncpg connection of its own
+Acquire = Callable[[], AbstractAsyncContextManager[Any]]  # a pooled connection, for replays
 
 
 class Subscriber:
@@ -54,7 +61,12 @@ class Subscriber:
         if self.closed or not self.wants(event):
             return
         if self._queue.qsize() >= self._queue_size:
-            self.close(EventsDropped("this subscriber fell behind and was dropped"))
+            self.close(
+                EventsDropped(
+                    "this subscriber fell behind and was dropped: resubscribe after the last "
+                    "event's cursor"
+                )
+            )
             return
         self._queue.put_nowait(event)
 
@@ -80,17 +92,20 @@ class OutboxFanOut:
     def __init__(
         self,
         connect: Connect,
+        acquire: Acquire,
         *,
         queue_size: int = DEFAULT_QUEUE_SIZE,
         heartbeat_s: float = 15.0,
         reconnect_s: float = 1.0,
     ) -> None:
         self._connect = connect
+        self._acquire = acquire
         self._queue_size = queue_size
         self._heartbeat_s = heartbeat_s
         self._reconnect_s = reconnect_s
         self._subscribers: dict[UUID, set[Subscriber]] = defaultdict(set)
-        self._positions: asyncio.Queue[int] = asyncio.Queue()
+        self._wakeups: asyncio.Queue[int] = asyncio.Queue()
+        self._position: int | None = None  # the last position read
 
     @asynccontextmanager
     async def running(self) -> AsyncIterator[OutboxFanOut]:
@@ -120,6 +135,52 @@ class OutboxFanOut:
             if not subscribers:
                 del self._subscribers[organization_id]
 
+    @asynccontextmanager
+    async def follow(
+        self, organization_id: UUID, wants: Wants, after: int | None
+    ) -> AsyncIterator[AsyncIterator[PublishedEvent]]:
+        """`subscribe` to the events that commit from now on, or, `after` a position, replay
+        the settled events since it first; raises `EventsExpired` (before any event) when the
+        outbox no longer holds `after`."""
+        with self.subscribe(organization_id, wants) as subscriber:
+            if after is None:
+                yield self._from_now(subscriber)
+            else:
+                yield self._resumed(subscriber, after)
+
+    async def _from_now(self, subscriber: Subscriber) -> AsyncIterator[PublishedEvent]:
+        # An event that committed before this moment may be numbered (and offered) after it;
+        # once numbered here, everything committed before has a position at or below `now`.
+        async with self._acquire() as connection:
+            now = await sequence(connection)
+        async for event in subscriber:
+            if event.sequenced > now:
+                yield event
+
+    async def _resumed(self, subscriber: Subscriber, after: int) -> AsyncIterator[PublishedEvent]:
+        # `subscriber` already hears live events: everything the replay below does not read
+        # is numbered after it and queued there.
+        async with self._acquire() as connection:
+            if not await holds(connection, after):
+                raise EventsExpired(
+                    "the event this cursor names is no longer held (past the retention window)"
+                )
+        last = after
+        while True:
+            async with self._acquire() as connection:
+                page = await sequenced_events(
+                    connection, last, _BATCH, subscriber.organization_id
+                )
+            for event in page:
+                last = event.sequenced
+                if subscriber.wants(event):
+                    yield event
+            if len(page) < _BATCH:
+                break
+        async for event in subscriber:
+            if event.sequenced > last:
+                yield event
+
     def subscribers_of(self, organization_id: UUID) -> int:
         """How many live subscriptions the organization has in this process."""
         return len(self._subscribers.get(organization_id, ()))
@@ -129,19 +190,21 @@ class OutboxFanOut:
         try:
             await connection.add_listener(OUTBOX_CHANNEL, self._notified)
             connection.add_termination_listener(self._terminated)
+            if self._position is None:
+                # Only what is numbered from here on is live; anything earlier is a replay's. A
+                # reconnect goes on from where the lost connection stopped reading instead, so a
+                # subscriber that resumed meanwhile misses nothing between its replay and now.
+                self._position = await sequence(connection)
         except BaseException:
             connection.terminate()
             raise
         return connection
 
     def _notified(self, connection: Any, pid: int, channel: str, payload: str) -> None:
-        try:
-            self._positions.put_nowait(int(payload))
-        except ValueError:
-            _log.warning("ignored an outbox notification that is not an outbox id")
+        self._wakeups.put_nowait(_WOKEN)
 
     def _terminated(self, connection: Any) -> None:
-        self._positions.put_nowait(_LOST)
+        self._wakeups.put_nowait(_LOST)
 
     async def _run(self, connection: Any) -> None:
         while True:
@@ -157,22 +220,33 @@ class OutboxFanOut:
             connection = await self._reconnect()
 
     async def _serve(self, connection: Any) -> None:
+        # Notifications sent while no connection listened are lost: read once to begin with.
+        await self._read(connection)
         while True:
             try:
-                first = await asyncio.wait_for(self._positions.get(), self._heartbeat_s)
+                wakeups = [await asyncio.wait_for(self._wakeups.get(), self._heartbeat_s)]
             except TimeoutError:
                 # Quiet a while: make sure the connection still hears notifications.
                 await connection.execute("SELECT 1")
                 continue
-            positions = [first]
-            while len(positions) < _BATCH and not self._positions.empty():
-                positions.append(self._positions.get_nowait())
-            if _LOST in positions:
-                if connection.is_closed():
-                    raise ConnectionResetError("the listener connection closed")
-                positions = [p for p in positions if p != _LOST]  # an earlier connection's
-            if positions and self._subscribers:
-                self._deliver(await published_events(connection, positions))
+            while not self._wakeups.empty():
+                wakeups.append(self._wakeups.get_nowait())
+            if _LOST in wakeups and connection.is_closed():
+                raise ConnectionResetError("the listener connection closed")
+            # (a _LOST from an earlier connection is stale: ignored)
+            await self._read(connection)
+
+    async def _read(self, connection: Any) -> None:
+        """Number what committed, then offer every event numbered since the last read."""
+        assert self._position is not None, "set when the connection started listening"
+        await sequence(connection)
+        while True:
+            events = await sequenced_events(connection, self._position, _BATCH)
+            if events:
+                self._position = events[-1].sequenced
+                self._deliver(events)
+            if len(events) < _BATCH:
+                return
 
     def _deliver(self, events: list[PublishedEvent]) -> None:
         for event in events:

@@ -20,7 +20,8 @@ async def lifespan(app: Starlette) -> AsyncIterator[None]:
     """App lifespan part: `app.state.events`, the outbox fan-out subscriptions listen on."""
     settings: Settings = app.state.settings
     async with OutboxFanOut(
-        lambda: connect(settings, application_name=LISTENER_APPLICATION_NAME)
+        lambda: connect(settings, application_name=LISTENER_APPLICATION_NAME),
+        app.state.pool.acquire,
     ).running() as fanout:
         app.state.events = fanout
         yield

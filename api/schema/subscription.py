@@ -1,9 +1,11 @@
-"""The Subscription root: live referral events over `graphql-transport-ws`.
+"""The Subscription root: referral events over `graphql-transport-ws`, resumable by cursor.
 
 An event reaches a subscriber only after its change committed (outbox + NOTIFY, fanned out by
 api/events), and only after the services decided, at that moment, that the subscriber may see
 the referral: tenancy (requester or performer organization) and consent (a revoked consent
 delivers the redacted stub, exactly as a query would). The token is checked again per event.
+Every event carries its `cursor`; subscribing `after` one replays, in commit order, what the
+subscriber missed since, then goes on live (api/events/fanout.py).
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from datetime import datetime
 import strawberry
 
 from api.domain.errors import Forbidden, NotFound
-from api.domain.events import PublishedEvent
+from api.domain.events import PublishedEvent, decode_cursor, encode_cursor
 from api.domain.referrals import Direction, Priority, ReferralStatus
 from api.events.fanout import OutboxFanOut
 from api.schema.context import Info
@@ -54,6 +56,9 @@ class ReferralEvent:
         "ReferralStarted, SupporterAssigned, ReferralEscalated, ..."
     )
     event_id: strawberry.ID = strawberry.field(description="Stable per event: deduplicate on it.")
+    cursor: str = strawberry.field(
+        description="This event's place in commit order: subscribe `after` it to resume."
+    )
     referral_id: strawberry.ID
     status: ReferralStatus = strawberry.field(description="The status the change left.")
     version: int = strawberry.field(description="The referral's version after the change.")
@@ -70,20 +75,28 @@ class ReferralEvent:
 @strawberry.type
 class Subscription:
     @strawberry.subscription(
-        description="Changes to your organization's referrals as they commit (live only: "
-        "catch up after a reconnect with `referrals(filter: {updatedSince})`)."
+        description="Changes to your organization's referrals as they commit. With `after` (an "
+        "event's `cursor`), first the events since that one, in commit order, then live ones: "
+        "none missed, none twice. A cursor past the retention window (outbox rows are kept "
+        "PEERBRIDGE_OUTBOX_RETENTION_DAYS days) fails with EVENTS_EXPIRED."
     )
     async def referral_events(
-        self, info: Info, filter: ReferralEventFilterInput | None = None
+        self,
+        info: Info,
+        filter: ReferralEventFilterInput | None = None,
+        after: str | None = None,
     ) -> AsyncGenerator[ReferralEvent, None]:
         context = info.context
+        resume_from = None if after is None else decode_cursor(after)
         await context.renew()
         principal = context.principal
         referrals.check_may_follow(principal)
         fanout: OutboxFanOut = context.request.app.state.events
         wanted = filter or ReferralEventFilterInput()
-        with fanout.subscribe(principal.organization_id, wanted.matches) as subscriber:
-            async for published in subscriber:
+        async with fanout.follow(
+            principal.organization_id, wanted.matches, resume_from
+        ) as events:
+            async for published in events:
                 await context.renew()
                 try:
                     view = await context.loaders.referrals.load(published.event.aggregate_id)
@@ -97,6 +110,7 @@ def _event(published: PublishedEvent, view: ReferralView) -> ReferralEvent:
     return ReferralEvent(
         type=event.event_type,
         event_id=strawberry.ID(str(published.event_id)),
+        cursor=encode_cursor(published.sequenced),
         referral_id=to_id(event.aggregate_id),
         status=ReferralStatus(event.payload["status"]),
         version=int(event.payload["version"]),

@@ -17,6 +17,7 @@ from httpx_ws.transport import ASGIWebSocketTransport
 from network import Network
 from starlette.applications import Starlette
 
+from api.db import outbox
 from api.domain.organizations import Organization
 from api.domain.referrals import Transition
 from api.events.fanout import OutboxFanOut
@@ -24,9 +25,9 @@ from api.events.runtime import LISTENER_APPLICATION_NAME
 from api.services import consents, referrals
 
 REFERRAL_EVENTS = """
-subscription Events($filter: ReferralEventFilterInput) {
-  referralEvents(filter: $filter) {
-    type eventId referralId status version occurredAt
+subscription Events($filter: ReferralEventFilterInput, $after: String) {
+  referralEvents(filter: $filter, after: $after) {
+    type eventId cursor referralId status version occurredAt
     referral { id status reasonText patient { familyName } }
   }
 }"""
@@ -66,6 +67,8 @@ async def _subscribed(
     pool: asyncpg.Pool,
     organization: Organization,
     variables: dict[str, Any] | None = None,
+    *,
+    stays: bool = True,
 ) -> AsyncIterator[AsyncWebSocketSession]:
     async with _client(app) as client:
         token = await token_for(client, pool, organization)
@@ -81,7 +84,8 @@ async def _subscribed(
                 "payload": {"query": REFERRAL_EVENTS, "variables": variables or {}},
             }
         )
-        await _wait_for_subscribers(app, organization, 1)
+        if stays:
+            await _wait_for_subscribers(app, organization, 1)
         yield ws
 
 
@@ -309,3 +313,89 @@ async def test_an_event_that_carries_patient_data_is_in_the_audit_trail_of_its_r
     for row in rows:
         assert (row["outcome"], row["patient_id"]) == ("success", network.patient.id)
         assert row["consent_ids"] and row["purpose"] == "CAREMGT", dict(row)
+
+
+async def test_a_subscriber_resuming_after_its_last_cursor_gets_what_it_missed_in_order_then_live(
+    app: Starlette, pool: asyncpg.Pool, network: Network
+) -> None:
+    sent = await _send_referral(network)
+    async with _subscribed(app, pool, network.peer) as peer:
+        await referrals.transition_referral(
+            network.uow(), network.as_peer, sent.referral.id, Transition.ACCEPT
+        )
+        seen = (await _next(peer))["data"]["referralEvents"]
+    await _wait_for_subscribers(app, network.peer, 0)
+    # Away: three changes, one of them to another referral of the same organization.
+    other = await _send_referral(network)
+    for move in (Transition.START, Transition.HOLD):
+        await referrals.transition_referral(
+            network.uow(), network.as_peer, sent.referral.id, move, reason="waiting list"
+        )
+
+    async with _subscribed(app, pool, network.peer, {"after": seen["cursor"]}) as peer:
+        missed = [(await _next(peer))["data"]["referralEvents"] for _ in range(3)]
+        await referrals.transition_referral(
+            network.uow(), network.as_peer, sent.referral.id, Transition.RESUME
+        )
+        live = (await _next(peer))["data"]["referralEvents"]
+        with pytest.raises(TimeoutError):
+            await peer.receive_json(timeout=0.5)
+
+    assert [(e["type"], e["referralId"]) for e in [*missed, live]] == [
+        ("ReferralCreated", str(other.referral.id)),
+        ("ReferralStarted", str(sent.referral.id)),
+        ("ReferralPutOnHold", str(sent.referral.id)),
+        ("ReferralResumed", str(sent.referral.id)),
+    ]
+    cursors = [seen["cursor"], *(e["cursor"] for e in [*missed, live])]
+    assert len(set(cursors)) == 5
+
+
+async def test_a_cursor_the_server_no_longer_holds_fails_with_events_expired(
+    app: Starlette, pool: asyncpg.Pool, network: Network
+) -> None:
+    sent = await _send_referral(network)
+    async with _subscribed(app, pool, network.peer) as peer:
+        await referrals.transition_referral(
+            network.uow(), network.as_peer, sent.referral.id, Transition.ACCEPT
+        )
+        seen = (await _next(peer))["data"]["referralEvents"]
+    await pool.execute("UPDATE outbox SET published_at = now() - interval '30 days'")
+    await pool.execute("UPDATE outbox SET created_at = now() - interval '30 days'")
+    async with pool.acquire() as connection:
+        await outbox.prune(connection, 7)
+
+    after = {"after": seen["cursor"]}
+    async with _subscribed(app, pool, network.peer, after, stays=False) as peer:
+        expired = await peer.receive_json(timeout=5)
+        completed = await peer.receive_json(timeout=5)
+
+    assert expired["type"] == "next", expired
+    assert expired["payload"]["data"] is None
+    assert [e["extensions"]["code"] for e in expired["payload"]["errors"]] == ["EVENTS_EXPIRED"]
+    assert completed["type"] == "complete"
+
+
+async def test_a_cursor_this_server_did_not_issue_is_refused_naming_the_argument(
+    app: Starlette, pool: asyncpg.Pool, network: Network
+) -> None:
+    async with _client(app) as client:
+        token = await token_for(client, pool, network.peer)
+    async with _socket(app) as ws:
+        await ws.send_json(
+            {"type": "connection_init", "payload": {"Authorization": f"Bearer {token}"}}
+        )
+        assert (await ws.receive_json(timeout=5))["type"] == "connection_ack"
+        await ws.send_json(
+            {
+                "id": "1",
+                "type": "subscribe",
+                "payload": {"query": REFERRAL_EVENTS, "variables": {"after": "bm90LWEtY3Vyc29y"}},
+            }
+        )
+        refused = await ws.receive_json(timeout=5)
+
+    assert refused["type"] in {"next", "error"}, refused
+    errors = refused["payload"]["errors"] if refused["type"] == "next" else refused["payload"]
+    assert [e["extensions"]["code"] for e in errors] == ["INVALID_INPUT"]
+    assert "after" in errors[0]["message"]

@@ -1,0 +1,51 @@
+"""App lifespan part: the event schedule, every PEERBRIDGE_EVENTS_SCHEDULE_INTERVAL_S seconds.
+
+Each round prunes outbox events past PEERBRIDGE_OUTBOX_RETENTION_DAYS. Replicas may all run it:
+a delete finds nothing the other replica already deleted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager, suppress
+
+import asyncpg
+from starlette.applications import Starlette
+
+from api.db import outbox
+from api.settings import Settings
+
+_log = logging.getLogger(__name__)
+
+
+async def run_once(pool: asyncpg.Pool, settings: Settings) -> None:
+    """One round of the schedule."""
+    async with pool.acquire() as connection:
+        await outbox.prune(connection, settings.outbox_retention_days)
+
+
+async def _every(interval: float, pool: asyncpg.Pool, settings: Settings) -> None:
+    while True:
+        try:
+            await run_once(pool, settings)
+        except Exception as error:  # keep serving; the next round picks up where this stopped
+            _log.warning("event schedule failed (%s); retrying next round", type(error).__name__)
+        await asyncio.sleep(interval)
+
+
+@asynccontextmanager
+async def lifespan(app: Starlette) -> AsyncIterator[None]:
+    settings: Settings = app.state.settings
+    interval = settings.events_schedule_interval_s
+    if interval <= 0:
+        yield
+        return
+    task = asyncio.create_task(_every(interval, app.state.pool, settings), name="event schedule")
+    try:
+        yield
+    finally:
+        task.cancel()
+        with suppress(asyncio.CancelledError):
+            await task
