@@ -27,7 +27,7 @@ from api.db.pool import create_pool
 from api.events import runtime as events_runtime
 from api.events import schedule as events_schedule
 from api.integrations.fhir.rest import routes as fhir_routes
-from api.middleware import AccessLogMiddleware, BodySizeLimitMiddleware
+from api.middleware import AccessLogMiddleware, BodySizeLimitMiddleware, RetryLaterMiddleware
 from api.schema import http as graphql_http
 from api.settings import Settings
 
@@ -58,10 +58,12 @@ _log = logging.getLogger(__name__)
 
 
 def _middleware(settings: Settings) -> list[Middleware]:
-    # Outermost first: the access log also records the 413s the body limit answers.
-    # The body limit and authentication refuse in the shape of the door a path belongs to.
+    # Outermost first: the access log also records the 413s the body limit answers, and the
+    # 503s and 429s answered for whatever is below. The body limit and authentication refuse
+    # in the shape of the door a path belongs to.
     return [
         Middleware(AccessLogMiddleware),
+        Middleware(RetryLaterMiddleware, retry_later=door_refusals.retry_later),
         Middleware(
             BodySizeLimitMiddleware,
             max_bytes=settings.max_request_body_bytes,

@@ -17,7 +17,8 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from api.domain.errors import DomainError, NotSupported, UnknownAddress
+from api.db.errors import unavailable
+from api.domain.errors import DomainError, NotSupported, Retryable, UnknownAddress
 from api.integrations.fhir.rest.operation_outcomes import internal_error, operation_outcome
 from api.integrations.fhir.rest.routes import fhir_response
 from api.schema.errors import MASKED_MESSAGE, refusal
@@ -30,7 +31,10 @@ def _under(path: str, prefix: str) -> bool:
 
 
 def door_refusal(path: str, error: DomainError, headers: Mapping[str, str]) -> Response | None:
-    """The refusal in the shape of the door at `path`; None for paths outside both doors."""
+    """The refusal in the shape of the door at `path`; None for paths outside both doors.
+    A refusal for now (`Retryable`: rate limit, database unavailable) carries `Retry-After`."""
+    if isinstance(error, Retryable):
+        headers = {**headers, "retry-after": str(error.retry_after_s)}
     if _under(path, "/fhir"):
         status, outcome = operation_outcome(error)
         return fhir_response(status, outcome, dict(headers))
@@ -57,8 +61,12 @@ async def _no_route(request: Request, exc: Exception) -> Response:
 
 
 async def _crash(request: Request, exc: Exception) -> Response:
-    """Last resort (ServerErrorMiddleware still re-raises, so the server logs the fault)."""
+    """Last resort (ServerErrorMiddleware still re-raises, so the server logs the fault).
+    A database outage that reached this far untranslated is still a 503, not a 500."""
     path = request.url.path
+    outage = unavailable(exc)
+    if outage is not None:
+        return retry_later(path, outage)
     if _under(path, "/fhir"):
         status, outcome = internal_error()
         return fhir_response(status, outcome)
@@ -68,6 +76,24 @@ async def _crash(request: Request, exc: Exception) -> Response:
     else:
         body = {"error": "server_error", "error_description": "internal error"}
     return JSONResponse(body, 500)
+
+
+# RFC 6749 5.2 has no code for these; `temporarily_unavailable` is its 503 (4.1.2.1), and
+# `slow_down` the device grant's (RFC 8628 3.5) "poll less often".
+_OAUTH_CODE_OF = {"UNAVAILABLE": "temporarily_unavailable", "RATE_LIMITED": "slow_down"}
+_RETRY_STATUS_OF = {"UNAVAILABLE": 503, "RATE_LIMITED": 429}
+
+
+def retry_later(path: str, error: Retryable) -> Response:
+    """503 or 429 with `Retry-After` in the shape of the door at `path`; elsewhere (the token
+    endpoint, probes, discovery) as an RFC 6749 error body."""
+    response = door_refusal(path, error, {"cache-control": "no-store"})
+    if response is not None:
+        return response
+    body = {"error": _OAUTH_CODE_OF.get(error.code, "temporarily_unavailable"),
+            "error_description": error.message}
+    headers = {"retry-after": str(error.retry_after_s), "cache-control": "no-store"}
+    return JSONResponse(body, _RETRY_STATUS_OF.get(error.code, 503), headers=headers)
 
 
 def exception_handlers() -> dict[Any, Any]:

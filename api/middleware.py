@@ -1,4 +1,5 @@
-"""Pure-ASGI middleware every door shares: access log and request body limit.
+"""Pure-ASGI middleware every door shares: access log, 503/429 with Retry-After, request body
+limit.
 
 Pure ASGI (not BaseHTTPMiddleware) so streaming responses and WebSockets pass through untouched
 and the per-request cost stays a few microseconds.
@@ -13,13 +14,17 @@ from collections.abc import Callable, Mapping
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from api.domain.errors import DomainError, TooLarge
+from api.domain.errors import DomainError, Retryable, TooLarge
 
 # (path, error, headers) → the refusal in the shape of the door serving `path`, or None for
 # paths outside the doors (see api/door_refusals.py, which create_app passes in).
 DoorRefusal = Callable[[str, DomainError, Mapping[str, str]], ASGIApp | None]
 
+# (path, error) → 503 or 429 with Retry-After in the shape of the door serving `path`.
+RetryLater = Callable[[str, Retryable], ASGIApp]
+
 _access_log = logging.getLogger("peerbridge.access")
+_log = logging.getLogger(__name__)
 
 _MAX_LOGGED_PATH = 200
 
@@ -61,6 +66,37 @@ class AccessLogMiddleware:
 def _printable(path: str) -> str:
     """The path, truncated, with control characters replaced so it cannot forge log lines."""
     return "".join(c if c.isprintable() else "?" for c in path[:_MAX_LOGGED_PATH])
+
+
+class RetryLaterMiddleware:
+    """A request the service cannot serve right now (`Retryable`: the database is down or its
+    pool has no free connection, a rate limit) answers 503 or 429 with `Retry-After` in its
+    door's shape, wherever below it was raised (authentication, a route): never the 500 of
+    an unexpected crash, so clients can tell "try again shortly" from "broken"."""
+
+    def __init__(self, app: ASGIApp, retry_later: RetryLater) -> None:
+        self.app = app
+        self._retry_later = retry_later
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        response_started = False
+
+        async def send_and_note_start(message: Message) -> None:
+            nonlocal response_started
+            response_started = response_started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_and_note_start)
+        except Retryable as error:
+            if response_started:
+                raise
+            _log.warning("%s %s refused for now: %s", scope["method"],
+                         _printable(scope["path"]), error.code)
+            await self._retry_later(scope["path"], error)(scope, receive, send)
 
 
 class _BodyTooLarge(BaseException):

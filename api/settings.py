@@ -75,8 +75,9 @@ class Settings(BaseSettings):
     service_role: str | None = None
     db_pool_min_size: int = Field(default=1, ge=0)
     db_pool_max_size: int = Field(default=10, ge=1)
-    # How long a request waits for a free connection before failing (asyncpg waits forever).
-    db_acquire_timeout_s: float = Field(default=5.0, gt=0)
+    # How long a request waits for a free connection (or a new one while the database is
+    # down) before it answers 503 with Retry-After; asyncpg alone would wait forever.
+    db_acquire_timeout_s: float = Field(default=2.0, gt=0)
     # Client-side cap on one query; a little above statement_timeout so the server cancels first.
     db_command_timeout_s: float = Field(default=20.0, gt=0)
     # Server-side cap on one statement (PostgreSQL `statement_timeout`, milliseconds).

@@ -3,8 +3,13 @@
 asyncpg's defaults wait forever: `Pool.acquire(timeout=None)` blocks until a connection frees
 up and `command_timeout=None` never gives up on a query. The pool built here
 - applies `db_acquire_timeout_s` to every `acquire()` that does not pass its own timeout
-  (callers just write `async with pool.acquire() as conn:`); a starved pool raises
-  `TimeoutError` instead of queueing requests without bound;
+  (callers just write `async with pool.acquire() as conn:`); a starved pool fails instead of
+  queueing requests without bound;
+- says `Unavailable` (the domain's 503, with a retry delay) for every failure that means
+  "the database cannot serve right now": no free connection within the acquire timeout, a
+  refused or lost connection, a server shutting down or starting up (`api.db.errors`), in
+  `acquire()` and in the body of `async with pool.acquire()`, so every door answers 503
+  with `Retry-After` instead of a 500;
 - sets `command_timeout` (client side) and `statement_timeout` (server side, so PostgreSQL
   cancels the statement and frees its locks first);
 - decodes json/jsonb columns to Python objects and encodes parameters with `json.dumps`.
@@ -14,11 +19,15 @@ from __future__ import annotations
 
 import json
 import logging
-from typing import Any
+from collections.abc import Generator
+from types import TracebackType
+from typing import Any, NoReturn
 
 import asyncpg
 
+from api.db.errors import unavailable
 from api.db.migrate import pending
+from api.domain.errors import Unavailable
 from api.settings import Settings
 
 _log = logging.getLogger(__name__)
@@ -38,9 +47,63 @@ class _AcquireTimeoutPool(asyncpg.Pool):  # type: ignore[misc]  # asyncpg ships 
         self._default_acquire_timeout = default_acquire_timeout
 
     def acquire(self, *, timeout: float | None = None) -> Any:
-        return super().acquire(
-            timeout=self._default_acquire_timeout if timeout is None else timeout
+        return _Acquisition(
+            super().acquire(timeout=self._default_acquire_timeout if timeout is None else timeout)
         )
+
+    async def release(self, connection: Any, *, timeout: float | None = None) -> None:
+        """Give a connection back; never fails the request that used it. When asyncpg cannot
+        reset a connection (lost, or left mid-exchange by a server shutdown) it closes it and
+        re-raises, but the request's own work is done by then (committed or rolled back):
+        the pool opens a new connection on a later acquire."""
+        try:
+            await super().release(connection, timeout=timeout)
+        except Exception as error:  # noqa: BLE001 - asyncpg has closed the connection
+            _log.warning("closed a database connection that could not be reset (%s)",
+                         type(error).__name__)
+
+
+def _raise_translated(error: Exception) -> NoReturn:
+    translated = unavailable(error)
+    if translated is None:
+        raise error
+    raise translated from error
+
+
+class _Acquisition:
+    """asyncpg's acquire context (awaitable, or `async with`) with outages as `Unavailable`."""
+
+    __slots__ = ("_inner",)
+
+    def __init__(self, inner: Any) -> None:
+        self._inner = inner
+
+    def __await__(self) -> Generator[Any, None, Any]:
+        return self._acquire().__await__()
+
+    async def _acquire(self) -> Any:
+        try:
+            return await self._inner
+        except Exception as error:
+            _raise_translated(error)
+
+    async def __aenter__(self) -> Any:
+        try:
+            return await self._inner.__aenter__()
+        except Exception as error:
+            _raise_translated(error)
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self._inner.__aexit__(exc_type, exc, traceback)  # releases: never raises
+        if exc is not None:
+            translated = unavailable(exc)
+            if translated is not None:
+                raise translated from exc
 
 
 async def _init_connection(connection: asyncpg.Connection) -> None:
@@ -107,7 +170,7 @@ async def readiness_problem(pool: asyncpg.Pool, timeout: float) -> str | None:
         async with pool.acquire(timeout=timeout) as conn:
             await conn.fetchval("SELECT 1", timeout=timeout)
             not_applied = await pending(conn)
-    except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
+    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, Unavailable) as error:
         _log.warning("readiness: database unavailable (%s)", type(error).__name__)
         return "database unavailable"
     if not_applied:

@@ -10,7 +10,7 @@ import asyncpg
 from api.db.audit import PostgresAuditRepository
 from api.db.consent_forms import PostgresConsentFormRepository
 from api.db.consents import PostgresConsentRepository
-from api.db.errors import translate
+from api.db.errors import translate, unavailable
 from api.db.idempotency import PostgresIdempotencyRepository
 from api.db.locations import PostgresLocationRepository
 from api.db.metrics import PostgresMetricsRepository
@@ -25,6 +25,7 @@ from api.db.sessions import PostgresSessionRepository
 from api.db.supporters import PostgresSupporterRepository
 from api.db.users import PostgresStaffRepository
 from api.domain.audit import AuditRecord
+from api.domain.errors import DomainError
 
 
 class PostgresUnitOfWork:
@@ -65,10 +66,13 @@ class PostgresUnitOfWork:
         try:
             self._transaction = self._connection.transaction()
             await self._transaction.start()
-        except BaseException:
+        except BaseException as error:
             await self._pool.release(self._connection)
             self._connection = None
-            raise
+            lost = unavailable(error)
+            if lost is None:
+                raise
+            raise lost from error
         self._committed = False
         self._denials = []
         self._bind(self._connection)
@@ -81,19 +85,36 @@ class PostgresUnitOfWork:
         traceback: TracebackType | None,
     ) -> None:
         connection, self._connection = self._connection, None
+        lost = exc is not None and unavailable(exc) is not None
         try:
             if not self._committed:
                 await self._transaction.rollback()
                 if self._denials:
                     async with connection.transaction():
                         await PostgresAuditRepository(connection).add_many(self._denials)
+        except Exception as error:
+            # A lost connection cannot roll back (the server already did): say the outage,
+            # whether it struck the request's own statements or only this rollback.
+            outage = unavailable(error)
+            if outage is None:
+                raise
+            lost = True
+            if exc is None or unavailable(exc) is None:
+                raise outage from error
         finally:
             self._denials = []
+            if lost:
+                # Half-way through a protocol exchange: not fit to reset and reuse. Closed
+                # here, the pool opens a new one on the next acquire.
+                connection.terminate()
             await self._pool.release(connection)
-        if isinstance(exc, asyncpg.PostgresError):
+        if exc is None:
+            return
+        translated: DomainError | None = unavailable(exc)
+        if translated is None and isinstance(exc, asyncpg.PostgresError):
             translated = translate(exc)
-            if translated is not None:
-                raise translated from None
+        if translated is not None:
+            raise translated from None
 
     async def commit(self) -> None:
         if self._denials:

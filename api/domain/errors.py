@@ -144,8 +144,25 @@ class SupporterUnavailable(DomainError):
     code = "SUPPORTER_UNAVAILABLE"
 
 
-class RateLimited(DomainError):
+class Retryable(DomainError):
+    """Refused for now, not for good: the same request may succeed after `retry_after_s`
+    seconds (the doors answer `Retry-After`)."""
+
+    def __init__(self, message: str, *, retry_after_s: int) -> None:
+        super().__init__(message)
+        self.retry_after_s = max(1, retry_after_s)
+
+
+class RateLimited(Retryable):
+    """The client sent more requests than its rate limit allows."""
+
     code = "RATE_LIMITED"
+
+
+class Unavailable(Retryable):
+    """The database cannot be reached or has no free connection right now (HTTP 503)."""
+
+    code = "UNAVAILABLE"
 
 
 class TooLarge(Invalid):

@@ -10,7 +10,7 @@ from typing import Any
 
 from graphql import GraphQLError, GraphQLSyntaxError
 
-from api.domain.errors import DomainError, Forbidden, Invalid, MalformedRequest
+from api.domain.errors import DomainError, Forbidden, Invalid, MalformedRequest, Retryable
 
 MASKED_MESSAGE = "Unexpected error."
 INTERNAL = "INTERNAL_SERVER_ERROR"
@@ -18,6 +18,7 @@ PARSE_FAILED = "GRAPHQL_PARSE_FAILED"
 VALIDATION_FAILED = "GRAPHQL_VALIDATION_FAILED"
 BAD_USER_INPUT = "BAD_USER_INPUT"
 BAD_REQUEST = "BAD_REQUEST"
+UNAVAILABLE = "UNAVAILABLE"
 
 # Refusals answered before any operation runs (middleware, body parsing): their HTTP status.
 # Operations that run answer 200 (401 for no token) with the code in `extensions.code`.
@@ -31,6 +32,7 @@ _HTTP_STATUS_OF = {
     "TOO_LARGE": 413,
     "UNSUPPORTED_MEDIA_TYPE": 415,
     "RATE_LIMITED": 429,
+    "UNAVAILABLE": 503,
 }
 
 _log = logging.getLogger("peerbridge.graphql")
@@ -71,6 +73,8 @@ def format_error(error: GraphQLError) -> dict[str, Any]:
         extensions["details"] = [{"field": d.field, "message": d.message} for d in domain.details]
     if isinstance(domain, Forbidden) and domain.needed_scope:
         extensions["neededScope"] = domain.needed_scope
+    if isinstance(domain, Retryable):
+        extensions["retryAfterSeconds"] = domain.retry_after_s
     formatted: dict[str, Any] = {
         "message": error.message if code != INTERNAL else MASKED_MESSAGE,
         "extensions": extensions,
@@ -82,6 +86,23 @@ def format_error(error: GraphQLError) -> dict[str, Any]:
     if error.path is not None:
         formatted["path"] = error.path
     return formatted
+
+
+def retry_of_failed_request(response: dict[str, Any]) -> tuple[int, int] | None:
+    """(HTTP status, seconds to wait) when the whole request failed for a reason that passes
+    (database unavailable: 503, rate limit: 429): no data, and every error retryable. None
+    when the request ran, even in part."""
+    errors = response.get("errors")
+    data = response.get("data")
+    if not errors or (data is not None and any(v is not None for v in data.values())):
+        return None
+    extensions = [error.get("extensions", {}) for error in errors]
+    waits = [entry.get("retryAfterSeconds") for entry in extensions]
+    whole_seconds = [wait for wait in waits if isinstance(wait, int)]
+    if len(whole_seconds) != len(waits):
+        return None
+    unavailable = any(entry.get("code") == UNAVAILABLE for entry in extensions)
+    return (503 if unavailable else 429), max(whole_seconds)
 
 
 def refusal(error: DomainError) -> tuple[int, dict[str, Any]]:

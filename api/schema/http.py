@@ -34,7 +34,12 @@ from api.domain.errors import Invalid, MalformedRequest, Unauthenticated
 from api.domain.principal import Principal
 from api.input_guard import check_parameters, parse_json
 from api.schema.context import GraphQLContext
-from api.schema.errors import BAD_REQUEST, format_error, refusal
+from api.schema.errors import (
+    BAD_REQUEST,
+    format_error,
+    refusal,
+    retry_of_failed_request,
+)
 from api.schema.schema import PeerBridgeSchema, build_schema
 from api.services.repositories import UnitOfWork
 from api.settings import Settings
@@ -196,6 +201,19 @@ class GraphQLEndpoint(GraphQL[GraphQLContext, None]):
         if result.extensions:
             response["extensions"] = result.extensions
         return response
+
+    def create_response(
+        self, response_data: GraphQLHTTPResponse | list[GraphQLHTTPResponse], sub_response: Response
+    ) -> Response:
+        """A request that failed whole for a passing reason (database down, pool exhausted,
+        rate limit) answers that reason's HTTP status with `Retry-After`, so clients and
+        gateways that only read the status still back off and retry."""
+        if isinstance(response_data, dict):
+            retry = retry_of_failed_request(dict(response_data))
+            if retry is not None:
+                sub_response.status_code, retry_after_s = retry
+                sub_response.headers["retry-after"] = str(retry_after_s)
+        return super().create_response(response_data, sub_response)
 
 
 def _named(name: str) -> Callable[[object], str]:

@@ -31,6 +31,7 @@ from api.domain.errors import (
     RateLimited,
     TooLarge,
     Unauthenticated,
+    Unavailable,
     UnknownAddress,
     UnsupportedMediaType,
 )
@@ -172,7 +173,8 @@ async def test_a_crash_before_graphql_answers_is_a_masked_500_in_graphql_shape(
         (TooLarge("too big"), 413),
         (UnsupportedMediaType("not JSON"), 415),
         (Invalid("bad", field="name"), 422),
-        (RateLimited("slow down"), 429),
+        (RateLimited("slow down", retry_after_s=1), 429),
+        (Unavailable("database down", retry_after_s=2), 503),
     ],
 )
 def test_every_refusal_status_has_an_operation_outcome_under_fhir(
@@ -194,7 +196,8 @@ def test_every_refusal_status_has_an_operation_outcome_under_fhir(
         (NotSupported("no PUT"), 405, "NOT_SUPPORTED"),
         (TooLarge("too big"), 413, "TOO_LARGE"),
         (UnsupportedMediaType("not JSON"), 415, "UNSUPPORTED_MEDIA_TYPE"),
-        (RateLimited("slow down"), 429, "RATE_LIMITED"),
+        (RateLimited("slow down", retry_after_s=1), 429, "RATE_LIMITED"),
+        (Unavailable("database down", retry_after_s=2), 503, "UNAVAILABLE"),
     ],
 )
 def test_every_request_refusal_has_graphql_errors_under_graphql(

@@ -57,6 +57,7 @@ STATUS_OF: dict[str, Refusal] = {
     "INVALID_TRANSITION": Refusal(422, "business-rule"),
     "SUPPORTER_UNAVAILABLE": Refusal(422, "business-rule"),
     "RATE_LIMITED": Refusal(429, "throttled"),
+    "UNAVAILABLE": Refusal(503, "transient"),
 }
 INTERNAL = Refusal(500, "exception")
 

@@ -12,8 +12,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
+from api.db.errors import unavailable
 from api.db.uow import PostgresUnitOfWork
-from api.domain.errors import DomainError, Unauthenticated, UnsupportedMediaType
+from api.domain.errors import DomainError, Retryable, Unauthenticated, UnsupportedMediaType
 from api.domain.principal import Principal
 from api.input_guard import check_parameters, check_text
 from api.integrations.fhir.rest.bundles import Conditions
@@ -42,7 +43,11 @@ def fhir_response(status: int, body: Any, headers: dict[str, str] | None = None)
 
 def _error(error: DomainError, resource_type: str | None) -> Response:
     status, outcome = operation_outcome(error, resource_type=resource_type)
-    headers = {"WWW-Authenticate": 'Bearer realm="fhir"'} if status == 401 else None
+    headers = {}
+    if status == 401:
+        headers["WWW-Authenticate"] = 'Bearer realm="fhir"'
+    if isinstance(error, Retryable):
+        headers["Retry-After"] = str(error.retry_after_s)
     return fhir_response(status, outcome, headers)
 
 
@@ -96,6 +101,9 @@ async def interaction(request: Request) -> Response:
     except DomainError as error:
         return _error(error, resource_type)
     except Exception as error:  # noqa: BLE001 - never leak detail; the type is enough to trace
+        outage = unavailable(error)
+        if outage is not None:
+            return _error(outage, resource_type)
         _log.error("FHIR interaction failed", extra={"error_type": type(error).__name__})
         status, outcome = internal_error()
         return fhir_response(status, outcome)
