@@ -184,7 +184,10 @@ async def sign_in(
             email_key, source_ip, now - _FAILURE_WINDOW
         )
         if by_email >= policy.max_failures or by_ip >= _MAX_FAILURES_PER_ADDRESS:
-            raise RateLimited("too many failed sign-ins: wait 15 minutes and try again")
+            raise RateLimited(
+                "too many failed sign-ins: wait 15 minutes and try again",
+                retry_after_s=int(_FAILURE_WINDOW.total_seconds()),
+            )
         found = await uow.staff.by_email(email_key)
         password_hash = found[1] if found else _DECOY_HASH
         good = await asyncio.to_thread(_verifies, password_hash, password)
