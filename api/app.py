@@ -24,6 +24,7 @@ from api.auth import runtime as auth_runtime
 from api.auth.middleware import AuthenticationMiddleware
 from api.console import routes as console_routes
 from api.db.pool import create_pool
+from api.delivery import runtime as delivery_runtime
 from api.events import runtime as events_runtime
 from api.events import schedule as events_schedule
 from api.integrations.fhir.rest import routes as fhir_routes
@@ -49,6 +50,7 @@ _LIFESPAN_PARTS: tuple[LifespanPart, ...] = (
     events_runtime.lifespan,
     events_schedule.lifespan,
     audit_schedule.lifespan,  # needs the auth runtime's signing keys
+    delivery_runtime.lifespan,  # needs the auth runtime's key-encryption key
 )
 
 # Requests still running at shutdown get this long to give their connections back.

@@ -126,6 +126,31 @@ class Settings(BaseSettings):
     # 0 = never in this process. Replicas may all run it: each round's work is shared out.
     events_schedule_interval_s: float = Field(default=15.0, ge=0)
 
+    # --- delivery worker and FHIR Subscriptions (api/delivery) ---------------------------------
+    # Run the delivery worker inside `serve`; turn off where separate `peerbridge worker`
+    # processes deliver.
+    delivery_worker_in_serve: bool = True
+    # Failed tries before a delivery is dead (listed and retried with `peerbridge deliveries`).
+    delivery_max_attempts: int = Field(default=8, ge=1, le=100)
+    # Backoff after the n-th failure: base * 2^(n-1), capped, with jitter (half to full).
+    delivery_backoff_base_s: float = Field(default=2.0, gt=0)
+    delivery_backoff_max_s: float = Field(default=600.0, gt=0)
+    # A claimed delivery is re-sent after this long if its worker never reported back (it
+    # died): the window in which a receiver may see a notification twice.
+    delivery_lease_s: float = Field(default=60.0, ge=1)
+    # How long one HTTP delivery may take when the subscription sets no timeout.
+    delivery_timeout_s: float = Field(default=10.0, gt=0, le=60)
+    # Notifications sent at once by one worker.
+    delivery_concurrency: int = Field(default=16, ge=1, le=256)
+    # The worker wakes on NOTIFY; this is its fallback poll (and heartbeat check) interval.
+    delivery_poll_interval_s: float = Field(default=5.0, gt=0)
+    # Delivered rows are deleted after this many days (pending and dead ones are kept).
+    delivery_retention_days: float = Field(default=7.0, gt=0)
+    # Let subscription endpoints resolve to private, loopback or link-local addresses (the
+    # SSRF guard). None = allowed in development, refused in production. (Production also
+    # requires https endpoints.)
+    subscription_allow_private_endpoints: bool | None = None
+
     # --- GraphQL (api/schema) ------------------------------------------------------------------
     # Introspection and GraphiQL: None = on in development, off in production.
     graphql_introspection: bool | None = None
@@ -165,6 +190,12 @@ class Settings(BaseSettings):
         if self.workers is not None:
             return self.workers
         return _usable_cpus() if self.is_production else 1
+
+    @property
+    def subscription_private_endpoints_allowed(self) -> bool:
+        if self.subscription_allow_private_endpoints is None:
+            return not self.is_production
+        return self.subscription_allow_private_endpoints
 
     @property
     def graphql_ide_enabled(self) -> bool:

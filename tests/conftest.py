@@ -136,7 +136,14 @@ async def empty_database_url(postgres_admin_url: str) -> AsyncIterator[str]:
 
 @pytest.fixture
 def settings(database_url: str, tmp_path: Path) -> Settings:
-    return Settings(database_url=database_url, data_dir=tmp_path, environment="development")
+    # The delivery worker is left out of the app: tests that deliver run their own, with
+    # short timings, and the others keep their statement counts and connections to themselves.
+    return Settings(
+        database_url=database_url,
+        data_dir=tmp_path,
+        environment="development",
+        delivery_worker_in_serve=False,
+    )
 
 
 @pytest_asyncio.fixture

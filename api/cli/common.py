@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import signal
 import subprocess
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager, contextmanager
+from types import FrameType
 from typing import Any, TypeVar
 from uuid import UUID
 
@@ -24,6 +26,24 @@ T = TypeVar("T")
 
 class CliError(Exception):
     """A problem the user can fix; main() prints it without a traceback and exits 1."""
+
+
+class Terminated(BaseException):
+    """SIGTERM, turned into an exception so the embedded database is stopped on the way out."""
+
+
+@contextmanager
+def sigterm_raises() -> Iterator[None]:
+    """While the block runs, SIGTERM raises `Terminated` (long-running commands stop cleanly)."""
+
+    def _raise(signum: int, frame: FrameType | None) -> None:
+        raise Terminated
+
+    previous = signal.signal(signal.SIGTERM, _raise)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def load_settings(**overrides: Any) -> Settings:

@@ -31,6 +31,8 @@ _COMMANDS: dict[str, str] = {
     "db": "api.cli.db",
     "audit": "api.cli.audit",
     "users": "api.cli.users",
+    "worker": "api.cli.worker",
+    "deliveries": "api.cli.deliveries",
 }
 
 

@@ -19,7 +19,6 @@ import inspect
 import logging
 import os
 import shutil
-import signal
 import tempfile
 import threading
 import time
@@ -27,7 +26,6 @@ import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from types import FrameType
 from typing import Any
 
 import uvicorn
@@ -36,9 +34,11 @@ from uvicorn.supervisors.multiprocess import Multiprocess
 
 from api.cli.common import (
     CliError,
+    Terminated,
     database,
     database_url,
     load_settings,
+    sigterm_raises,
 )
 from api.cli.migrate import migrate_and_grant
 from api.db.pool import create_pool
@@ -78,10 +78,6 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.set_defaults(handler=run)
 
 
-class _Terminated(BaseException):
-    """SIGTERM, turned into an exception so the embedded database is stopped on the way out."""
-
-
 def _worker_count(text: str) -> int:
     try:
         count = int(text)
@@ -102,13 +98,13 @@ def run(args: argparse.Namespace) -> int:
     source = "DATABASE_URL" if settings.database_url else f"embedded, {settings.data_dir / 'pg'}"
     startup = _Startup(started, source)
     try:
-        with _sigterm_raises(), database(settings, while_starting=_import_app) as settings:
+        with sigterm_raises(), database(settings, while_starting=_import_app) as settings:
             if settings.worker_count == 1:
                 asyncio.run(_serve(settings, load_demo, startup))
             else:
                 asyncio.run(_prepare(settings, load_demo))
                 _supervise(settings, startup)
-    except (KeyboardInterrupt, _Terminated):
+    except (KeyboardInterrupt, Terminated):
         _log.info("stopped")
     return 0
 
@@ -132,18 +128,6 @@ def _demo_loader() -> DemoLoader:
 def _import_app() -> None:
     # The heaviest import (GraphQL schema, FHIR models): done while the database starts.
     importlib.import_module("api.app")
-
-
-@contextmanager
-def _sigterm_raises() -> Iterator[None]:
-    def _raise(signum: int, frame: FrameType | None) -> None:
-        raise _Terminated
-
-    previous = signal.signal(signal.SIGTERM, _raise)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 @dataclass(frozen=True)

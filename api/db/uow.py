@@ -22,6 +22,7 @@ from api.db.procedures import PostgresProcedureRepository
 from api.db.programs import PostgresProgramRepository
 from api.db.referrals import PostgresReferralRepository
 from api.db.sessions import PostgresSessionRepository
+from api.db.subscriptions import PostgresSubscriptionRepository
 from api.db.supporters import PostgresSupporterRepository
 from api.db.users import PostgresStaffRepository
 from api.domain.audit import AuditRecord
@@ -58,6 +59,7 @@ class PostgresUnitOfWork:
         self.procedures = PostgresProcedureRepository(connection)
         self.consent_forms = PostgresConsentFormRepository(connection)
         self.staff = PostgresStaffRepository(connection)
+        self.subscriptions = PostgresSubscriptionRepository(connection)
 
     async def __aenter__(self) -> PostgresUnitOfWork:
         if self._connection is not None:

@@ -41,6 +41,9 @@ class Capability(StrEnum):
     RECORD_CONSENT_FORMS = "record signed consent forms"
     READ_AUDIT = "read the audit trail"
     READ_METRICS = "read de-identified program metrics"
+    READ_SUBSCRIPTIONS = "read subscriptions"
+    CREATE_SUBSCRIPTIONS = "create subscriptions"
+    DELETE_SUBSCRIPTIONS = "delete subscriptions"
 
 
 def _scopes(*texts: str) -> tuple[Scope, ...]:
@@ -78,6 +81,9 @@ CAPABILITY_SCOPES: dict[Capability, tuple[Scope, ...]] = {
     Capability.RECORD_CONSENT_FORMS: _scopes("user/DocumentReference.c"),
     Capability.READ_AUDIT: _scopes("user/AuditEvent.rs"),
     Capability.READ_METRICS: _scopes("user/MeasureReport.rs"),
+    Capability.READ_SUBSCRIPTIONS: _scopes("user/Subscription.rs"),
+    Capability.CREATE_SUBSCRIPTIONS: _scopes("user/Subscription.c"),
+    Capability.DELETE_SUBSCRIPTIONS: _scopes("user/Subscription.d"),
 }
 
 

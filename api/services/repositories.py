@@ -13,6 +13,7 @@ from uuid import UUID
 
 from api.domain.audit import AuditEvent, AuditRecord
 from api.domain.consents import Consent
+from api.domain.deliveries import Subscription
 from api.domain.documents import ConsentForm
 from api.domain.events import DomainEvent
 from api.domain.locations import Location
@@ -245,6 +246,19 @@ class OutboxRepository(Protocol):
     async def add_many(self, events: Sequence[DomainEvent]) -> None: ...
 
 
+class SubscriptionRepository(Protocol):
+    async def add(
+        self, subscription: Subscription, secret_sealed: bytes, kek_id: str
+    ) -> Subscription:
+        """Store it as requested and queue its handshake."""
+
+    async def get(self, subscription_id: UUID) -> Subscription | None: ...
+    async def of_organization(
+        self, organization_id: UUID, after: UUID | None, limit: int
+    ) -> Sequence[Subscription]: ...
+    async def delete(self, subscription_id: UUID) -> None: ...
+
+
 class IdempotencyRepository(Protocol):
     async def reserve(self, organization_id: UUID, client_id: str, key: str) -> None:
         """Hold the key until the transaction ends: a concurrent request with it waits (a
@@ -342,6 +356,7 @@ class UnitOfWork(Protocol):
     def consent_forms(self) -> ConsentFormRepository: ...
     @property
     def staff(self) -> StaffRepository: ...
+    def subscriptions(self) -> SubscriptionRepository: ...
 
     async def __aenter__(self) -> UnitOfWork: ...
     async def __aexit__(

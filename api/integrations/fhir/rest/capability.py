@@ -5,6 +5,10 @@ from __future__ import annotations
 
 from api.domain.referrals import PEER_SUPPORT_SERVICES
 from api.integrations.fhir.resources.datatypes import Json
+from api.integrations.fhir.resources.subscriptions import (
+    SUBSCRIPTION_DOCUMENTATION,
+    subscription_capability,
+)
 from api.integrations.fhir.rest.conditional_create import CONDITIONAL_CREATE
 from api.integrations.fhir.rest.search_parameters import (
     INCLUDES,
@@ -32,6 +36,7 @@ INTERACTIONS: dict[str, tuple[str, ...]] = {
     "QuestionnaireResponse": ("read", "vread", "search-type", "create"),
     "Encounter": ("read", "vread", "search-type", "create"),
     "AuditEvent": ("read", "search-type"),
+    "Subscription": ("read", "search-type", "create", "delete"),
 }
 _SERVICES = ", ".join(f"{code} {name}" for code, name in PEER_SUPPORT_SERVICES.items())
 _DOCS = {
@@ -77,6 +82,7 @@ _DOCS = {
     "element is kept as sent. Search: name and address-postalcode match from the start "
     "(name:exact matches whole), address-city and address-state match whole, all "
     "case-insensitively.",
+    "Subscription": SUBSCRIPTION_DOCUMENTATION,
     "AuditEvent": "The accounting of disclosures: the patient's holding organization sees every "
     "access to the patient's data, other organizations their own accesses.",
 }
@@ -131,6 +137,8 @@ def capability_statement(base_url: str, token_url: str, software_version: str) -
             entry["searchRevInclude"] = list(REVINCLUDES[kind])
         if not entry["searchParam"]:
             del entry["searchParam"]
+        if kind == "Subscription":
+            entry.update(subscription_capability())
         resources.append(entry)
     return {
         "resourceType": "CapabilityStatement",

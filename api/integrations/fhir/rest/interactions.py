@@ -7,7 +7,14 @@ from uuid import UUID
 
 from api.domain.errors import NotFound, VersionConflict
 from api.integrations.fhir.resources.datatypes import Json
-from api.integrations.fhir.rest import bundles, conditional_create, reads, search_execute, writes
+from api.integrations.fhir.rest import (
+    bundles,
+    conditional_create,
+    reads,
+    search_execute,
+    subscriptions,
+    writes,
+)
 from api.integrations.fhir.rest.bundles import Conditions, Reply
 from api.integrations.fhir.rest.capability import INTERACTIONS
 from api.integrations.fhir.rest.context import FhirContext
@@ -63,6 +70,9 @@ async def handle(
             raise MethodNotAllowed("POST a transaction or batch Bundle to the base URL")
         return await _bundle(ctx, body)
     kind = parts[0]
+    if kind == "Subscription":
+        _allowed(kind, "read")
+        return await subscriptions.handle(ctx, method, parts, _query, body)
     if method == "GET" and len(parts) == 1:
         _allowed(kind, "search-type")
         request = parse_search(kind, bundles.query_pairs(url))

@@ -28,6 +28,7 @@ from api.integrations.fhir.rest.operation_outcomes import (
     operation_outcome,
 )
 from api.integrations.fhir.rest.validation import parse_json
+from api.services.subscriptions import endpoint_policy
 from api.settings import Settings
 
 FHIR_JSON = "application/fhir+json; charset=utf-8"
@@ -86,6 +87,8 @@ async def interaction(request: Request) -> Response:
             idempotency_key=idempotency_key,
             max_bundle_entries=settings.fhir_max_bundle_entries,
             max_included=settings.fhir_max_included,
+            secrets_key=request.app.state.auth.kek,
+            endpoint_policy=endpoint_policy(settings),
         )
         url = f"{path}?{request.url.query}" if request.url.query else path
         conditions = Conditions(

@@ -81,6 +81,7 @@ _REQUIRED_CODES: dict[str, frozenset[str]] = {
 }  # fmt: skip
 
 ACCEPTED_TYPES = (
+    "Subscription",
     "Patient",
     "Consent",
     "DocumentReference",

@@ -1,0 +1,1 @@
+"""Reliable delivery of committed events to subscribers' endpoints (the delivery worker)."""
