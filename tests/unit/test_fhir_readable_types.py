@@ -7,4 +7,6 @@ from api.integrations.fhir.rest.reads import READABLE
 
 
 def test_readable_types_are_the_ones_with_a_read_interaction() -> None:
-    assert {kind for kind, done in INTERACTIONS.items() if "read" in done} == READABLE
+    # A Subscription is read through its own handler: no record references one.
+    readable = {kind for kind, done in INTERACTIONS.items() if "read" in done}
+    assert readable - {"Subscription"} == READABLE
