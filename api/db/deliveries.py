@@ -21,7 +21,7 @@ from uuid import UUID
 
 import asyncpg
 
-from api.db.outbox import published_events
+from api.db.outbox import published_events, sequence
 from api.db.subscriptions import DELIVERY_CHANNEL, SUBSCRIPTION_COLUMNS, subscription_of
 from api.domain.deliveries import (
     Delivery,
@@ -73,58 +73,63 @@ class Claimed:
 
 async def fan_out_outbox(pool: asyncpg.Pool, batch: int) -> int:
     """Turn up to `batch` unpublished outbox rows into deliveries; how many rows it took
-    (0 also when another worker holds the fan-out)."""
-    async with pool.acquire() as conn, conn.transaction():
-        if not await conn.fetchval("SELECT pg_try_advisory_xact_lock($1)", _FAN_OUT_LOCK):
-            return 0
-        positions = [
-            row["id"]
-            for row in await conn.fetch(
-                "SELECT id FROM outbox WHERE published_at IS NULL ORDER BY id LIMIT $1 "
-                "FOR UPDATE SKIP LOCKED",
-                batch,
-            )
-        ]
-        if not positions:
-            return 0
-        events = await published_events(conn, positions)
-        organizations = {o for e in events for o in e.event.organization_ids}
-        rows = await conn.fetch(
-            f"SELECT {SUBSCRIPTION_COLUMNS} FROM subscriptions WHERE status = 'active' "
-            "AND organization_id = ANY($1::uuid[]) ORDER BY id FOR UPDATE",
-            list(organizations),
+    (0 also when another worker holds the fan-out). Events go in commit order (their outbox
+    position, numbered first), so each subscription numbers them in that order."""
+    async with pool.acquire() as conn:
+        await sequence(conn)
+        async with conn.transaction():
+            return await _fan_out(conn, batch)
+
+
+async def _fan_out(conn: asyncpg.Connection, batch: int) -> int:
+    if not await conn.fetchval("SELECT pg_try_advisory_xact_lock($1)", _FAN_OUT_LOCK):
+        return 0
+    ids = [
+        row["id"]
+        for row in await conn.fetch(
+            "SELECT id FROM outbox WHERE published_at IS NULL AND position IS NOT NULL "
+            "ORDER BY position LIMIT $1 FOR UPDATE SKIP LOCKED",
+            batch,
         )
-        planned = fan_out(events, [subscription_of(row) for row in rows])
-        numbers: dict[UUID, int] = {row["id"]: row["events_since_start"] for row in rows}
-        values = []
-        for subscription, published in planned:
-            numbers[subscription.id] += 1
-            values.append(
-                (
-                    subscription.id,
-                    published.event_id,
-                    published.event.event_type,
-                    published.event.aggregate_id,
-                    numbers[subscription.id],
-                    published.occurred_at,
-                )
+    ]
+    if not ids:
+        return 0
+    events = sorted(await published_events(conn, ids), key=lambda e: e.sequenced)
+    organizations = {o for e in events for o in e.event.organization_ids}
+    rows = await conn.fetch(
+        f"SELECT {SUBSCRIPTION_COLUMNS} FROM subscriptions WHERE status = 'active' "
+        "AND organization_id = ANY($1::uuid[]) ORDER BY id FOR UPDATE",
+        list(organizations),
+    )
+    planned = fan_out(events, [subscription_of(row) for row in rows])
+    numbers: dict[UUID, int] = {row["id"]: row["events_since_start"] for row in rows}
+    values = []
+    for subscription, published in planned:
+        numbers[subscription.id] += 1
+        values.append(
+            (
+                subscription.id,
+                published.event_id,
+                published.event.event_type,
+                published.event.aggregate_id,
+                numbers[subscription.id],
+                published.occurred_at,
             )
-        if values:
-            await conn.executemany(
-                "INSERT INTO deliveries (subscription_id, kind, event_id, event_type, focus_id, "
-                "event_number, occurred_at, ordering_key) "
-                "VALUES ($1, 'event-notification', $2, $3, $4, $5, $6, $4)",
-                values,
-            )
-            await conn.executemany(
-                "UPDATE subscriptions SET events_since_start = $2 WHERE id = $1",
-                [(s, n) for s, n in numbers.items()],
-            )
-            await conn.execute(f"SELECT pg_notify('{DELIVERY_CHANNEL}', '')")
-        await conn.execute(
-            "UPDATE outbox SET published_at = now() WHERE id = ANY($1::bigint[])", positions
         )
-        return len(positions)
+    if values:
+        await conn.executemany(
+            "INSERT INTO deliveries (subscription_id, kind, event_id, event_type, focus_id, "
+            "event_number, occurred_at, ordering_key) "
+            "VALUES ($1, 'event-notification', $2, $3, $4, $5, $6, $4)",
+            values,
+        )
+        await conn.executemany(
+            "UPDATE subscriptions SET events_since_start = $2 WHERE id = $1",
+            [(s, n) for s, n in numbers.items()],
+        )
+        await conn.execute(f"SELECT pg_notify('{DELIVERY_CHANNEL}', '')")
+    await conn.execute("UPDATE outbox SET published_at = now() WHERE id = ANY($1::bigint[])", ids)
+    return len(ids)
 
 
 async def claim(pool: asyncpg.Pool, limit: int, lease_s: float) -> list[Claimed]:
