@@ -30,3 +30,17 @@ async def check_accessibility(page: Page) -> None:
 async def screenshot(page: Page, name: str) -> None:
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     await page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+
+
+async def sign_in(page: Page, email: str, password: str) -> None:
+    """Sign in through the form, as a person would (keyboard only)."""
+    await page.goto("/console/login")
+    await page.get_by_label("E-mail address").fill(email)
+    await page.get_by_label("Password").fill(password)
+    await page.get_by_label("Password").press("Enter")
+    await page.wait_for_load_state()
+
+
+async def sign_out(page: Page) -> None:
+    await page.get_by_role("button", name="Sign out").click()
+    await page.wait_for_url("**/console/login")

@@ -2,10 +2,29 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+
+from starlette.requests import Request
+from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from api.console import referral_lists, sign_in
+from api.console import referral_actions, referral_lists, referral_page, sign_in, supervision
 from api.settings import Settings
+
+_ACTIONS: dict[str, Callable[[Request], Awaitable[Response]]] = {
+    "accept": referral_actions.accept,
+    "reject": referral_actions.reject,
+    "start": referral_actions.start,
+    "complete": referral_actions.complete,
+    "fail": referral_actions.fail,
+    "assign": referral_actions.assign,
+    "escalate": referral_actions.escalate,
+    "handoff": referral_actions.handoff,
+    "revoke": referral_actions.revoke,
+    "session": referral_actions.schedule_session,
+    "attendance": referral_actions.attendance,
+    "measure": referral_actions.measure,
+}
 
 
 def routes(settings: Settings) -> list[BaseRoute]:
@@ -18,4 +37,10 @@ def routes(settings: Settings) -> list[BaseRoute]:
         Route("/console/inbox", referral_lists.inbox, methods=["GET"]),
         Route("/console/caseload", referral_lists.caseload, methods=["GET"]),
         Route("/console/sent", referral_lists.sent, methods=["GET"]),
+        Route("/console/supervision", supervision.supervision, methods=["GET"]),
+        Route("/console/referrals/{referral_id}", referral_page.referral_page, methods=["GET"]),
+        *(
+            Route(f"/console/referrals/{{referral_id}}/{name}", action, methods=["POST"])
+            for name, action in _ACTIONS.items()
+        ),
     ]
