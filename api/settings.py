@@ -161,6 +161,12 @@ class Settings(BaseSettings):
     graphql_max_tokens: int = Field(default=2000, ge=100)
     # Require a token even for `_service { sdl }` (gateways then need one to compose).
     graphql_sdl_requires_token: bool = False
+    # Trusted documents: `any` runs any valid document and takes Automatic Persisted Queries;
+    # `allowlist` runs only the documents registered with `peerbridge graphql register`.
+    graphql_trusted_documents: Literal["any", "allowlist"] = "any"
+    # Documents clients may register through Automatic Persisted Queries, shared by every
+    # worker in the database; past it the oldest go (clients then send them again).
+    graphql_persisted_queries_max: int = Field(default=10_000, ge=0)
 
     # --- the staff console (api/console) --------------------------------------------------------
     # A console session ends after this long unused, and this long after sign-in in any case.

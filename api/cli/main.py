@@ -33,6 +33,7 @@ _COMMANDS: dict[str, str] = {
     "users": "api.cli.users",
     "worker": "api.cli.worker",
     "deliveries": "api.cli.deliveries",
+    "graphql": "api.cli.graphql",
 }
 
 

@@ -9,7 +9,7 @@ from collections.abc import AsyncGenerator, Callable, Mapping
 from datetime import timedelta
 from typing import Any
 
-from cross_web import HTTPException
+from cross_web import AsyncHTTPRequestAdapter, HTTPException
 from starlette.requests import HTTPConnection, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route, WebSocketRoute
@@ -17,12 +17,16 @@ from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 from strawberry.exceptions import ConnectionRejectionError
-from strawberry.http import GraphQLHTTPResponse
+from strawberry.http import GraphQLHTTPResponse, GraphQLRequestData
 from strawberry.schema.schema import StreamResult
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
     BaseGraphQLTransportWSHandler,
     Operation,
+)
+from strawberry.subscriptions.protocols.graphql_transport_ws.types import (
+    ErrorMessage,
+    SubscribeMessage,
 )
 from strawberry.types import ExecutionResult
 from strawberry.types.unset import UnsetType
@@ -41,6 +45,7 @@ from api.schema.errors import (
     retry_of_failed_request,
 )
 from api.schema.schema import PeerBridgeSchema, build_schema
+from api.schema.trusted_documents import NOT_IN_SAFELIST, DocumentRefused, TrustedDocuments
 from api.services.repositories import UnitOfWork
 from api.settings import Settings
 from api.static_assets import graphiql_page
@@ -64,7 +69,28 @@ def _postgres_unit_of_work(request: HTTPConnection) -> Callable[[], UnitOfWork]:
 
 
 class _TransportWSHandler(BaseGraphQLTransportWSHandler[GraphQLContext, None]):
-    """Errors in `next` messages get the wire form they have over HTTP (codes, masking)."""
+    """Errors in `next` messages get the wire form they have over HTTP (codes, masking); in
+    allowlist mode only registered documents are subscribed."""
+
+    async def handle_subscribe(self, message: SubscribeMessage) -> None:
+        trusted: TrustedDocuments = self.view.trusted_documents  # type: ignore[attr-defined]
+        pool = self.context.request.app.state.pool
+        if self.connection_acknowledged and not await trusted.allowed(
+            pool, message["payload"].get("query")
+        ):
+            refused: ErrorMessage = {
+                "id": message["id"],
+                "type": "error",
+                "payload": [
+                    {
+                        "message": "QueryNotInSafelist: only registered operations run here",
+                        "extensions": {"code": NOT_IN_SAFELIST},
+                    }
+                ],
+            }
+            await self.send_message(refused)
+            return
+        await super().handle_subscribe(message)
 
     async def _send_result_stream(
         self, operation: Operation[GraphQLContext, None], result_source: StreamResult
@@ -101,6 +127,7 @@ class GraphQLEndpoint(GraphQL[GraphQLContext, None]):
         )
         self._unit_of_work_for = unit_of_work_for
         self._max_json_depth = settings.max_json_depth
+        self.trusted_documents = TrustedDocuments(settings, schema._schema)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "websocket":
@@ -120,11 +147,31 @@ class GraphQLEndpoint(GraphQL[GraphQLContext, None]):
             except Invalid as error:  # the input guard refused the body or a parameter
                 status, body = refusal(error)
                 response = JSONResponse(body, status_code=status)
+            except DocumentRefused as refused:  # unknown persisted query, not allowlisted
+                response = JSONResponse(refused.body, status_code=refused.status, headers=_UNCACHED)
         await response(scope, receive, send)
 
     async def render_graphql_ide(self, request: Request) -> Response:
         """GraphiQL from the package's own files (strawberry's page loads them from a CDN)."""
         return graphiql_page()
+
+    async def execute_single(  # noqa: PLR0913 (strawberry's signature)
+        self,
+        request: Request,
+        request_adapter: AsyncHTTPRequestAdapter,
+        sub_response: Response,
+        context: GraphQLContext,
+        root_value: None,
+        request_data: GraphQLRequestData,
+    ) -> ExecutionResult:
+        """Trusted documents first: a persisted query's hash becomes its document, and in
+        allowlist mode nothing unregistered runs (see api/schema/trusted_documents.py)."""
+        request_data = await self.trusted_documents.resolve(
+            request_data, request.app.state.pool, authenticated=context.caller is not None
+        )
+        return await super().execute_single(
+            request, request_adapter, sub_response, context, root_value, request_data
+        )
 
     # --- the input guard: every JSON and parameter this door reads ---------------------------
 
@@ -244,6 +291,9 @@ def _bearer(entries: Any) -> str | None:
             return credentials.strip() if scheme.lower() == "bearer" else None
     return None
 
+
+# Apollo's header on a persisted-query refusal: the answer changes once the query is sent.
+_UNCACHED = {"cache-control": "private, no-cache, must-revalidate"}
 
 # Refusals strawberry raises itself (e.g. 404 for GraphiQL when it is off).
 _CODE_OF_STATUS = {404: "NOT_FOUND", 405: "NOT_SUPPORTED"}
