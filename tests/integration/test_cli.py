@@ -5,15 +5,14 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-import httpx
 import pytest
+from serve_support import free_port, wait_ready
 
 from api.cli.main import main
 from api.db.migrate import discover
@@ -31,8 +30,8 @@ async def test_orgs_create_then_list(
     monkeypatch.setenv("DATABASE_URL", database_url)
 
     created = await asyncio.to_thread(
-        _run, ["orgs", "create", "--name", "Riverside Clinic", "--kind", "clinic",
-               "--npi", "1234567893"]
+        _run,
+        ["orgs", "create", "--name", "Riverside Clinic", "--kind", "clinic", "--npi", "1234567893"],
     )
     assert created == 0
     assert "created clinic 'Riverside Clinic'" in capsys.readouterr().out
@@ -74,7 +73,7 @@ async def test_commands_refuse_a_database_with_pending_migrations(
 def test_an_unreachable_database_is_a_message_not_a_traceback(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.setenv("DATABASE_URL", f"postgresql://nobody:s3cret@127.0.0.1:{_free_port()}/x")
+    monkeypatch.setenv("DATABASE_URL", f"postgresql://nobody:s3cret@127.0.0.1:{free_port()}/x")
 
     assert main(["orgs", "list"]) == 1
     err = capsys.readouterr().err
@@ -124,33 +123,11 @@ def test_production_refuses_the_embedded_database(
     assert "DATABASE_URL is required" in capsys.readouterr().err
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
-async def _wait_ready(port: int, process: subprocess.Popen[bytes], deadline: float) -> None:
-    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
-        while time.monotonic() < deadline:
-            if process.poll() is not None:
-                _, err = process.communicate(timeout=5)
-                raise AssertionError(f"serve exited before it was ready:\n{err.decode()[-3000:]}")
-            try:
-                if (await client.get("/readyz")).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            await asyncio.sleep(0.1)
-    raise AssertionError(f"serve on port {port} was not ready in time")
-
-
 async def test_two_replicas_start_together_on_one_database(
     empty_database_url: str, tmp_path: Path
 ) -> None:
     env = {**os.environ, "DATABASE_URL": empty_database_url, "PEERBRIDGE_DATA_DIR": str(tmp_path)}
-    ports = [_free_port(), _free_port()]
+    ports = [free_port(), free_port()]
     replicas = [
         subprocess.Popen(
             [sys.executable, "-m", "api.cli.main", "serve", "--port", str(port)],
@@ -163,7 +140,7 @@ async def test_two_replicas_start_together_on_one_database(
     try:
         deadline = time.monotonic() + 60
         await asyncio.gather(
-            *(_wait_ready(p, r, deadline) for p, r in zip(ports, replicas, strict=True))
+            *(wait_ready(p, r, deadline) for p, r in zip(ports, replicas, strict=True))
         )
     finally:
         for replica in replicas:
@@ -177,13 +154,12 @@ async def test_two_replicas_start_together_on_one_database(
     assert sorted("migrations: none pending" in log for log in logs) == [False, True], logs
 
 
-
 async def test_serve_starts_the_embedded_database_and_stops_it_on_ctrl_c() -> None:
     # Not tmp_path: as root the embedded server opens its parents, and pytest's are private.
     data_dir = Path(tempfile.mkdtemp(prefix="peerbridge-serve-test-"))
     env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
     env["PEERBRIDGE_DATA_DIR"] = str(data_dir)
-    port = _free_port()
+    port = free_port()
     serve = subprocess.Popen(
         [sys.executable, "-m", "api.cli.main", "serve", "--port", str(port)],
         env=env,
@@ -191,7 +167,7 @@ async def test_serve_starts_the_embedded_database_and_stops_it_on_ctrl_c() -> No
         stderr=subprocess.PIPE,
     )
     try:
-        await _wait_ready(port, serve, time.monotonic() + 90)
+        await wait_ready(port, serve, time.monotonic() + 90)
         assert (data_dir / "pg" / "postmaster.pid").exists()
     finally:
         serve.send_signal(signal.SIGINT)
@@ -202,6 +178,7 @@ async def test_serve_starts_the_embedded_database_and_stops_it_on_ctrl_c() -> No
         assert not (data_dir / "pg" / "postmaster.pid").exists(), "embedded server still running"
     finally:
         shutil.rmtree(data_dir, ignore_errors=True)
+
 
 def test_readme_documents_every_setting() -> None:
     readme = (Path(__file__).parents[2] / "README.md").read_text()

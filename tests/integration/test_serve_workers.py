@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -16,17 +15,11 @@ from pathlib import Path
 
 import httpx
 import pytest
+from serve_support import free_port, wait_ready
 
 from api.settings import Settings
 
 pytestmark = pytest.mark.skipif(not Path("/proc/net/tcp").exists(), reason="reads /proc (Linux)")
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 def _children(pid: int) -> set[int]:
@@ -66,21 +59,6 @@ def _serving_pids(serve_pid: int, port: int) -> set[int]:
     return {child for child in _children(serve_pid) if _socket_inodes(child) & accepted}
 
 
-async def _wait_ready(port: int, process: subprocess.Popen[bytes], deadline: float) -> None:
-    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
-        while time.monotonic() < deadline:
-            if process.poll() is not None:
-                _, err = process.communicate(timeout=5)
-                raise AssertionError(f"serve exited before it was ready:\n{err.decode()[-3000:]}")
-            try:
-                if (await client.get("/readyz")).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            await asyncio.sleep(0.2)
-    raise AssertionError(f"serve on port {port} was not ready in time")
-
-
 async def _answered_by(serve: subprocess.Popen[bytes], port: int) -> set[int]:
     """Open connections until two workers hold some, each answering /healthz; their pids."""
     clients = []
@@ -109,7 +87,7 @@ async def test_two_workers_answer_on_one_port_and_stop_on_sigterm(
         "PEERBRIDGE_DATA_DIR": str(tmp_path),
         "PEERBRIDGE_LOG_LEVEL": "info",
     }
-    port = _free_port()
+    port = free_port()
     serve = subprocess.Popen(
         [sys.executable, "-m", "api.cli.main", "serve", "--port", str(port), "--workers", "2"],
         env=env,
@@ -117,7 +95,7 @@ async def test_two_workers_answer_on_one_port_and_stop_on_sigterm(
         stderr=subprocess.PIPE,
     )
     try:
-        await _wait_ready(port, serve, time.monotonic() + 120)
+        await wait_ready(port, serve, time.monotonic() + 120)
         workers = _children(serve.pid)
         answering = await _answered_by(serve, port)
         assert len(answering) == 2, f"connections went to {answering} of workers {workers}"
