@@ -1,8 +1,8 @@
 """Refusals answered before a door's own code runs — a bad bearer token (401), a body over the
 limit (413), no route (404), a method the route does not take (405), a crash (500) — in the
 shape of the door the path belongs to: an OperationOutcome under /fhir, GraphQL errors with
-`extensions.code` under /graphql. Other paths (OAuth, probes, discovery) keep their own JSON
-shape: RFC 6749/6750 `{"error", "error_description"}`.
+`extensions.code` under /graphql, an HTML page under /console. Other paths (OAuth, probes,
+discovery) keep their own JSON shape: RFC 6749/6750 `{"error", "error_description"}`.
 
 The middleware sits below the doors, so `create_app` hands it `door_refusal` rather than the
 middleware importing the doors.
@@ -17,6 +17,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from api.console.web import error_page as console_error_page
 from api.db.errors import unavailable
 from api.domain.errors import DomainError, NotSupported, Retryable, UnknownAddress
 from api.integrations.fhir.rest.operation_outcomes import internal_error, operation_outcome
@@ -41,6 +42,8 @@ def door_refusal(path: str, error: DomainError, headers: Mapping[str, str]) -> R
     if _under(path, "/graphql"):
         status, body = refusal(error)
         return JSONResponse(body, status, headers=dict(headers))
+    if _under(path, "/console"):
+        return console_error_page(error, headers)
     return None
 
 
@@ -70,6 +73,8 @@ async def _crash(request: Request, exc: Exception) -> Response:
     if _under(path, "/fhir"):
         status, outcome = internal_error()
         return fhir_response(status, outcome)
+    if _under(path, "/console"):
+        return console_error_page(None)
     body: dict[str, Any]
     if _under(path, "/graphql"):
         body = {"errors": [{"message": MASKED_MESSAGE, "extensions": {"code": _INTERNAL}}]}

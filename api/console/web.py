@@ -47,8 +47,12 @@ _STATUS_OF_CODE = {
     "UNAUTHENTICATED": 401,
     "FORBIDDEN": 403,
     "NOT_FOUND": 404,
+    "NOT_SUPPORTED": 405,
     "CONFLICT": 409,
+    "TOO_LARGE": 413,
+    "UNSUPPORTED_MEDIA_TYPE": 415,
     "RATE_LIMITED": 429,
+    "UNAVAILABLE": 503,
 }
 
 
@@ -154,6 +158,18 @@ def staff_page(*roles: StaffRole) -> Callable[[Handler], Callable[[Request], Awa
         return endpoint
 
     return wrap
+
+
+def error_page(error: DomainError | None, headers: Mapping[str, str] | None = None) -> Response:
+    """A refusal answered before a console handler ran (no route, a body over the limit, the
+    database away) or a crash (`error` None): a page, in the console's shape."""
+    if error is None:
+        title, message, status = "Something went wrong", "Please try again in a moment.", 500
+    else:
+        title, message = "That did not work", error.message
+        status = _STATUS_OF_CODE.get(error.code, 400)
+    html = _TEMPLATES.get_template("refusal.html").render(title=title, message=message)
+    return HTMLResponse(html, status, headers={**(headers or {}), **_SECURITY_HEADERS})
 
 
 def _text(value: object) -> str | None:
