@@ -101,6 +101,8 @@ def _empty(value: Any) -> bool:
 
 def instant(value: datetime) -> str:
     """An instant with its time zone; microseconds kept so round trips are exact."""
+    if value.tzinfo is UTC:  # as asyncpg reads timestamptz: every stamp of every mapped row
+        return f"{value.isoformat()[:-6]}Z"
     if value.tzinfo is None:
         value = value.replace(tzinfo=UTC)
     return value.astimezone(UTC).isoformat().replace("+00:00", "Z")

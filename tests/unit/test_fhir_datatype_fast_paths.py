@@ -1,10 +1,12 @@
-"""`prune` (every mapped resource passes through it) drops exactly what FHIR forbids — None,
-empty strings, arrays and objects, at any depth — and keeps everything else as it was. Its fast
-paths are checked against the plain recursive definition over arbitrary JSON-like values."""
+"""Every mapped resource passes through `prune` and `instant`; their fast paths are checked
+against the plain definitions. `prune` drops exactly what FHIR forbids — None, empty strings,
+arrays and objects, at any depth — and keeps everything else as it was; `instant` writes any
+aware or naive stamp as the same UTC instant."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta, timezone
 from enum import StrEnum
 from types import MappingProxyType
 from typing import Any
@@ -12,7 +14,7 @@ from typing import Any
 from hypothesis import given
 from hypothesis import strategies as st
 
-from api.integrations.fhir.resources.datatypes import prune
+from api.integrations.fhir.resources.datatypes import instant, prune
 
 
 def _by_definition(value: Any) -> Any:
@@ -60,3 +62,20 @@ def test_prune_keeps_falsy_values_that_are_not_empty() -> None:
         "b": False,
         "c": 0.0,
     }
+
+
+def _instant_by_definition(value: datetime) -> str:
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+_ZONES = st.sampled_from(
+    [None, UTC, timezone(timedelta(0)), timezone(timedelta(hours=2)), timezone(timedelta(hours=-5))]
+)
+
+
+@given(st.datetimes(min_value=datetime(2, 1, 1), max_value=datetime(9998, 12, 31)), _ZONES)
+def test_instant_writes_every_stamp_as_its_utc_instant(stamp: datetime, zone: Any) -> None:
+    value = stamp.replace(tzinfo=zone)
+    assert instant(value) == _instant_by_definition(value)
