@@ -8,7 +8,10 @@ from uuid import UUID
 
 import asyncpg
 
+from api.db import consents_in_force
+from api.db.sql import Where
 from api.db.verbatim import verbatim_json, verbatim_of
+from api.domain.consents import ConsentInForce, InForceScope
 from api.domain.patients import Gender, Patient, PatientIdentifier
 
 _COLUMNS = (
@@ -33,6 +36,24 @@ def _patient(row: asyncpg.Record, identifiers: Sequence[PatientIdentifier]) -> P
         created_at=row["created_at"],
         updated_at=row["updated_at"],
         verbatim=verbatim_of(row["verbatim"]),
+    )
+
+# A patient's identifiers in the same statement as the patient, in their order.
+_WITH_IDENTIFIERS = (
+    "LEFT JOIN LATERAL (SELECT array_agg(i.system ORDER BY i.ordinal) AS identifier_systems, "
+    "array_agg(i.value ORDER BY i.ordinal) AS identifier_values FROM patient_identifiers i "
+    "WHERE i.patient_id = patients.id) AS identified ON true"
+)
+
+
+def _identified(row: asyncpg.Record) -> Patient:
+    systems = row["identifier_systems"] or ()
+    return _patient(
+        row,
+        [
+            PatientIdentifier(system, value)
+            for system, value in zip(systems, row["identifier_values"] or (), strict=True)
+        ],
     )
 
 
@@ -83,12 +104,27 @@ class PostgresPatientRepository:
         return _patient(row, patient.identifiers)
 
     async def get_many(self, ids: Sequence[UUID]) -> list[Patient | None]:
+        found = await self.get_many_in_force(ids, None)
+        return [None if item is None else item[0] for item in found]
+
+    async def get_many_in_force(
+        self, ids: Sequence[UUID], scope: InForceScope | None
+    ) -> list[tuple[Patient, tuple[ConsentInForce, ...]] | None]:
         if not ids:
             return []
+        w = Where(list(ids))
+        columns = f"{_COLUMNS}, identified.identifier_systems, identified.identifier_values"
+        joins = _WITH_IDENTIFIERS
+        if scope is not None:
+            columns += ", " + consents_in_force.COLUMNS
+            joins += " " + consents_in_force.join(w, "patients.id", scope)
         rows = await self._db.fetch(
-            f"SELECT {_COLUMNS} FROM patients WHERE id = ANY($1::uuid[])", list(ids)
+            f"SELECT {columns} FROM patients {joins} WHERE id = ANY($1::uuid[])", *w.params
         )
-        found = {p.id: p for p in await self._hydrate(rows)}
+        found = {
+            row["id"]: (_identified(row), consents_in_force.consents_of(row) if scope else ())
+            for row in rows
+        }
         return [found.get(i) for i in ids]
 
     async def find_by_identifier(self, identifier: PatientIdentifier) -> list[Patient]:

@@ -10,9 +10,10 @@ from uuid import UUID
 
 import asyncpg
 
+from api.db import consents_in_force
 from api.db.sql import Where, first_per_parent, keyset_after, keyset_order
 from api.db.verbatim import verbatim_json, verbatim_of
-from api.domain.consents import DataClass
+from api.domain.consents import ConsentInForce, DataClass, InForceScope
 from api.domain.errors import VersionConflict
 from api.domain.referrals import (
     Actor,
@@ -215,6 +216,23 @@ def _identifier_patterns(tokens: Sequence[str]) -> list[list[dict[str, str | Non
     return patterns
 
 
+def _select(w: Where, scope: InForceScope | None) -> str:
+    """The head of a read of referrals, with the consents in force for the caller joined in
+    when there is a scope (see api/db/consents_in_force.py)."""
+    if scope is None:
+        return f"SELECT {_COLUMNS} FROM referrals"
+    joined = consents_in_force.join(w, "referrals.patient_id", scope)
+    return f"SELECT {_COLUMNS}, {consents_in_force.COLUMNS} FROM referrals {joined}"
+
+
+def _with_consents(
+    rows: Sequence[asyncpg.Record], scope: InForceScope | None
+) -> list[tuple[Referral, tuple[ConsentInForce, ...]]]:
+    return [
+        (_referral(row), consents_in_force.consents_of(row) if scope else ()) for row in rows
+    ]
+
+
 # The row was last written by the current transaction.
 _SAME_TRANSACTION = "xmin = pg_current_xact_id()::xid"
 
@@ -292,10 +310,15 @@ class PostgresReferralRepository:
         return _referral(row) if row else None
 
     async def get_many(self, ids: Sequence[UUID]) -> list[Referral | None]:
-        rows = await self._db.fetch(
-            f"SELECT {_COLUMNS} FROM referrals WHERE id = ANY($1::uuid[])", list(ids)
-        )
-        found = {row["id"]: _referral(row) for row in rows}
+        found = await self.get_many_in_force(ids, None)
+        return [None if item is None else item[0] for item in found]
+
+    async def get_many_in_force(
+        self, ids: Sequence[UUID], scope: InForceScope | None
+    ) -> list[tuple[Referral, tuple[ConsentInForce, ...]] | None]:
+        w = Where(list(ids))
+        rows = await self._db.fetch(f"{_select(w, scope)} WHERE id = ANY($1::uuid[])", *w.params)
+        found = {item[0].id: item for item in _with_consents(rows, scope)}
         return [found.get(i) for i in ids]
 
     async def get_for_update(self, referral_id: UUID) -> Referral | None:
@@ -312,13 +335,25 @@ class PostgresReferralRepository:
         limit: int,
         order: Order = Order.NEWEST_CHANGE_FIRST,
     ) -> list[Referral]:
+        found = await self.search_in_force(organization_id, where, after, limit, order, None)
+        return [referral for referral, _ in found]
+
+    async def search_in_force(
+        self,
+        organization_id: UUID,
+        where: ReferralFilter,
+        after: Keyset | None,
+        limit: int,
+        order: Order,
+        scope: InForceScope | None,
+    ) -> list[tuple[Referral, tuple[ConsentInForce, ...]]]:
         w = _conditions(organization_id, where, after, order)
+        head = _select(w, scope)
         rows = await self._db.fetch(
-            f"SELECT {_COLUMNS} FROM referrals WHERE {w.sql()} "
-            f"ORDER BY {keyset_order(order)} LIMIT {w.param(limit)}",
+            f"{head} WHERE {w.sql()} ORDER BY {keyset_order(order)} LIMIT {w.param(limit)}",
             *w.params,
         )
-        return [_referral(row) for row in rows]
+        return _with_consents(rows, scope)
 
     async def search_for_patients(
         self,

@@ -113,6 +113,42 @@ def relying_on(consents: Iterable[Consent]) -> ConsentDecision:
     )
 
 
+@dataclass(frozen=True)
+class InForceScope:
+    """Which consents a read joins in with its rows: the row's patient's consents naming
+    `recipient_organization_id`, in force at `now`, for one of `purposes`. The policy point
+    builds it (`api.services.policy.in_force_scope`); the repositories read it in SQL."""
+
+    recipient_organization_id: UUID
+    purposes: frozenset[Purpose]
+    now: datetime
+
+
+@dataclass(frozen=True)
+class ConsentInForce:
+    """A consent as an `InForceScope` join reads it: only what a permit needs."""
+
+    id: UUID
+    data_classes: frozenset[DataClass]
+    purposes: frozenset[Purpose]
+
+
+def permit_in_force(
+    in_force: Iterable[ConsentInForce],
+    data_classes: Iterable[DataClass],
+    purposes: frozenset[Purpose] = SHARING_PURPOSES,
+) -> ConsentDecision | None:
+    """`decide_disclosure`'s permit from consents already known to be in force for the
+    recipient (an `InForceScope` read): those covering the classes, or None when none does
+    (then `decide_disclosure` over the patient's consents says why not)."""
+    needed = frozenset(data_classes)
+    covering = [c for c in in_force if needed <= c.data_classes and c.purposes & purposes]
+    if not covering:
+        return None
+    allowed = frozenset().union(*(c.purposes for c in covering)) & purposes
+    return ConsentDecision(True, tuple(c.id for c in covering), None, purposes=allowed)
+
+
 def decide_disclosure(
     consents: Iterable[Consent],
     *,

@@ -22,6 +22,7 @@ from api.services.policy import (
     Disclosure,
     audit,
     disclose_each,
+    in_force_scope,
     require,
     utcnow,
 )
@@ -159,15 +160,19 @@ async def get_patients(
 ) -> list[Patient | DomainError]:
     """Each patient, or the reason the caller may not see it (not found, no consent)."""
     require(principal, Capability.READ_PATIENTS)
+    now = utcnow()
     async with uow:
+        read = await uow.patients.get_many_in_force(ids, in_force_scope(principal, now))
         results = await disclose_each(
             uow,
             principal,
             ids,
-            await uow.patients.get_many(ids),
+            [None if item is None else item[0] for item in read],
             resource_type="Patient",
             operation="readPatient",
             disclosure=lambda p: Disclosure(p.id, p.managing_organization_id, _DEMOGRAPHICS),
+            now=now,
+            in_force=[() if item is None else item[1] for item in read],
         )
         await uow.commit()
     return results

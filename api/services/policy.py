@@ -12,7 +12,15 @@ from typing import TypeVar
 from uuid import UUID
 
 from api.domain.audit import AuditAction, AuditOutcome, AuditRecord, purpose_of_use
-from api.domain.consents import ConsentDecision, DataClass, decide_disclosure
+from api.domain.consents import (
+    SHARING_PURPOSES,
+    ConsentDecision,
+    ConsentInForce,
+    DataClass,
+    InForceScope,
+    decide_disclosure,
+    permit_in_force,
+)
 from api.domain.errors import ConsentRequired, ConsentRevoked, DomainError, Forbidden, NotFound
 from api.domain.principal import Principal
 from api.domain.referrals import Actor, Referral, Role
@@ -76,25 +84,47 @@ class Disclosure:
     data_classes: frozenset[DataClass]
 
 
+def in_force_scope(principal: Principal, now: datetime) -> InForceScope:
+    """The consents a read joins in with its rows so `decide` needs no query of its own: those
+    of the row's patient naming the caller, in force now, for a sharing purpose."""
+    return InForceScope(principal.organization_id, SHARING_PURPOSES, now)
+
+
 async def decide(
-    uow: UnitOfWork, principal: Principal, requests: Sequence[Disclosure], now: datetime
+    uow: UnitOfWork,
+    principal: Principal,
+    requests: Sequence[Disclosure],
+    now: datetime,
+    in_force: Sequence[Sequence[ConsentInForce]] | None = None,
 ) -> list[ConsentDecision]:
-    """Consent decisions for many disclosures with one query; owners always see their own data."""
-    foreign = {
-        r.patient_id for r in requests if r.owner_organization_id != principal.organization_id
-    }
-    consents = await uow.consents.for_patients(sorted(foreign)) if foreign else []
-    return [
+    """Consent decisions for many disclosures; owners always see their own data.
+
+    `in_force`, per request, is what the read joined in under `in_force_scope(principal, now)`:
+    a disclosure those consents cover is permitted without a query. Every other one (or all,
+    without `in_force`) is decided over the patients' consents, read in one query, which also
+    says why a refusal is one (no consent, or a lapsed one)."""
+    mine = principal.organization_id
+    decisions: list[ConsentDecision | None] = [
         ConsentDecision(True, (), None)
-        if request.owner_organization_id == principal.organization_id
+        if request.owner_organization_id == mine
+        else None
+        if in_force is None
+        else permit_in_force(in_force[index], request.data_classes)
+        for index, request in enumerate(requests)
+    ]
+    undecided = {r.patient_id for r, d in zip(requests, decisions, strict=True) if d is None}
+    consents = await uow.consents.for_patients(sorted(undecided)) if undecided else []
+    return [
+        decision
+        if decision is not None
         else decide_disclosure(
             consents,
             patient_id=request.patient_id,
-            recipient_organization_id=principal.organization_id,
+            recipient_organization_id=mine,
             data_classes=request.data_classes,
             now=now,
         )
-        for request in requests
+        for request, decision in zip(requests, decisions, strict=True)
     ]
 
 
@@ -240,12 +270,20 @@ async def disclose_each(
     resource_type: str,
     operation: str,
     disclosure: Callable[[R], Disclosure],
+    now: datetime | None = None,
+    in_force: Sequence[Sequence[ConsentInForce]] | None = None,
 ) -> list[R | DomainError]:
     """Per requested id: the record when it is disclosed to the caller now, else why not (not
-    found, no consent, consent revoked; see `refuse`). Every permit and refusal is audited."""
+    found, no consent, consent revoked; see `refuse`). Every permit and refusal is audited.
+    `in_force` (per id, read with the records under `in_force_scope(principal, now)`) spares
+    the consent query (see `decide`)."""
     present = {w: record for w, record in zip(ids, found, strict=True) if record is not None}
     asked = {wanted: disclosure(record) for wanted, record in present.items()}
-    decisions = await decide(uow, principal, list(asked.values()), utcnow())
+    joined = None
+    if in_force is not None:
+        by_id = dict(zip(ids, in_force, strict=True))
+        joined = [by_id[wanted] for wanted in asked]
+    decisions = await decide(uow, principal, list(asked.values()), now or utcnow(), joined)
     shown: dict[UUID, R] = {}
     refused: dict[UUID, tuple[DomainError, UUID | None]] = {}
     permits = []

@@ -9,11 +9,12 @@ import uuid
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
+from datetime import datetime
 from uuid import UUID
 
 from api.domain import text
 from api.domain.audit import AuditAction
-from api.domain.consents import DataClass
+from api.domain.consents import ConsentInForce, DataClass
 from api.domain.errors import (
     DomainError,
     Forbidden,
@@ -55,6 +56,7 @@ from api.services.policy import (
     audit,
     consent_for_recipient,
     decide,
+    in_force_scope,
     party_to,
     per_id,
     refusal,
@@ -576,11 +578,13 @@ async def _views(
     action: AuditAction = AuditAction.READ,
     operation: str = "readReferral",
     detail_code: str | None = None,
+    now: datetime | None = None,
+    in_force: Sequence[Sequence[ConsentInForce]] | None = None,
 ) -> list[ReferralView]:
     """Decide, for each referral the caller is party to, whether its PHI is disclosed now.
     When `record`, audit each answer as `action` by `operation` (a read, or the write that
-    answers with it) with the consents it rests on."""
-    now = utcnow()
+    answers with it) with the consents it rests on. `in_force`: per referral, its consents
+    read with it under `in_force_scope(principal, now)` (see `policy.decide`)."""
     decisions = await decide(
         uow,
         principal,
@@ -588,7 +592,8 @@ async def _views(
             Disclosure(r.patient_id, r.requester_organization_id, _withheld_classes(r))
             for r in referrals
         ],
-        now,
+        now or utcnow(),
+        in_force,
     )
     views = []
     records = []
@@ -629,10 +634,20 @@ async def get_referrals(
 ) -> list[ReferralView | DomainError]:
     """Referrals by id, each as the caller may see it, or why it may not (for DataLoaders)."""
     require(principal, Capability.READ_REFERRALS)
+    now = utcnow()
     async with uow:
-        found = await uow.referrals.get_many(ids)
-        mine = [r for r in found if r is not None and party_to(principal, r)]
-        views = {v.referral.id: v for v in await _views(uow, principal, mine, record=True)}
+        read = await uow.referrals.get_many_in_force(ids, in_force_scope(principal, now))
+        found = [None if item is None else item[0] for item in read]
+        mine = [item for item in read if item is not None and party_to(principal, item[0])]
+        shown = await _views(
+            uow,
+            principal,
+            [referral for referral, _ in mine],
+            record=True,
+            now=now,
+            in_force=[consents for _, consents in mine],
+        )
+        views = {v.referral.id: v for v in shown}
         results = await per_id(
             uow,
             principal,
@@ -660,13 +675,25 @@ async def list_referrals(
 ) -> Page[ReferralView]:
     """The caller's referrals (sent, received or both), keyset-paginated in `page.order`."""
     require(principal, Capability.READ_REFERRALS)
+    now = utcnow()
     async with uow:
-        rows = await uow.referrals.search(
+        rows = await uow.referrals.search_in_force(
             principal.organization_id,
-            within_caseload(principal, where), page.after, page.first + 1, page.order
+            within_caseload(principal, where),
+            page.after,
+            page.first + 1,
+            page.order,
+            in_force_scope(principal, now),
         )
-        found = page_from_rows(rows, page, lambda r: Keyset(r.updated_at, r.id))
-        views = await _views(uow, principal, found.items, record=True)
+        found = page_from_rows(rows, page, lambda r: Keyset(r[0].updated_at, r[0].id))
+        views = await _views(
+            uow,
+            principal,
+            [referral for referral, _ in found.items],
+            record=True,
+            now=now,
+            in_force=[consents for _, consents in found.items],
+        )
         await uow.commit()
     return Page(tuple(views), found.end_cursor, found.has_next_page)
 

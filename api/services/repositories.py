@@ -12,7 +12,7 @@ from typing import Any, Protocol
 from uuid import UUID
 
 from api.domain.audit import AuditEvent, AuditRecord
-from api.domain.consents import Consent
+from api.domain.consents import Consent, ConsentInForce, InForceScope
 from api.domain.deliveries import Subscription
 from api.domain.documents import ConsentForm
 from api.domain.events import DomainEvent
@@ -98,6 +98,12 @@ class SupporterRepository(Protocol):
 class PatientRepository(Protocol):
     async def add(self, patient: Patient) -> Patient: ...
     async def get_many(self, ids: Sequence[UUID]) -> list[Patient | None]: ...
+    async def get_many_in_force(
+        self, ids: Sequence[UUID], scope: InForceScope | None
+    ) -> list[tuple[Patient, tuple[ConsentInForce, ...]] | None]:
+        """`get_many`, each patient with their consents in force under `scope` (read in the
+        same statement)."""
+
     async def find_by_identifier(self, identifier: PatientIdentifier) -> list[Patient]:
         """Every organization's patients with this identifier (unique per organization)."""
     async def referral_organizations(self, patient_ids: Sequence[UUID]) -> dict[UUID, set[UUID]]:
@@ -136,6 +142,12 @@ class ReferralRepository(Protocol):
         A new version unless the referral was created in the same transaction."""
 
     async def get_many(self, ids: Sequence[UUID]) -> list[Referral | None]: ...
+    async def get_many_in_force(
+        self, ids: Sequence[UUID], scope: InForceScope | None
+    ) -> list[tuple[Referral, tuple[ConsentInForce, ...]] | None]:
+        """`get_many`, each referral with its patient's consents in force under `scope`
+        (read in the same statement)."""
+
     async def get_for_update(self, referral_id: UUID) -> Referral | None: ...
     async def search(
         self,
@@ -145,6 +157,18 @@ class ReferralRepository(Protocol):
         limit: int,
         order: Order = Order.NEWEST_CHANGE_FIRST,
     ) -> list[Referral]: ...
+    async def search_in_force(
+        self,
+        organization_id: UUID,
+        where: ReferralFilter,
+        after: Keyset | None,
+        limit: int,
+        order: Order,
+        scope: InForceScope | None,
+    ) -> list[tuple[Referral, tuple[ConsentInForce, ...]]]:
+        """`search`, each referral with its patient's consents in force under `scope` (read in
+        the same statement)."""
+
     async def search_for_patients(
         self,
         organization_id: UUID,
