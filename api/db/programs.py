@@ -13,30 +13,42 @@ from api.domain.programs import DeliveryMode, PeerProgram, ProgramKind
 from api.services.filters import ProgramFilter
 from api.services.pagination import Keyset, Order
 
-_COLUMNS = (
-    "id, organization_id, name, kind, description, languages, delivery_modes, eligibility, "
-    "capacity, accepting_referrals, substance_use_focus, version, created_at, updated_at, "
-    "location_ids"
+_NAMES = (
+    "id", "organization_id", "name", "kind", "description", "languages", "delivery_modes",
+    "eligibility", "capacity", "accepting_referrals", "substance_use_focus", "version",
+    "created_at", "updated_at", "location_ids",
 )
+_COLUMNS = ", ".join(_NAMES)
 
 
-def _program(row: asyncpg.Record) -> PeerProgram:
+def joined(prefix: str, program_column: str) -> tuple[str, str]:
+    """The columns (named `prefix` + column) and the join that read the program `program_column`
+    names in another table's statement; `from_joined` makes it a PeerProgram."""
+    columns = ", ".join(f"{prefix}.{name} AS {prefix}{name}" for name in _NAMES)
+    return columns, f"LEFT JOIN peer_programs {prefix} ON {prefix}.id = {program_column}"
+
+
+def from_joined(row: asyncpg.Record, prefix: str) -> PeerProgram | None:
+    return None if row[prefix + "id"] is None else _program(row, prefix)
+
+
+def _program(row: asyncpg.Record, prefix: str = "") -> PeerProgram:
     return PeerProgram(
-        id=row["id"],
-        organization_id=row["organization_id"],
-        name=row["name"],
-        kind=ProgramKind(row["kind"]),
-        description=row["description"],
-        languages=tuple(row["languages"]),
-        delivery_modes=tuple(DeliveryMode(m) for m in row["delivery_modes"]),
-        eligibility=row["eligibility"],
-        capacity=row["capacity"],
-        accepting_referrals=row["accepting_referrals"],
-        substance_use_focus=row["substance_use_focus"],
-        version=row["version"],
-        created_at=row["created_at"],
-        updated_at=row["updated_at"],
-        location_ids=tuple(row["location_ids"]),
+        id=row[prefix + "id"],
+        organization_id=row[prefix + "organization_id"],
+        name=row[prefix + "name"],
+        kind=ProgramKind(row[prefix + "kind"]),
+        description=row[prefix + "description"],
+        languages=tuple(row[prefix + "languages"]),
+        delivery_modes=tuple(DeliveryMode(m) for m in row[prefix + "delivery_modes"]),
+        eligibility=row[prefix + "eligibility"],
+        capacity=row[prefix + "capacity"],
+        accepting_referrals=row[prefix + "accepting_referrals"],
+        substance_use_focus=row[prefix + "substance_use_focus"],
+        version=row[prefix + "version"],
+        created_at=row[prefix + "created_at"],
+        updated_at=row[prefix + "updated_at"],
+        location_ids=tuple(row[prefix + "location_ids"]),
     )
 
 

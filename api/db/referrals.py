@@ -10,10 +10,10 @@ from uuid import UUID
 
 import asyncpg
 
-from api.db import consents_in_force
+from api.db import consents_in_force, patients, programs
 from api.db.sql import Where, first_per_parent, keyset_after, keyset_order
 from api.db.verbatim import verbatim_json, verbatim_of
-from api.domain.consents import ConsentInForce, DataClass, InForceScope
+from api.domain.consents import DataClass, InForceScope
 from api.domain.errors import VersionConflict
 from api.domain.referrals import (
     Actor,
@@ -29,6 +29,7 @@ from api.domain.referrals import (
 from api.domain.verbatim import Verbatim
 from api.services.filters import ReferralBox, ReferralFilter
 from api.services.pagination import Keyset, Order
+from api.services.repositories import NO_RELATIONS, ReferralRead, ReferralRelations
 
 _COLUMNS = (
     "id, direction, requester_organization_id, performer_organization_id, program_id, "
@@ -216,20 +217,48 @@ def _identifier_patterns(tokens: Sequence[str]) -> list[list[dict[str, str | Non
     return patterns
 
 
-def _select(w: Where, scope: InForceScope | None) -> str:
-    """The head of a read of referrals, with the consents in force for the caller joined in
-    when there is a scope (see api/db/consents_in_force.py)."""
-    if scope is None:
-        return f"SELECT {_COLUMNS} FROM referrals"
-    joined = consents_in_force.join(w, "referrals.patient_id", scope)
-    return f"SELECT {_COLUMNS}, {consents_in_force.COLUMNS} FROM referrals {joined}"
+# Column prefixes of the relations a read joins in.
+_PATIENT = "patient__"
+_PROGRAM = "program__"
 
 
-def _with_consents(
-    rows: Sequence[asyncpg.Record], scope: InForceScope | None
-) -> list[tuple[Referral, tuple[ConsentInForce, ...]]]:
+def _read(
+    page: str, w: Where, scope: InForceScope | None, relations: ReferralRelations, order: str
+) -> str:
+    """The statement reading the referrals `page` selects (in `order`) with what the read
+    joins in: the consents in force under `scope` (see api/db/consents_in_force.py) and the
+    relations. Joined outside the page, so the page's own conditions stay unqualified."""
+    if scope is None and relations == NO_RELATIONS:
+        return page
+    columns = ["referrals.*"]
+    joins = []
+    if scope is not None:
+        columns.append(consents_in_force.COLUMNS)
+        joins.append(consents_in_force.join(w, "referrals.patient_id", scope))
+    for wanted, relation in (
+        (relations.patient, patients.joined(_PATIENT, "referrals.patient_id")),
+        (relations.program, programs.joined(_PROGRAM, "referrals.program_id")),
+    ):
+        if wanted:
+            columns.append(relation[0])
+            joins.append(relation[1])
+    return (
+        f"SELECT {', '.join(columns)} FROM ({page}) AS referrals {' '.join(joins)} "
+        f"ORDER BY {order}"
+    )
+
+
+def _reads(
+    rows: Sequence[asyncpg.Record], scope: InForceScope | None, relations: ReferralRelations
+) -> list[ReferralRead]:
     return [
-        (_referral(row), consents_in_force.consents_of(row) if scope else ()) for row in rows
+        ReferralRead(
+            _referral(row),
+            consents_in_force.consents_of(row) if scope else (),
+            patients.from_joined(row, _PATIENT) if relations.patient else None,
+            programs.from_joined(row, _PROGRAM) if relations.program else None,
+        )
+        for row in rows
     ]
 
 
@@ -311,14 +340,18 @@ class PostgresReferralRepository:
 
     async def get_many(self, ids: Sequence[UUID]) -> list[Referral | None]:
         found = await self.get_many_in_force(ids, None)
-        return [None if item is None else item[0] for item in found]
+        return [None if read is None else read.referral for read in found]
 
     async def get_many_in_force(
-        self, ids: Sequence[UUID], scope: InForceScope | None
-    ) -> list[tuple[Referral, tuple[ConsentInForce, ...]] | None]:
+        self,
+        ids: Sequence[UUID],
+        scope: InForceScope | None,
+        relations: ReferralRelations = NO_RELATIONS,
+    ) -> list[ReferralRead | None]:
         w = Where(list(ids))
-        rows = await self._db.fetch(f"{_select(w, scope)} WHERE id = ANY($1::uuid[])", *w.params)
-        found = {item[0].id: item for item in _with_consents(rows, scope)}
+        page = f"SELECT {_COLUMNS} FROM referrals WHERE id = ANY($1::uuid[])"
+        rows = await self._db.fetch(_read(page, w, scope, relations, "referrals.id"), *w.params)
+        found = {read.referral.id: read for read in _reads(rows, scope, relations)}
         return [found.get(i) for i in ids]
 
     async def get_for_update(self, referral_id: UUID) -> Referral | None:
@@ -336,7 +369,7 @@ class PostgresReferralRepository:
         order: Order = Order.NEWEST_CHANGE_FIRST,
     ) -> list[Referral]:
         found = await self.search_in_force(organization_id, where, after, limit, order, None)
-        return [referral for referral, _ in found]
+        return [read.referral for read in found]
 
     async def search_in_force(
         self,
@@ -346,14 +379,15 @@ class PostgresReferralRepository:
         limit: int,
         order: Order,
         scope: InForceScope | None,
-    ) -> list[tuple[Referral, tuple[ConsentInForce, ...]]]:
+        relations: ReferralRelations = NO_RELATIONS,
+    ) -> list[ReferralRead]:
         w = _conditions(organization_id, where, after, order)
-        head = _select(w, scope)
-        rows = await self._db.fetch(
-            f"{head} WHERE {w.sql()} ORDER BY {keyset_order(order)} LIMIT {w.param(limit)}",
-            *w.params,
+        page = (
+            f"SELECT {_COLUMNS} FROM referrals WHERE {w.sql()} "
+            f"ORDER BY {keyset_order(order)} LIMIT {w.param(limit)}"
         )
-        return _with_consents(rows, scope)
+        statement = _read(page, w, scope, relations, keyset_order(order, "referrals."))
+        return _reads(await self._db.fetch(statement, *w.params), scope, relations)
 
     async def search_for_patients(
         self,

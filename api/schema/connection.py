@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 import strawberry
 
@@ -19,10 +19,17 @@ class PageInfo:
     end_cursor: str | None
 
 
+def _cursor(root: Edge[Any]) -> str:
+    # Encoded only when the operation selects it (most pages never read their cursors).
+    position = root.position
+    return position if isinstance(position, str) else position.encode()
+
+
 @strawberry.type
 class Edge(Generic[Node]):
-    cursor: str
+    cursor: str = strawberry.field(resolver=_cursor)
     node: Node
+    position: strawberry.Private[Keyset | str]
 
 
 @strawberry.type
@@ -41,6 +48,6 @@ def connection_from_page(
     keyset: Callable[[Item], Keyset],
 ) -> Connection[Node]:
     return Connection(
-        edges=[Edge(cursor=keyset(item).encode(), node=node(item)) for item in page.items],
+        edges=[Edge(node=node(item), position=keyset(item)) for item in page.items],
         page_info=PageInfo(has_next_page=page.has_next_page, end_cursor=page.end_cursor),
     )

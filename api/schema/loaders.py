@@ -11,7 +11,7 @@ the response that asks with the same arguments shares one batch service call.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Hashable, Sequence
-from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any, TypeVar
 from uuid import UUID
 
@@ -43,7 +43,7 @@ from api.services import (
 from api.services.filters import ReferralFilter
 from api.services.pagination import Page, PageRequest
 from api.services.referrals import ReferralView
-from api.services.repositories import UnitOfWork
+from api.services.repositories import ReferralRelations, UnitOfWork
 
 UnitOfWorkFactory = Callable[[], UnitOfWork]
 V = TypeVar("V")
@@ -81,49 +81,76 @@ async def _read_task_outputs(
     return [found.get(referral_id, ()) for referral_id in referral_ids]
 
 
-@dataclass(frozen=True)
 class Loaders:
-    organizations: DataLoader[UUID, Organization]
-    programs: DataLoader[UUID, PeerProgram]
-    locations: DataLoader[UUID, Location]
-    supporters: DataLoader[UUID, PeerSupporter]
-    patients: DataLoader[UUID, Patient]
-    consents: DataLoader[UUID, Consent]
-    referrals: DataLoader[UUID, ReferralView]
-    referral_histories: DataLoader[UUID, list[StatusChange]]
-    sessions: DataLoader[UUID, PeerSession]
-    consents_by_patient: DataLoader[UUID, list[Consent]]
-    attendance_by_session: DataLoader[UUID, list[Attendance]]
-    attendance_by_patient: DataLoader[UUID, list[Attendance]]
-    outcomes_by_patient: DataLoader[UUID, list[OutcomeMeasure]]
-    task_outputs: DataLoader[UUID, tuple[UUID, ...]]
-    _unit_of_work: UnitOfWorkFactory = field(repr=False)
-    _principal: Principal = field(repr=False)
-    _per_arguments: dict[Hashable, DataLoader[UUID, Any]] = field(default_factory=dict, repr=False)
+    """The request's loaders, each made when first used (a request uses two or three of them)."""
+
+    def __init__(self, unit_of_work: UnitOfWorkFactory, principal: Principal) -> None:
+        self._unit_of_work = unit_of_work
+        self._principal = principal
+        self._per_arguments: dict[Hashable, DataLoader[UUID, Any]] = {}
 
     @classmethod
     def for_request(cls, unit_of_work: UnitOfWorkFactory, principal: Principal) -> Loaders:
-        def loader(read: BatchRead[V]) -> DataLoader[UUID, V]:
-            return _loader(unit_of_work, principal, read)
+        return cls(unit_of_work, principal)
 
-        return cls(
-            organizations=loader(_read_organizations),
-            programs=loader(_read_programs),
-            locations=loader(_read_locations),
-            supporters=loader(_read_supporters),
-            patients=loader(patients.get_patients),
-            consents=loader(consents.get_consents),
-            referrals=loader(referrals.get_referrals),
-            referral_histories=loader(referrals.referral_histories),
-            sessions=loader(_read_sessions),
-            consents_by_patient=loader(consents.consents_of_patients),
-            attendance_by_session=loader(sessions.attendance_for_sessions),
-            attendance_by_patient=loader(sessions.attendance_for_patients),
-            outcomes_by_patient=loader(outcomes.outcomes_for_patients),
-            task_outputs=loader(_read_task_outputs),
-            _unit_of_work=unit_of_work,
-            _principal=principal,
-        )
+    def _of(self, read: BatchRead[V]) -> DataLoader[UUID, V]:
+        return _loader(self._unit_of_work, self._principal, read)
+
+    @cached_property
+    def organizations(self) -> DataLoader[UUID, Organization]:
+        return self._of(_read_organizations)
+
+    @cached_property
+    def programs(self) -> DataLoader[UUID, PeerProgram]:
+        return self._of(_read_programs)
+
+    @cached_property
+    def locations(self) -> DataLoader[UUID, Location]:
+        return self._of(_read_locations)
+
+    @cached_property
+    def supporters(self) -> DataLoader[UUID, PeerSupporter]:
+        return self._of(_read_supporters)
+
+    @cached_property
+    def patients(self) -> DataLoader[UUID, Patient]:
+        return self._of(patients.get_patients)
+
+    @cached_property
+    def consents(self) -> DataLoader[UUID, Consent]:
+        return self._of(consents.get_consents)
+
+    @cached_property
+    def referrals(self) -> DataLoader[UUID, ReferralView]:
+        return self._of(referrals.get_referrals)
+
+    @cached_property
+    def referral_histories(self) -> DataLoader[UUID, list[StatusChange]]:
+        return self._of(referrals.referral_histories)
+
+    @cached_property
+    def sessions(self) -> DataLoader[UUID, PeerSession]:
+        return self._of(_read_sessions)
+
+    @cached_property
+    def consents_by_patient(self) -> DataLoader[UUID, list[Consent]]:
+        return self._of(consents.consents_of_patients)
+
+    @cached_property
+    def attendance_by_session(self) -> DataLoader[UUID, list[Attendance]]:
+        return self._of(sessions.attendance_for_sessions)
+
+    @cached_property
+    def attendance_by_patient(self) -> DataLoader[UUID, list[Attendance]]:
+        return self._of(sessions.attendance_for_patients)
+
+    @cached_property
+    def outcomes_by_patient(self) -> DataLoader[UUID, list[OutcomeMeasure]]:
+        return self._of(outcomes.outcomes_for_patients)
+
+    @cached_property
+    def task_outputs(self) -> DataLoader[UUID, tuple[UUID, ...]]:
+        return self._of(_read_task_outputs)
 
     def programs_of_organizations(self, page: PageRequest) -> DataLoader[UUID, Page[PeerProgram]]:
         async def read(uow: UnitOfWork, principal: Principal, ids: list[UUID]) -> Sequence[Any]:
@@ -138,6 +165,14 @@ class Loaders:
             return await supporters.supporters_of_organizations(uow, principal, ids, page)
 
         return self._per(("supporters_of_organizations", page), read)
+
+    def referrals_with(self, relations: ReferralRelations) -> DataLoader[UUID, ReferralView]:
+        """Referrals read with these relations in the same statement (see `get_referrals`)."""
+
+        async def read(uow: UnitOfWork, principal: Principal, ids: list[UUID]) -> Sequence[Any]:
+            return await referrals.get_referrals(uow, principal, ids, relations)
+
+        return self._per(("referrals_with", relations), read)
 
     def referrals_of_patients(
         self, where: ReferralFilter, page: PageRequest

@@ -23,7 +23,13 @@ from api.schema.node import Node
 from api.schema.organization import Organization, load_organization
 from api.schema.patient import Patient, load_patient
 from api.schema.program import PeerProgram, ProgramFilterInput, load_program, program_connection
-from api.schema.referral import Referral, ReferralFilterInput, load_referral, referral_connection
+from api.schema.referral import (
+    Referral,
+    ReferralFilterInput,
+    load_referral,
+    load_referral_with_relations,
+    referral_connection,
+)
 from api.schema.session import load_session
 from api.schema.supporter import (
     PeerSupporter,
@@ -85,7 +91,9 @@ class Query:
             limit=page.first + 1,
         )
         items = found[: page.first]
-        edges = [Edge(cursor=_name_cursor(o.name), node=Organization.from_domain(o)) for o in items]
+        edges = [
+            Edge(node=Organization.from_domain(o), position=_name_cursor(o.name)) for o in items
+        ]
         return Connection(
             edges=edges,
             page_info=PageInfo(
@@ -157,7 +165,7 @@ class Query:
 
     @strawberry.field
     async def referral(self, info: Info, id: strawberry.ID) -> Referral | None:
-        return await load_referral(info, parse_id(id, "id"))
+        return await load_referral_with_relations(info, parse_id(id, "id"))
 
     @strawberry.field(description="A patient's consents your organization is party to.")
     async def consents(self, info: Info, patient_id: strawberry.ID) -> list[Consent] | None:

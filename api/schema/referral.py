@@ -42,6 +42,7 @@ from api.services import referrals
 from api.services.filters import ReferralBox, ReferralFilter
 from api.services.pagination import Keyset, Page, PageRequest
 from api.services.referrals import ReferralView
+from api.services.repositories import NO_RELATIONS, ReferralRelations
 
 
 @strawberry.federation.type(
@@ -183,6 +184,38 @@ async def load_referral(info: Info, referral_id: UUID) -> Referral:
     return Referral.from_view(await info.context.loaders.referrals.load(referral_id))
 
 
+async def load_referral_with_relations(info: Info, referral_id: UUID) -> Referral:
+    """A referral with the relations the operation selects under it, read together in one
+    statement; their fields then answer from the loaders it primed."""
+    relations = _selected_relations(info)
+    if relations == NO_RELATIONS:
+        return await load_referral(info, referral_id)
+    view = await info.context.loaders.referrals_with(relations).load(referral_id)
+    _prime(info, [view])
+    return Referral.from_view(view)
+
+
+def _selected_relations(
+    info: Info, paths: Sequence[tuple[str, ...]] = ((),)
+) -> ReferralRelations:
+    """The relations the operation selects under the referrals at `paths` of this field."""
+    return ReferralRelations(
+        patient=any(selects(info, *path, "patient") for path in paths),
+        program=any(selects(info, *path, "program") for path in paths),
+    )
+
+
+def _prime(info: Info, views: Sequence[ReferralView]) -> None:
+    """Put the referrals, and the relations read with them, in the request's loaders."""
+    loaders = info.context.loaders
+    for view in views:
+        loaders.referrals.prime(view.referral.id, view)
+        if view.patient is not None:
+            loaders.patients.prime(view.patient.id, view.patient)
+        if view.program is not None:
+            loaders.programs.prime(view.program.id, view.program)
+
+
 @strawberry.input(description="Narrow the referral list; every condition must hold.")
 class ReferralFilterInput:
     box: ReferralBox = ReferralBox.ALL
@@ -210,11 +243,20 @@ class ReferralFilterInput:
         )
 
 
+# Where a connection's nodes are selected.
+_NODE_PATHS = (("edges", "node"), ("nodes",))
+
+
 async def referral_connection(
     info: Info, where: ReferralFilter, first: int | None, after: str | None
 ) -> Connection[Referral]:
+    relations = _selected_relations(info, _NODE_PATHS)
     page = await referrals.list_referrals(
-        info.context.unit_of_work(), info.context.principal, where, PageRequest.of(first, after)
+        info.context.unit_of_work(),
+        info.context.principal,
+        where,
+        PageRequest.of(first, after),
+        relations,
     )
     return await _connection(info, page)
 
@@ -228,9 +270,7 @@ async def referrals_of_patient(
 
 
 async def _connection(info: Info, page: Page[ReferralView]) -> Connection[Referral]:
-    loader = info.context.loaders.referrals
-    for view in page.items:
-        loader.prime(view.referral.id, view)
+    _prime(info, page.items)
     await _prefetch_relations(info, page.items)
     return connection_from_page(
         page, Referral.from_view, lambda v: Keyset(v.referral.updated_at, v.referral.id)
@@ -243,7 +283,7 @@ async def _prefetch_relations(info: Info, views: Sequence[ReferralView]) -> None
     shown = [v.referral for v in views]
     disclosed = [v.referral for v in views if v.withheld is None]
     batches = []
-    for path in (("edges", "node"), ("nodes",)):
+    for path in _NODE_PATHS:
         if selects(info, *path, "patient"):
             batches.append(prefetch(loaders.patients, (r.patient_id for r in disclosed)))
         if selects(info, *path, "program"):

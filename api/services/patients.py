@@ -31,6 +31,11 @@ from api.services.repositories import UnitOfWork
 _DEMOGRAPHICS = frozenset({DataClass.DEMOGRAPHICS})
 
 
+def disclosure_of(patient: Patient) -> Disclosure:
+    """What reading a patient's record discloses: the demographics its holder recorded."""
+    return Disclosure(patient.id, patient.managing_organization_id, _DEMOGRAPHICS)
+
+
 @dataclass(frozen=True)
 class RegisterPatient:
     identifiers: tuple[PatientIdentifier, ...]
@@ -170,7 +175,7 @@ async def get_patients(
             [None if item is None else item[0] for item in read],
             resource_type="Patient",
             operation="readPatient",
-            disclosure=lambda p: Disclosure(p.id, p.managing_organization_id, _DEMOGRAPHICS),
+            disclosure=disclosure_of,
             now=now,
             in_force=[() if item is None else item[1] for item in read],
         )

@@ -321,24 +321,48 @@ async def disclosed(
 ) -> list[R]:
     """Of a list, the records disclosed to the caller now (no refusal: a list shows what it may).
     Each one shown is audited with the consents it rested on and their purpose."""
-    requests = [disclosure(record) for record in records]
-    decisions = await decide(uow, principal, requests, utcnow())
-    shown = [(r, q, d) for r, q, d in zip(records, requests, decisions, strict=True) if d.permitted]
-    await uow.audit.add_many(
-        [
-            audit(
-                principal,
-                action=AuditAction.READ,
-                operation=operation,
-                resource_type=resource_type,
-                resource_id=resource_id(record),
-                patient_id=request.patient_id,
-                consent=decision,
-            )
-            for record, request, decision in shown
-        ]
+    shown, records_of_reads = await disclosures(
+        uow,
+        principal,
+        records,
+        resource_type=resource_type,
+        operation=operation,
+        disclosure=disclosure,
+        resource_id=resource_id,
     )
-    return [record for record, _, _ in shown]
+    await uow.audit.add_many(records_of_reads)
+    return shown
+
+
+async def disclosures(
+    uow: UnitOfWork,
+    principal: Principal,
+    records: Sequence[R],
+    *,
+    resource_type: str,
+    operation: str,
+    disclosure: Callable[[R], Disclosure],
+    resource_id: Callable[[R], UUID],
+    now: datetime | None = None,
+    in_force: Sequence[Sequence[ConsentInForce]] | None = None,
+) -> tuple[list[R], list[AuditRecord]]:
+    """`disclosed`, the audit rows returned for the caller to write with its others (one
+    INSERT per request); `in_force` as for `decide`."""
+    requests = [disclosure(record) for record in records]
+    decisions = await decide(uow, principal, requests, now or utcnow(), in_force)
+    shown = [(r, q, d) for r, q, d in zip(records, requests, decisions, strict=True) if d.permitted]
+    return [record for record, _, _ in shown], [
+        audit(
+            principal,
+            action=AuditAction.READ,
+            operation=operation,
+            resource_type=resource_type,
+            resource_id=resource_id(record),
+            patient_id=request.patient_id,
+            consent=decision,
+        )
+        for record, request, decision in shown
+    ]
 
 
 async def per_id(

@@ -13,8 +13,8 @@ from datetime import datetime
 from uuid import UUID
 
 from api.domain import text
-from api.domain.audit import AuditAction
-from api.domain.consents import ConsentInForce, DataClass
+from api.domain.audit import AuditAction, AuditRecord
+from api.domain.consents import DataClass
 from api.domain.errors import (
     DomainError,
     Forbidden,
@@ -25,7 +25,9 @@ from api.domain.errors import (
 )
 from api.domain.events import DomainEvent
 from api.domain.organizations import Organization, OrganizationKind
+from api.domain.patients import Patient
 from api.domain.principal import Principal
+from api.domain.programs import PeerProgram
 from api.domain.referrals import (
     DEFAULT_SERVICE,
     OPEN_STATUSES,
@@ -44,7 +46,7 @@ from api.domain.referrals import (
 from api.domain.supporters import check_assignable
 from api.domain.text import check_texts, coding_checks, texts_problems
 from api.domain.verbatim import NOTHING_KEPT, Verbatim
-from api.services import idempotency
+from api.services import idempotency, patients
 from api.services.filters import ReferralFilter
 from api.services.pagination import Keyset, Page, PageRequest, page_from_rows
 from api.services.policy import (
@@ -53,9 +55,11 @@ from api.services.policy import (
     Disclosure,
     Refusal,
     actor_of,
+    allows,
     audit,
     consent_for_recipient,
     decide,
+    disclosures,
     in_force_scope,
     party_to,
     per_id,
@@ -65,7 +69,12 @@ from api.services.policy import (
     utcnow,
     within_caseload,
 )
-from api.services.repositories import UnitOfWork
+from api.services.repositories import (
+    NO_RELATIONS,
+    ReferralRead,
+    ReferralRelations,
+    UnitOfWork,
+)
 
 DEFAULT_SHARED = frozenset({DataClass.DEMOGRAPHICS, DataClass.REFERRAL})
 
@@ -113,6 +122,10 @@ class ReferralView:
     referral: Referral
     role: Role
     withheld: DomainError | None = None
+    # Relations read with it (`ReferralRelations`): the patient only when disclosed to the
+    # caller; None when not read with it.
+    patient: Patient | None = None
+    program: PeerProgram | None = None
 
 
 # --- commands ---------------------------------------------------------------------------------
@@ -578,26 +591,51 @@ async def _views(
     action: AuditAction = AuditAction.READ,
     operation: str = "readReferral",
     detail_code: str | None = None,
-    now: datetime | None = None,
-    in_force: Sequence[Sequence[ConsentInForce]] | None = None,
 ) -> list[ReferralView]:
     """Decide, for each referral the caller is party to, whether its PHI is disclosed now.
     When `record`, audit each answer as `action` by `operation` (a read, or the write that
-    answers with it) with the consents it rests on. `in_force`: per referral, its consents
-    read with it under `in_force_scope(principal, now)` (see `policy.decide`)."""
+    answers with it) with the consents it rests on."""
+    views, records = await _decided(
+        uow,
+        principal,
+        [ReferralRead(referral) for referral in referrals],
+        action=action,
+        operation=operation,
+        detail_code=detail_code,
+        now=utcnow(),
+        joined=False,
+    )
+    if record:
+        await uow.audit.add_many(records)
+    return views
+
+
+async def _decided(
+    uow: UnitOfWork,
+    principal: Principal,
+    reads: Sequence[ReferralRead],
+    *,
+    action: AuditAction,
+    operation: str,
+    detail_code: str | None,
+    now: datetime,
+    joined: bool,
+) -> tuple[list[ReferralView], list[AuditRecord]]:
+    """`_views`, with the audit rows returned unwritten. `joined`: the reads carry the
+    consents in force under `in_force_scope(principal, now)` (see `policy.decide`)."""
     decisions = await decide(
         uow,
         principal,
         [
             Disclosure(r.patient_id, r.requester_organization_id, _withheld_classes(r))
-            for r in referrals
+            for r in (read.referral for read in reads)
         ],
-        now or utcnow(),
-        in_force,
+        now,
+        [read.in_force for read in reads] if joined else None,
     )
     views = []
     records = []
-    for referral, decision in zip(referrals, decisions, strict=True):
+    for referral, decision in zip((read.referral for read in reads), decisions, strict=True):
         role = referral.role_of(principal.organization_id)
         assert role is not None, "callers filter by tenancy first"
         if decision.permitted:
@@ -616,9 +654,63 @@ async def _views(
                 detail_code=detail_code if decision.permitted else "REDACTED",
             )
         )
-    if record:
-        await uow.audit.add_many(records)
-    return views
+    return views, records
+
+
+def _allowed(principal: Principal, relations: ReferralRelations) -> ReferralRelations:
+    """The relations the caller's scopes let it read: only those join in (the others' own
+    reads refuse them, as they always did)."""
+    return ReferralRelations(
+        patient=relations.patient and allows(principal, Capability.READ_PATIENTS),
+        program=relations.program and allows(principal, Capability.READ_PROGRAMS),
+    )
+
+
+async def _read_views(
+    uow: UnitOfWork, principal: Principal, reads: Sequence[ReferralRead], now: datetime
+) -> list[ReferralView]:
+    """Views of referrals read with their consents and relations in one statement, every
+    answer audited in one INSERT. A joined patient comes with its referral only when its own
+    disclosure (demographics) is permitted now, audited as the patient read it is; otherwise
+    the patient's own read answers for it (with its refusal), as without the join."""
+    views, records = await _decided(
+        uow,
+        principal,
+        reads,
+        action=AuditAction.READ,
+        operation="readReferral",
+        detail_code=None,
+        now=now,
+        joined=True,
+    )
+    candidates = {
+        read.patient.id: (read.patient, read.in_force)
+        for read, view in zip(reads, views, strict=True)
+        if read.patient is not None and view.withheld is None
+    }
+    shown, patient_reads = await disclosures(
+        uow,
+        principal,
+        [patient for patient, _ in candidates.values()],
+        resource_type="Patient",
+        operation="readPatient",
+        disclosure=patients.disclosure_of,
+        resource_id=lambda patient: patient.id,
+        now=now,
+        in_force=[in_force for _, in_force in candidates.values()],
+    )
+    await uow.audit.add_many(records + patient_reads)
+    disclosed = {patient.id for patient in shown}
+    return [
+        replace(
+            view,
+            patient=read.patient
+            if view.withheld is None and view.referral.patient_id in disclosed
+            else None,
+            program=read.program,
+        )
+        for view, read in zip(views, reads, strict=True)
+    ]
 
 
 async def views_of(
@@ -630,24 +722,22 @@ async def views_of(
 
 
 async def get_referrals(
-    uow: UnitOfWork, principal: Principal, ids: Sequence[UUID]
+    uow: UnitOfWork,
+    principal: Principal,
+    ids: Sequence[UUID],
+    relations: ReferralRelations = NO_RELATIONS,
 ) -> list[ReferralView | DomainError]:
-    """Referrals by id, each as the caller may see it, or why it may not (for DataLoaders)."""
+    """Referrals by id, each as the caller may see it (with the `relations` it may read), or
+    why it may not (for DataLoaders)."""
     require(principal, Capability.READ_REFERRALS)
     now = utcnow()
     async with uow:
-        read = await uow.referrals.get_many_in_force(ids, in_force_scope(principal, now))
-        found = [None if item is None else item[0] for item in read]
-        mine = [item for item in read if item is not None and party_to(principal, item[0])]
-        shown = await _views(
-            uow,
-            principal,
-            [referral for referral, _ in mine],
-            record=True,
-            now=now,
-            in_force=[consents for _, consents in mine],
+        read = await uow.referrals.get_many_in_force(
+            ids, in_force_scope(principal, now), _allowed(principal, relations)
         )
-        views = {v.referral.id: v for v in shown}
+        found = [None if item is None else item.referral for item in read]
+        mine = [item for item in read if item is not None and party_to(principal, item.referral)]
+        views = {v.referral.id: v for v in await _read_views(uow, principal, mine, now)}
         results = await per_id(
             uow,
             principal,
@@ -671,9 +761,14 @@ async def get_referral(uow: UnitOfWork, principal: Principal, referral_id: UUID)
 
 
 async def list_referrals(
-    uow: UnitOfWork, principal: Principal, where: ReferralFilter, page: PageRequest
+    uow: UnitOfWork,
+    principal: Principal,
+    where: ReferralFilter,
+    page: PageRequest,
+    relations: ReferralRelations = NO_RELATIONS,
 ) -> Page[ReferralView]:
-    """The caller's referrals (sent, received or both), keyset-paginated in `page.order`."""
+    """The caller's referrals (sent, received or both), keyset-paginated in `page.order`,
+    with the `relations` the caller may read."""
     require(principal, Capability.READ_REFERRALS)
     now = utcnow()
     async with uow:
@@ -684,16 +779,12 @@ async def list_referrals(
             page.first + 1,
             page.order,
             in_force_scope(principal, now),
+            _allowed(principal, relations),
         )
-        found = page_from_rows(rows, page, lambda r: Keyset(r[0].updated_at, r[0].id))
-        views = await _views(
-            uow,
-            principal,
-            [referral for referral, _ in found.items],
-            record=True,
-            now=now,
-            in_force=[consents for _, consents in found.items],
+        found = page_from_rows(
+            rows, page, lambda read: Keyset(read.referral.updated_at, read.referral.id)
         )
+        views = await _read_views(uow, principal, found.items, now)
         await uow.commit()
     return Page(tuple(views), found.end_cursor, found.has_next_page)
 

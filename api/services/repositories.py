@@ -6,6 +6,7 @@ Repositories never open transactions: the unit of work owns the boundary.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from types import TracebackType
 from typing import Any, Protocol
@@ -35,6 +36,28 @@ from api.services.filters import (
     SupporterFilter,
 )
 from api.services.pagination import Keyset, Order
+
+
+@dataclass(frozen=True)
+class ReferralRelations:
+    """The relations a read of referrals joins in: those the caller will show with them."""
+
+    patient: bool = False
+    program: bool = False
+
+
+NO_RELATIONS = ReferralRelations()
+
+
+@dataclass(frozen=True)
+class ReferralRead:
+    """A referral as one statement reads it: its patient's consents in force under the read's
+    `InForceScope` (none without one) and the relations the read joined (None otherwise)."""
+
+    referral: Referral
+    in_force: tuple[ConsentInForce, ...] = ()
+    patient: Patient | None = None
+    program: PeerProgram | None = None
 
 
 class OrganizationRepository(Protocol):
@@ -143,10 +166,13 @@ class ReferralRepository(Protocol):
 
     async def get_many(self, ids: Sequence[UUID]) -> list[Referral | None]: ...
     async def get_many_in_force(
-        self, ids: Sequence[UUID], scope: InForceScope | None
-    ) -> list[tuple[Referral, tuple[ConsentInForce, ...]] | None]:
-        """`get_many`, each referral with its patient's consents in force under `scope`
-        (read in the same statement)."""
+        self,
+        ids: Sequence[UUID],
+        scope: InForceScope | None,
+        relations: ReferralRelations = NO_RELATIONS,
+    ) -> list[ReferralRead | None]:
+        """`get_many`, each referral with its patient's consents in force under `scope` and
+        the `relations`, all read in one statement."""
 
     async def get_for_update(self, referral_id: UUID) -> Referral | None: ...
     async def search(
@@ -165,9 +191,10 @@ class ReferralRepository(Protocol):
         limit: int,
         order: Order,
         scope: InForceScope | None,
-    ) -> list[tuple[Referral, tuple[ConsentInForce, ...]]]:
-        """`search`, each referral with its patient's consents in force under `scope` (read in
-        the same statement)."""
+        relations: ReferralRelations = NO_RELATIONS,
+    ) -> list[ReferralRead]:
+        """`search`, each referral with its patient's consents in force under `scope` and the
+        `relations`, all read in one statement."""
 
     async def search_for_patients(
         self,

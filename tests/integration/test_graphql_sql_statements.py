@@ -4,6 +4,7 @@ DataLoader (one service call per relation per tick)."""
 
 from __future__ import annotations
 
+import re
 import secrets
 from datetime import UTC, date, datetime, timedelta
 
@@ -34,6 +35,10 @@ query Inbox($first: Int!) {
     } }
   }
 }"""
+
+
+# A statement reading patients: their own read, or one joining them in (a page of referrals).
+_READS_PATIENTS = re.compile(r"\b(FROM|JOIN) patients\b")
 
 
 async def _fill_inbox(network: Network, count: int) -> None:
@@ -122,8 +127,8 @@ async def test_fragments_prefetch_alike_and_a_skipped_patient_is_neither_read_no
 
     assert [e["node"]["patient"]["givenName"] for e in data["referrals"]["edges"]]
     assert await patient_reads() == before
-    assert not any("FROM patients" in statement for statement in skipped_run.statements)
-    assert sum("FROM patients" in statement for statement in fragment_run.statements) == 1
+    assert not any(_READS_PATIENTS.search(s) for s in skipped_run.statements)
+    assert sum(bool(_READS_PATIENTS.search(s)) for s in fragment_run.statements) == 1
 
 
 DIRECTORY = """
@@ -263,3 +268,41 @@ async def test_referrals_of_many_patients_run_the_same_statements_as_of_two(
     assert len(ten.statements) == len(two.statements), (two.statements, ten.statements)
     referral_searches = [s for s in ten.statements if "FROM referrals" in s and "ANY" in s]
     assert sum("PARTITION BY patient_id" in s for s in referral_searches) == 1
+
+
+PAGE_WITH_RELATIONS = """
+query Inbox($first: Int!) {
+  referrals(first: $first, filter: {box: INBOX}) {
+    edges { node { id status priority patient { givenName familyName } program { name } } }
+  }
+}"""
+
+ONE_WITH_RELATIONS = """
+query One($id: ID!) {
+  referral(id: $id) { id status priority patient { givenName familyName } program { name } }
+}"""
+
+
+async def test_a_page_or_a_referral_with_patient_and_program_is_one_read_and_one_audit_insert(
+    app: Starlette, client: httpx.AsyncClient, pool: asyncpg.Pool, network: Network
+) -> None:
+    await _fill_inbox(network, 12)
+    peer = await GraphQL.as_organization(client, pool, network.peer)
+    first = await peer.data(PAGE_WITH_RELATIONS, first=1)  # warm the caches
+    one_id = first["referrals"]["edges"][0]["node"]["id"]
+    await peer.data(ONE_WITH_RELATIONS, id=one_id)
+
+    with counting_statements(app) as page_run:
+        page = await peer.data(PAGE_WITH_RELATIONS, first=10)
+    with counting_statements(app) as one_run:
+        one = await peer.data(ONE_WITH_RELATIONS, id=one_id)
+
+    nodes = [edge["node"] for edge in page["referrals"]["edges"]]
+    assert len(nodes) == 10
+    assert all(n["patient"]["familyName"] and n["program"]["name"] for n in nodes)
+    assert one["referral"]["patient"] == nodes[0]["patient"]
+    # The referrals with their patients' consents, patients and programs in one SELECT, and
+    # one INSERT of every audit row (the referrals' and the patients'), in one transaction.
+    for run in (page_run, one_run):
+        kinds = [statement.split()[0] for statement in run.statements]
+        assert kinds == ["BEGIN;", "SELECT", "INSERT", "COMMIT;"], run.statements
