@@ -224,22 +224,6 @@ class GraphQLEndpoint(GraphQL[GraphQLContext, None]):
         """WebSocket messages (text frames)."""
         return dumps(data).decode()
 
-    def create_response(
-        self,
-        response_data: GraphQLHTTPResponse | list[GraphQLHTTPResponse],
-        sub_response: Response,
-    ) -> Response:
-        """The HTTP answer, its body encoded once as bytes (see api/wire_json.py)."""
-        response = Response(
-            dumps(response_data),
-            status_code=sub_response.status_code or 200,
-            media_type="application/json",
-        )
-        response.headers.raw.extend(sub_response.headers.raw)
-        if sub_response.background:
-            response.background = sub_response.background
-        return response
-
     def decode_json(self, data: str | bytes) -> object:
         """WebSocket messages: a refusal closes the socket as any non-JSON message does."""
         try:
@@ -300,13 +284,22 @@ class GraphQLEndpoint(GraphQL[GraphQLContext, None]):
     ) -> Response:
         """A request that failed whole for a passing reason (database down, pool exhausted,
         rate limit) answers that reason's HTTP status with `Retry-After`, so clients and
-        gateways that only read the status still back off and retry."""
+        gateways that only read the status still back off and retry. The body is encoded once,
+        as bytes (see api/wire_json.py)."""
         if isinstance(response_data, dict):
             retry = retry_of_failed_request(dict(response_data))
             if retry is not None:
                 sub_response.status_code, retry_after_s = retry
                 sub_response.headers["retry-after"] = str(retry_after_s)
-        return super().create_response(response_data, sub_response)
+        response = Response(
+            dumps(response_data),
+            status_code=sub_response.status_code or 200,
+            media_type="application/json",
+        )
+        response.headers.raw.extend(sub_response.headers.raw)
+        if sub_response.background:
+            response.background = sub_response.background
+        return response
 
 
 def _named(name: str) -> Callable[[object], str]:
