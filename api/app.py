@@ -13,6 +13,7 @@ import logging
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 
+from opentelemetry.sdk.trace import TracerProvider
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.routing import BaseRoute
@@ -29,6 +30,10 @@ from api.events import runtime as events_runtime
 from api.events import schedule as events_schedule
 from api.integrations.fhir.rest import routes as fhir_routes
 from api.middleware import AccessLogMiddleware, BodySizeLimitMiddleware, RetryLaterMiddleware
+from api.observability import http as observability_http
+from api.observability import tracing
+from api.observability.http import MetricsMiddleware
+from api.rate_limits import RateLimitMiddleware
 from api.schema import http as graphql_http
 from api.settings import Settings
 
@@ -37,6 +42,7 @@ LifespanPart = Callable[[Starlette], AbstractAsyncContextManager[None]]
 
 _ROUTE_BUILDERS: tuple[RouteBuilder, ...] = (
     health.routes,
+    observability_http.routes,
     auth_routes.routes,
     graphql_http.routes,
     fhir_routes.routes,
@@ -59,11 +65,14 @@ _POOL_CLOSE_TIMEOUT_S = 10.0
 _log = logging.getLogger(__name__)
 
 
-def _middleware(settings: Settings) -> list[Middleware]:
+def _middleware(settings: Settings, tracer_provider: TracerProvider | None) -> list[Middleware]:
     # Outermost first: the access log also records the 413s the body limit answers, and the
     # 503s and 429s answered for whatever is below. The body limit and authentication refuse
     # in the shape of the door a path belongs to.
+    traces = tracing.middleware(tracer_provider) if tracer_provider is not None else []
     return [
+        *traces,
+        Middleware(MetricsMiddleware),
         Middleware(AccessLogMiddleware),
         Middleware(RetryLaterMiddleware, retry_later=door_refusals.retry_later),
         Middleware(
@@ -72,11 +81,14 @@ def _middleware(settings: Settings) -> list[Middleware]:
             door_refusal=door_refusals.door_refusal,
         ),
         Middleware(AuthenticationMiddleware, door_refusal=door_refusals.door_refusal),
+        Middleware(RateLimitMiddleware, settings=settings),
     ]
 
 
-def create_app(settings: Settings) -> Starlette:
-    """Build the ASGI app; the database pool opens and closes with the app's lifespan."""
+def create_app(settings: Settings, tracer_provider: TracerProvider | None = None) -> Starlette:
+    """Build the ASGI app; the database pool opens and closes with the app's lifespan.
+    Traces go to `tracer_provider`, else as the `OTEL_*` variables say (default: off)."""
+    tracer_provider = tracer_provider or tracing.provider_from_environment()
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -88,15 +100,18 @@ def create_app(settings: Settings) -> Starlette:
                 yield
         finally:
             await _close_pool(app)
+            if tracer_provider is not None:
+                tracer_provider.force_flush()
 
     routes = [route for build in _ROUTE_BUILDERS for route in build(settings)]
     app = Starlette(
         routes=routes,
-        middleware=_middleware(settings),
+        middleware=_middleware(settings, tracer_provider),
         exception_handlers=door_refusals.exception_handlers(),
         lifespan=lifespan,
     )
     app.state.settings = settings
+    app.state.tracer_provider = tracer_provider
     return app
 
 

@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.domain.errors import DomainError, Retryable, TooLarge
+from api.observability.tracing import request_trace_id
 
 # (path, error, headers) → the refusal in the shape of the door serving `path`, or None for
 # paths outside the doors (see api/door_refusals.py, which create_app passes in).
@@ -30,7 +31,8 @@ _MAX_LOGGED_PATH = 200
 
 
 class AccessLogMiddleware:
-    """One line per HTTP request: method, path, status, duration. Nothing else.
+    """One line per HTTP request: method, path, status, duration and the trace id its audit
+    rows carry (see `api.observability.tracing`). Nothing else.
 
     Never the query string (FHIR search parameters name patients), headers (tokens) or bodies.
     """
@@ -55,11 +57,12 @@ class AccessLogMiddleware:
             await self.app(scope, receive, send_and_note_status)
         finally:
             _access_log.info(
-                "%s %s %d %.1fms",
+                "%s %s %d %.1fms trace=%s",
                 scope["method"],
                 _printable(scope["path"]),
                 status,
                 (time.perf_counter() - started) * 1000,
+                request_trace_id(scope) or "-",
             )
 
 

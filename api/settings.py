@@ -151,6 +151,20 @@ class Settings(BaseSettings):
     # requires https endpoints.)
     subscription_allow_private_endpoints: bool | None = None
 
+    # --- rate limits (api/rate_limits.py; per process: N workers allow N times these) ---------
+    # Requests per second (refill) and burst per OAuth client, on every authenticated request;
+    # 0 = no limit.
+    rate_limit_client_rps: float = Field(default=0.0, ge=0)
+    rate_limit_client_burst: int = Field(default=100, ge=1)
+    # POST /oauth/token per source address (bounds secret guessing and token storms); 0 = none.
+    rate_limit_token_rps: float = Field(default=20.0, ge=0)
+    rate_limit_token_burst: int = Field(default=100, ge=1)
+
+    # --- observability (api/observability) ------------------------------------------------------
+    # Bearer token a Prometheus scraper must send to GET /metrics. Unset: /metrics is open in
+    # development and not served in production. repr=False: it is a secret.
+    metrics_token: str | None = Field(default=None, min_length=16, repr=False)
+
     # --- GraphQL (api/schema) ------------------------------------------------------------------
     # Introspection and GraphiQL: None = on in development, off in production.
     graphql_introspection: bool | None = None

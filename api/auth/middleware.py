@@ -8,7 +8,6 @@ door runs. Public paths (health, discovery, JWKS, token endpoint) skip token che
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Sequence
 
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -18,11 +17,13 @@ from api.auth.jws import TokenRejected
 from api.auth.runtime import AuthRuntime
 from api.domain.errors import Unauthenticated
 from api.middleware import DoorRefusal
+from api.observability.metrics import TOKEN_REFUSALS
+from api.observability.tracing import request_trace_id
 
 log = logging.getLogger(__name__)
 
-PUBLIC_PATH_PREFIXES = ("/healthz", "/readyz", "/.well-known/", "/oauth/")
-_TRACEPARENT = re.compile(r"^[0-9a-f]{2}-([0-9a-f]{32})-[0-9a-f]{16}-[0-9a-f]{2}$")
+# /metrics checks its own scraper token (api/observability/http.py), not an OAuth one.
+PUBLIC_PATH_PREFIXES = ("/healthz", "/readyz", "/.well-known/", "/oauth/", "/metrics")
 
 
 class AuthenticationMiddleware:
@@ -52,10 +53,12 @@ class AuthenticationMiddleware:
         client = scope.get("client")
         try:
             state["principal"] = await runtime.authenticator.authenticate(
-                token, source_ip=client[0] if client else None, trace_id=_trace_id(scope)
+                token, source_ip=client[0] if client else None, trace_id=request_trace_id(scope)
             )
         except TokenRejected as rejected:
             log.info("bearer token refused (%s)", rejected.reason)
+            expired = rejected.reason == "expired"
+            TOKEN_REFUSALS.labels("bearer_expired" if expired else "bearer_invalid").inc()
             if scope["type"] == "websocket":
                 # Closing before accept makes the server answer the handshake with 403.
                 await send({"type": "websocket.close", "code": 1008})
@@ -88,14 +91,6 @@ def _bearer(scope: Scope) -> str | None:
                 # An empty Bearer header is a present but unusable token, not an absent one.
                 return credentials.strip()
             return None
-    return None
-
-
-def _trace_id(scope: Scope) -> str | None:
-    for name, value in scope["headers"]:
-        if name == b"traceparent":
-            match = _TRACEPARENT.match(value.decode("latin-1").strip())
-            return str(match.group(1)) if match else None
     return None
 
 

@@ -11,6 +11,7 @@ from starlette.routing import BaseRoute, Route
 from api.auth import discovery
 from api.auth.errors import NO_STORE, OAuthError, invalid_request
 from api.auth.runtime import AuthRuntime
+from api.observability.metrics import TOKEN_REFUSALS, TOKENS_ISSUED
 from api.settings import Settings
 
 _MAX_FORM_BYTES = 64 * 1024
@@ -31,7 +32,9 @@ async def token(request: Request) -> Response:
             params, request.headers.get("authorization")
         )
     except OAuthError as error:
+        TOKEN_REFUSALS.labels(error.error).inc()
         return error.response()
+    TOKENS_ISSUED.inc()
     return JSONResponse(issued.body(), headers=NO_STORE)
 
 

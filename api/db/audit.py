@@ -13,6 +13,7 @@ from uuid import UUID
 import asyncpg
 
 from api.domain.audit import AuditAction, AuditEvent, AuditOutcome, AuditRecord
+from api.observability.metrics import AUDIT_ROWS
 
 FIELDS = (
     "action, outcome, operation, resource_type, resource_id, patient_id, client_id, "
@@ -50,6 +51,7 @@ class PostgresAuditRepository:
     async def add_many(self, records: Sequence[AuditRecord]) -> None:
         if not records:
             return
+        AUDIT_ROWS.inc(len(records))
         # consent_ids is an array per row: carried as text and split, since unnest flattens
         # nested arrays.
         await self._db.execute(

@@ -28,6 +28,7 @@ import asyncpg
 from api.db.errors import unavailable
 from api.db.migrate import pending
 from api.domain.errors import Unavailable
+from api.observability.metrics import DB_ACQUIRES_WAITING, DB_CONNECTIONS_IN_USE
 from api.settings import Settings
 
 _log = logging.getLogger(__name__)
@@ -56,6 +57,7 @@ class _AcquireTimeoutPool(asyncpg.Pool):  # type: ignore[misc]  # asyncpg ships 
         reset a connection (lost, or left mid-exchange by a server shutdown) it closes it and
         re-raises, but the request's own work is done by then (committed or rolled back):
         the pool opens a new connection on a later acquire."""
+        DB_CONNECTIONS_IN_USE.dec()
         try:
             await super().release(connection, timeout=timeout)
         except Exception as error:  # noqa: BLE001 - asyncpg has closed the connection
@@ -82,16 +84,26 @@ class _Acquisition:
         return self._acquire().__await__()
 
     async def _acquire(self) -> Any:
+        DB_ACQUIRES_WAITING.inc()
         try:
-            return await self._inner
+            connection = await self._inner
         except Exception as error:
             _raise_translated(error)
+        finally:
+            DB_ACQUIRES_WAITING.dec()
+        DB_CONNECTIONS_IN_USE.inc()
+        return connection
 
     async def __aenter__(self) -> Any:
+        DB_ACQUIRES_WAITING.inc()
         try:
-            return await self._inner.__aenter__()
+            connection = await self._inner.__aenter__()
         except Exception as error:
             _raise_translated(error)
+        finally:
+            DB_ACQUIRES_WAITING.dec()
+        DB_CONNECTIONS_IN_USE.inc()
+        return connection
 
     async def __aexit__(
         self,

@@ -16,6 +16,7 @@ from graphql import (
 )
 from graphql.utilities import get_operation_ast
 from graphql.validation import ASTValidationRule
+from starlette.requests import Request
 from starlette.responses import Response
 from starlette.websockets import WebSocket
 from strawberry.extensions import (
@@ -83,6 +84,29 @@ class SubscriptionsOnWebSocketsOnly(SchemaExtension):
             if subscription and not on_socket:
                 raise Invalid("subscriptions run over a WebSocket (graphql-transport-ws)")
         yield
+
+
+class OperationLabel(SchemaExtension):
+    """Names the operation by what it asks of the schema, its type and root field
+    (`query referrals`, `several` for more than one), for the request metrics and as the
+    operation's trace span. Only validated documents get here, so every name is the schema's
+    own: never the client's operation name, document or variables (free text, PHI)."""
+
+    def on_execute(self) -> Iterator[None]:
+        context = self.execution_context.context
+        if not (isinstance(context, GraphQLContext) and isinstance(context.request, Request)):
+            yield
+            return
+        fields = _root_fields(self.execution_context)
+        (only,) = fields if len(fields) == 1 else ("several",)
+        label = f"{self.execution_context.operation_type.value} {only}"
+        context.request.state.metrics_operation = label
+        provider = getattr(context.request.app.state, "tracer_provider", None)
+        if provider is None:
+            yield
+            return
+        with provider.get_tracer("peerbridge.graphql").start_as_current_span(label):
+            yield
 
 
 def _root_fields(execution_context: Any) -> frozenset[str]:
@@ -156,5 +180,6 @@ def schema_extensions(settings: Settings) -> list[Callable[[], SchemaExtension]]
         lambda: ValidationCache(maxsize=_CACHE_SIZE),
         lambda: AuthenticationGate(sdl_requires_token=settings.graphql_sdl_requires_token),
         SubscriptionsOnWebSocketsOnly,
+        OperationLabel,
         FederationTracing,
     ]

@@ -24,6 +24,7 @@ from api.domain.consents import (
 from api.domain.errors import ConsentRequired, ConsentRevoked, DomainError, Forbidden, NotFound
 from api.domain.principal import Principal
 from api.domain.referrals import Actor, Referral, Role
+from api.observability.metrics import count_consent_decisions
 
 # The scope share of the policy, re-exported: services and doors ask this module.
 from api.services.capabilities import CAPABILITY_SCOPES as CAPABILITY_SCOPES
@@ -114,7 +115,7 @@ async def decide(
     ]
     undecided = {r.patient_id for r, d in zip(requests, decisions, strict=True) if d is None}
     consents = await uow.consents.for_patients(sorted(undecided)) if undecided else []
-    return [
+    decided = [
         decision
         if decision is not None
         else decide_disclosure(
@@ -126,6 +127,9 @@ async def decide(
         )
         for request, decision in zip(requests, decisions, strict=True)
     ]
+    permitted = sum(1 for decision in decided if decision.permitted)
+    count_consent_decisions(permitted, len(decided) - permitted)
+    return decided
 
 
 async def consent_for_recipient(
@@ -136,13 +140,15 @@ async def consent_for_recipient(
     now: datetime,
 ) -> ConsentDecision:
     """May these classes of the patient's data go to the recipient (when creating a referral)?"""
-    return decide_disclosure(
+    decision = decide_disclosure(
         await uow.consents.for_patients([patient_id]),
         patient_id=patient_id,
         recipient_organization_id=recipient_organization_id,
         data_classes=data_classes,
         now=now,
     )
+    count_consent_decisions(int(decision.permitted), int(not decision.permitted))
+    return decision
 
 
 @dataclass(frozen=True)

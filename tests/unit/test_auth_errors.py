@@ -10,8 +10,9 @@ from api.auth.errors import (
     invalid_token_response,
     unauthenticated_response,
 )
-from api.auth.middleware import _bearer, _trace_id
+from api.auth.middleware import _bearer
 from api.domain.errors import Forbidden
+from api.observability.tracing import request_trace_id
 
 
 def test_insufficient_scope_names_the_scope_in_the_challenge() -> None:
@@ -65,5 +66,6 @@ def test_bearer_credentials_are_read_case_insensitively_and_others_ignored() -> 
 
 def test_the_trace_id_comes_from_a_valid_traceparent_only() -> None:
     good = b"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
-    assert _trace_id({"headers": [(b"traceparent", good)]}) == "0af7651916cd43dd8448eb211c80319c"
-    assert _trace_id({"headers": [(b"traceparent", b"00-xyz-1-01")]}) is None
+    trace = "0af7651916cd43dd8448eb211c80319c"
+    assert request_trace_id({"headers": [(b"traceparent", good)]}) == trace
+    assert request_trace_id({"headers": [(b"traceparent", b"00-xyz-1-01")]}) is None

@@ -50,6 +50,23 @@ def _location(resource: Json) -> str:
     return f"{resource['resourceType']}/{resource['id']}/_history/{version}"
 
 
+def metrics_label(method: str, path: str) -> str:
+    """The request's interaction and resource type (`search Task`, `read Patient`, `batch`),
+    for the request metrics: only served types and the interactions of `handle`."""
+    parts = [p for p in path.split("/") if p]
+    if not parts:
+        return "batch" if method == "POST" else "other"
+    kind = parts[0] if parts[0] in INTERACTIONS else "other"
+    interaction = {
+        ("GET", 1): "search",
+        ("GET", 2): "read",
+        ("GET", 4): "vread",
+        ("POST", 1): "create",
+        ("PUT", 2): "update",
+    }.get((method, len(parts)), "other")
+    return f"{interaction} {kind}"
+
+
 def _allowed(kind: str, interaction: str) -> None:
     if kind not in INTERACTIONS:
         raise BadRequest(f"this server does not serve {kind}", field="resourceType")

@@ -21,7 +21,7 @@ from api.integrations.fhir.rest.bundles import Conditions
 from api.integrations.fhir.rest.capability import capability_statement
 from api.integrations.fhir.rest.conditional import last_modified, not_modified
 from api.integrations.fhir.rest.context import FhirContext
-from api.integrations.fhir.rest.interactions import handle
+from api.integrations.fhir.rest.interactions import handle, metrics_label
 from api.integrations.fhir.rest.operation_outcomes import (
     BadRequest,
     internal_error,
@@ -67,6 +67,7 @@ async def metadata(request: Request) -> Response:
 
 async def interaction(request: Request) -> Response:
     path = request.path_params.get("path", "")
+    request.state.metrics_operation = metrics_label(request.method, path)
     # Body errors name elements of this type; query errors name the search parameter.
     resource_type = path.split("/", 1)[0] or None if request.method != "GET" else None
     try:

@@ -1,0 +1,108 @@
+"""`/metrics` (Prometheus text format) and the middleware that counts every HTTP request.
+
+The middleware does one counter increment and one histogram observation per request, nothing
+per field or per row. A door names the request's operation by setting
+`scope["state"]["metrics_operation"]` to a value from a fixed set (see `api.observability.metrics`).
+"""
+
+from __future__ import annotations
+
+import hmac
+import os
+import time
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    CollectorRegistry,
+    generate_latest,
+    multiprocess,
+)
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from api.observability.metrics import REQUEST_SECONDS, REQUESTS
+from api.settings import Settings
+
+OPERATION_KEY = "metrics_operation"
+
+# Path prefix → door label; the first match wins.
+_DOORS = (
+    ("/graphql", "graphql"),
+    ("/fhir", "fhir"),
+    ("/oauth/", "oauth"),
+    ("/.well-known/", "oauth"),
+    ("/healthz", "probe"),
+    ("/readyz", "probe"),
+    ("/metrics", "metrics"),
+    ("/console", "console"),
+)
+
+
+def door_of(path: str) -> str:
+    for prefix, door in _DOORS:
+        if path.startswith(prefix):
+            return door
+    return "other"
+
+
+class MetricsMiddleware:
+    """Counts each HTTP request by door, operation and status, and observes its duration."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500  # what the server answers when the app raises before responding
+
+        async def send_and_note_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_and_note_status)
+        finally:
+            door = door_of(scope["path"])
+            operation = scope.get("state", {}).get(OPERATION_KEY, "-")
+            REQUESTS.labels(door, operation, str(status)).inc()
+            REQUEST_SECONDS.labels(door).observe(time.perf_counter() - started)
+
+
+def exposition() -> bytes:
+    """The metrics of this process, or of every worker when they share a multiprocess dir."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+        return generate_latest(registry)
+    return generate_latest(REGISTRY)
+
+
+async def metrics(request: Request) -> Response:
+    settings: Settings = request.app.state.settings
+    if settings.metrics_token is not None:
+        sent = request.headers.get("authorization", "")
+        expected = f"Bearer {settings.metrics_token}"
+        if not hmac.compare_digest(sent.encode(), expected.encode()):
+            return JSONResponse(
+                {"error": "invalid_token", "error_description": "the metrics token is required"},
+                401,
+                headers={"www-authenticate": 'Bearer realm="metrics"'},
+            )
+    return Response(exposition(), media_type=CONTENT_TYPE_LATEST,
+                    headers={"cache-control": "no-store"})
+
+
+def routes(settings: Settings) -> list[BaseRoute]:
+    """`/metrics`: open in development; in production only with `PEERBRIDGE_METRICS_TOKEN`
+    (else not served at all: put a scraper-only token on it, or leave it off)."""
+    if settings.is_production and settings.metrics_token is None:
+        return []
+    return [Route("/metrics", metrics, methods=["GET"])]
