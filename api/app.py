@@ -18,7 +18,7 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.routing import BaseRoute
 
-from api import door_refusals, health, static_assets
+from api import door_refusals, health, housekeeping, static_assets
 from api.auth import audit_schedule
 from api.auth import routes as auth_routes
 from api.auth import runtime as auth_runtime
@@ -57,6 +57,7 @@ _LIFESPAN_PARTS: tuple[LifespanPart, ...] = (
     events_schedule.lifespan,
     audit_schedule.lifespan,  # needs the auth runtime's signing keys
     delivery_runtime.lifespan,  # needs the auth runtime's key-encryption key
+    housekeeping.lifespan,
 )
 
 # Requests still running at shutdown get this long to give their connections back.

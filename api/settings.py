@@ -160,6 +160,14 @@ class Settings(BaseSettings):
     rate_limit_token_rps: float = Field(default=20.0, ge=0)
     rate_limit_token_burst: int = Field(default=100, ge=1)
 
+    # --- housekeeping (api/housekeeping.py) -------------------------------------------------------
+    # How often `serve` and `peerbridge worker` delete expired idempotency keys and assertion
+    # jtis; 0 = never (schedule nothing else: the tables then grow).
+    housekeeping_interval_s: float = Field(default=600.0, ge=0)
+    # Idempotency keys (and the answers stored with them) are kept this many hours: a retry
+    # with the same key within it replays the first answer, after it runs anew.
+    idempotency_key_retention_h: float = Field(default=24.0, ge=1)
+
     # --- observability (api/observability) ------------------------------------------------------
     # Bearer token a Prometheus scraper must send to GET /metrics. Unset: /metrics is open in
     # development and not served in production. repr=False: it is a secret.

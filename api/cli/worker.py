@@ -1,4 +1,5 @@
-"""`peerbridge worker`: deliver subscription notifications until Ctrl-C or SIGTERM."""
+"""`peerbridge worker`: deliver subscription notifications (and keep house: see
+`api.housekeeping`) until Ctrl-C or SIGTERM."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import argparse
 import asyncio
 import logging
 
+from api import housekeeping
 from api.auth import kek
 from api.cli.common import (
     CONNECTION_ERRORS,
@@ -65,11 +67,15 @@ async def _run_worker(settings: Settings, secrets_key: kek.KeyEncryptionKey) -> 
             if await pending(conn):
                 raise CliError("the database schema is not current: run `peerbridge migrate`")
         _log.info("delivery worker started")
-        await DeliveryWorker(
+        worker = DeliveryWorker(
             pool,
             settings,
             secrets_key,
             lambda: connect(settings, application_name=WORKER_APPLICATION_NAME),
-        ).run()
+        )
+        async with asyncio.TaskGroup() as tasks:  # one failing stops the other
+            tasks.create_task(worker.run())
+            if settings.housekeeping_interval_s > 0:
+                tasks.create_task(housekeeping.run(pool, settings))
     finally:
         await pool.close()

@@ -62,6 +62,29 @@ DB_ACQUIRES_WAITING = Gauge(
 )
 
 
+# Read from the database when /metrics is scraped (one statement), by the worker scraped.
+OUTBOX_LAG_SECONDS = Gauge(
+    "peerbridge_outbox_lag_seconds",
+    "Age of the oldest outbox event not yet fanned out to deliveries (0 when none waits).",
+    multiprocess_mode="mostrecent",
+)
+OUTBOX_UNPUBLISHED = Gauge(
+    "peerbridge_outbox_unpublished_events",
+    "Outbox events not yet fanned out to deliveries.",
+    multiprocess_mode="mostrecent",
+)
+DELIVERIES_PENDING = Gauge(
+    "peerbridge_deliveries_pending",
+    "Subscription notifications waiting to be sent or retried.",
+    multiprocess_mode="mostrecent",
+)
+DELIVERIES_DEAD = Gauge(
+    "peerbridge_deliveries_dead",
+    "Subscription notifications that failed every attempt (see `peerbridge deliveries`).",
+    multiprocess_mode="mostrecent",
+)
+
+
 def count_consent_decisions(permitted: int, redacted: int) -> None:
     if permitted:
         CONSENT_DECISIONS.labels("permitted").inc(permitted)

@@ -15,6 +15,7 @@ from pathlib import Path
 import asyncpg
 import httpx
 import pytest
+from asgi_lifespan import LifespanManager
 from fhir_support import Fhir
 from graphql_support import GraphQL
 from network import Network
@@ -83,6 +84,8 @@ async def test_series_move_and_no_label_carries_an_id_or_a_name(
     assert moved("peerbridge_consent_decisions_total", decision="permitted") >= 1
     assert moved("peerbridge_audit_rows_written_total") >= 1
     assert ("peerbridge_db_pool_connections_in_use", ()) in after
+    assert _value(after, "peerbridge_outbox_lag_seconds") >= 0
+    assert ("peerbridge_deliveries_dead", ()) in after
 
     secrets_and_names = {
         str(value)
@@ -103,9 +106,11 @@ async def test_a_metrics_token_guards_the_endpoint(database_url: str, tmp_path: 
     token = "scraper-token-0123456789"
     settings = Settings(database_url=database_url, data_dir=tmp_path, metrics_token=token)
     app = create_app(settings)
-    app.state.settings = settings
     transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+    async with (
+        LifespanManager(app),
+        httpx.AsyncClient(transport=transport, base_url="http://testserver") as client,
+    ):
         refused = await client.get("/metrics")
         wrong = await client.get("/metrics", headers={"authorization": "Bearer nope"})
         allowed = await client.get("/metrics", headers={"authorization": f"Bearer {token}"})
