@@ -179,6 +179,12 @@ def _conditions(
         _contains_one_of(
             w, "(verbatim -> 'Task' -> 'code' -> 'coding')", _code_patterns(where.task_codes)
         )
+    if where.overdue is not None:
+        overdue = (
+            "(status = 'requested' AND EXISTS (SELECT 1 FROM referral_timers t "
+            "WHERE t.referral_id = referrals.id AND t.due_at <= now()))"
+        )
+        w.add(overdue if where.overdue else f"NOT {overdue}")
     if where.updated_since is not None:
         w.add("updated_at > {}", where.updated_since)
     if where.updated_before is not None:

@@ -24,6 +24,7 @@ from api.db.referrals import PostgresReferralRepository
 from api.db.sessions import PostgresSessionRepository
 from api.db.subscriptions import PostgresSubscriptionRepository
 from api.db.supporters import PostgresSupporterRepository
+from api.db.timers import PostgresTimerRepository
 from api.db.users import PostgresStaffRepository
 from api.domain.audit import AuditRecord
 from api.domain.errors import DomainError
@@ -54,6 +55,7 @@ class PostgresUnitOfWork:
         self.outcomes = PostgresOutcomeRepository(connection)
         self.audit = PostgresAuditRepository(connection)
         self.outbox = PostgresOutboxRepository(connection)
+        self.timers = PostgresTimerRepository(connection)
         self.idempotency = PostgresIdempotencyRepository(connection)
         self.metrics = PostgresMetricsRepository(connection)
         self.procedures = PostgresProcedureRepository(connection)

@@ -1,7 +1,10 @@
 """App lifespan part: the event schedule, every PEERBRIDGE_EVENTS_SCHEDULE_INTERVAL_S seconds.
 
-Each round prunes outbox events past PEERBRIDGE_OUTBOX_RETENTION_DAYS. Replicas may all run it:
-a delete finds nothing the other replica already deleted.
+Each round raises the first-contact escalations that fell due (services/timeliness.py) and
+prunes outbox events past PEERBRIDGE_OUTBOX_RETENTION_DAYS. Replicas may all run it: timers are
+claimed with SKIP LOCKED, and a delete finds nothing another replica already deleted. Timers
+live in the database, so an escalation due while no process ran is raised by the first round
+after a start.
 """
 
 from __future__ import annotations
@@ -15,6 +18,8 @@ import asyncpg
 from starlette.applications import Starlette
 
 from api.db import outbox
+from api.db.uow import PostgresUnitOfWork
+from api.services import timeliness
 from api.settings import Settings
 
 _log = logging.getLogger(__name__)
@@ -22,6 +27,7 @@ _log = logging.getLogger(__name__)
 
 async def run_once(pool: asyncpg.Pool, settings: Settings) -> None:
     """One round of the schedule."""
+    await timeliness.escalate_due(PostgresUnitOfWork(pool))
     async with pool.acquire() as connection:
         await outbox.prune(connection, settings.outbox_retention_days)
 

@@ -9,10 +9,16 @@ from api.schema.mutations.consents import ConsentMutations
 from api.schema.mutations.directory import DirectoryMutations
 from api.schema.mutations.patients import PatientMutations
 from api.schema.mutations.referrals import ReferralMutations
+from api.schema.timeliness import TimelinessMutations
 
 
 @strawberry.type
 class Mutation(
-    ReferralMutations, ConsentMutations, DirectoryMutations, CareMutations, PatientMutations
+    ReferralMutations,
+    ConsentMutations,
+    DirectoryMutations,
+    CareMutations,
+    PatientMutations,
+    TimelinessMutations,
 ):
     pass

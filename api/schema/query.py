@@ -37,6 +37,7 @@ from api.schema.supporter import (
     load_supporter,
     supporter_connection,
 )
+from api.schema.timeliness import FirstContactTarget, first_contact_targets
 from api.schema.viewer import Viewer
 from api.services import audit_trail, consents, metrics, organizations
 from api.services.pagination import PageRequest
@@ -58,6 +59,11 @@ class Query:
     @strawberry.field(description="The caller: client, organization and granted scopes.")
     def viewer(self, info: Info) -> Viewer:
         return Viewer.from_principal(info.context.principal)
+
+    first_contact_targets: list[FirstContactTarget] = strawberry.field(
+        resolver=first_contact_targets,
+        description="Your organization's first-contact target per priority.",
+    )
 
     @strawberry.field(description="Any entity by id, as the caller may see it.")
     async def node(self, info: Info, id: strawberry.ID) -> Node | None:

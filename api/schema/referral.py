@@ -227,6 +227,11 @@ class ReferralFilterInput:
     updated_since: datetime | None = strawberry.field(
         default=None, description="Only referrals changed after this instant (exclusive)."
     )
+    overdue: bool | None = strawberry.field(
+        default=None,
+        description="True: only referrals still requested past their first-contact target "
+        "(`firstContactTargets`); false: only the others.",
+    )
 
     def to_filter(self, *, patient_id: UUID | None = None) -> ReferralFilter:
         return ReferralFilter(
@@ -240,6 +245,7 @@ class ReferralFilterInput:
                 self.assigned_supporter_id, "filter.assignedSupporterId"
             ),
             updated_since=self.updated_since,
+            overdue=self.overdue,
         )
 
 

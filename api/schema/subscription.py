@@ -53,7 +53,7 @@ class ReferralEventFilterInput:
 class ReferralEvent:
     type: str = strawberry.field(
         description="What happened, past tense: ReferralCreated, ReferralAccepted, "
-        "ReferralStarted, SupporterAssigned, ReferralEscalated, ..."
+        "ReferralStarted, SupporterAssigned, ReferralEscalated, ReferralOverdue, ..."
     )
     event_id: strawberry.ID = strawberry.field(description="Stable per event: deduplicate on it.")
     cursor: str = strawberry.field(
@@ -62,6 +62,9 @@ class ReferralEvent:
     referral_id: strawberry.ID
     status: ReferralStatus = strawberry.field(description="The status the change left.")
     version: int = strawberry.field(description="The referral's version after the change.")
+    level: int | None = strawberry.field(
+        description="ReferralOverdue: 1 at the first-contact target, 2 at twice it."
+    )
     occurred_at: datetime
     view: strawberry.Private[ReferralView]
 
@@ -114,6 +117,11 @@ def _event(published: PublishedEvent, view: ReferralView) -> ReferralEvent:
         referral_id=to_id(event.aggregate_id),
         status=ReferralStatus(event.payload["status"]),
         version=int(event.payload["version"]),
+        level=_level(event.payload.get("level")),
         occurred_at=published.occurred_at,
         view=view,
     )
+
+
+def _level(value: object) -> int | None:
+    return value if isinstance(value, int) else None

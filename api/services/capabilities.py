@@ -44,6 +44,7 @@ class Capability(StrEnum):
     READ_SUBSCRIPTIONS = "read subscriptions"
     CREATE_SUBSCRIPTIONS = "create subscriptions"
     DELETE_SUBSCRIPTIONS = "delete subscriptions"
+    MANAGE_TIMELINESS = "set the organization's first-contact targets"
 
 
 def _scopes(*texts: str) -> tuple[Scope, ...]:
@@ -84,6 +85,8 @@ CAPABILITY_SCOPES: dict[Capability, tuple[Scope, ...]] = {
     Capability.READ_SUBSCRIPTIONS: _scopes("user/Subscription.rs"),
     Capability.CREATE_SUBSCRIPTIONS: _scopes("user/Subscription.c"),
     Capability.DELETE_SUBSCRIPTIONS: _scopes("user/Subscription.d"),
+    # The organization's own settings: its coordinator's scope on Organization.
+    Capability.MANAGE_TIMELINESS: _scopes("user/Organization.u"),
 }
 
 

@@ -44,6 +44,8 @@ class ReferralFilter:
     identifiers: tuple[str, ...] = ()
     # The Task's code as its requester sent it (every referral's Task is also `fulfill`).
     task_codes: tuple[str, ...] = ()
+    # True: still `requested` past its first-contact target; False: not (timeliness.py).
+    overdue: bool | None = None
 
 
 @dataclass(frozen=True)

@@ -45,6 +45,7 @@ from api.domain.referrals import (
 )
 from api.domain.supporters import check_assignable
 from api.domain.text import check_texts, coding_checks, texts_problems
+from api.domain.timeliness import FirstContactTimer, target_for
 from api.domain.verbatim import NOTHING_KEPT, Verbatim
 from api.services import idempotency, patients
 from api.services.filters import ReferralFilter
@@ -307,6 +308,8 @@ async def _open_referral(
     )
     first = StatusChange(None, ReferralStatus.REQUESTED, None, None, actor_of(principal), now, 1)
     created = await uow.referrals.add(referral, first)
+    target = target_for(await uow.timers.targets_of(performer.id), created.priority)
+    await uow.timers.start(created.id, FirstContactTimer.start(created.created_at, target))
     await uow.audit.add_many(
         [
             audit(

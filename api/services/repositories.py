@@ -5,7 +5,7 @@ Repositories never open transactions: the unit of work owns the boundary.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from types import TracebackType
@@ -23,10 +23,11 @@ from api.domain.outcomes import OutcomeMeasure
 from api.domain.patients import Patient, PatientIdentifier
 from api.domain.procedures import Procedure
 from api.domain.programs import PeerProgram
-from api.domain.referrals import Referral, StatusChange
+from api.domain.referrals import Priority, Referral, StatusChange
 from api.domain.sessions import Attendance, PeerSession
 from api.domain.staff import ConsoleSession, StaffRole, StaffUser
 from api.domain.supporters import PeerSupporter
+from api.domain.timeliness import FirstContactTimer, Target
 from api.domain.verbatim import Verbatim
 from api.services.filters import (
     LocationFilter,
@@ -368,6 +369,23 @@ class StaffRepository(Protocol):
     async def clear_failures(self, email_key: str) -> None: ...
 
 
+class TimerRepository(Protocol):
+    """First-contact targets per organization and one timer per referral (timeliness.py)."""
+
+    async def targets_of(self, organization_id: UUID) -> dict[Priority, Target]: ...
+    async def set_targets(
+        self, organization_id: UUID, targets: Mapping[Priority, Target | None]
+    ) -> None: ...
+    async def start(self, referral_id: UUID, timer: FirstContactTimer) -> None: ...
+    async def claim_due(
+        self, now: datetime, limit: int
+    ) -> list[tuple[UUID, FirstContactTimer]]:
+        """Due timers, locked to this transaction; those another one holds are skipped."""
+
+    async def save(self, referral_id: UUID, timer: FirstContactTimer) -> None: ...
+    async def stop(self, referral_id: UUID) -> None: ...
+
+
 class UnitOfWork(Protocol):
     """One transaction. `async with uow:` begins it; leaving without `commit()` rolls back.
 
@@ -397,6 +415,8 @@ class UnitOfWork(Protocol):
     def audit(self) -> AuditRepository: ...
     @property
     def outbox(self) -> OutboxRepository: ...
+    @property
+    def timers(self) -> TimerRepository: ...
     @property
     def idempotency(self) -> IdempotencyRepository: ...
     @property

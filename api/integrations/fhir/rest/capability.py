@@ -117,7 +117,12 @@ def capability_statement(base_url: str, token_url: str, software_version: str) -
             "conditionalUpdate": False,
             "conditionalDelete": "not-supported",
             "searchParam": [
-                {"name": p.name, "type": p.kind.value, "documentation": p.documentation}
+                {
+                    "name": p.name,
+                    **({"definition": p.definition} if p.definition else {}),
+                    "type": p.kind.value,
+                    "documentation": p.documentation,
+                }
                 for p in SEARCH_PARAMS.get(kind, ())
             ]
             + (

@@ -20,6 +20,7 @@ from api.integrations.fhir.rest.search_directory import location_search, program
 from api.integrations.fhir.rest.search_includes import SearchResult, includes, page
 from api.integrations.fhir.rest.search_parameters import (
     SearchRequest,
+    flag,
     ids_of,
     one_id,
     page_request,
@@ -111,6 +112,7 @@ async def _referral_search(ctx: FhirContext, request: SearchRequest) -> SearchRe
         categories=categories,
         category_directions=frozenset(d for d in Direction if d.value in directions),
         identifiers=token_values(request, "identifier"),
+        overdue=flag(request, "overdue"),
     )
     listed = await referrals.list_referrals(
         ctx.new_uow(), ctx.principal, where, page_request(request)

@@ -15,6 +15,7 @@ from uuid import UUID
 
 from api.domain.errors import Invalid, InvalidDetail
 from api.input_guard import check_parameters
+from api.integrations.fhir.resources.codes import BASE
 from api.integrations.fhir.resources.datatypes import parse_instant
 from api.integrations.fhir.rest.operation_outcomes import BadRequest
 from api.services.pagination import MAX_PAGE_SIZE, Order, PageRequest
@@ -44,6 +45,7 @@ class SearchParam:
     name: str
     kind: Kind
     documentation: str
+    definition: str | None = None  # PeerBridge's own SearchParameter (canonical URL)
 
 
 def _p(name: str, kind: Kind, documentation: str) -> SearchParam:
@@ -84,6 +86,13 @@ SEARCH_PARAMS: dict[str, tuple[SearchParam, ...]] = {
         _p("owner", Kind.REFERENCE, "Organization/<id>"),
         _p("requester", Kind.REFERENCE, "Organization/<id>"),
         _p("output", Kind.REFERENCE, "Procedure/<id>"),
+        SearchParam(
+            "overdue",
+            Kind.TOKEN,
+            "true | false: the Task is (not) still requested past its owner's first-contact "
+            "target for its priority (PeerBridge)",
+            f"{BASE}/SearchParameter/Task-overdue",
+        ),
     ),
     "Procedure": (
         _ID,
@@ -366,6 +375,16 @@ def one_id(request: SearchRequest, name: str, resource_type: str) -> UUID | None
 
 def token_values(request: SearchRequest, name: str) -> tuple[str, ...]:
     return tuple(v for f in request.get(name) for v in f.values)
+
+
+def flag(request: SearchRequest, name: str) -> bool | None:
+    """A `true | false` token parameter; None when absent."""
+    values = set(token_values(request, name))
+    if not values:
+        return None
+    if len(values) > 1 or not values <= {"true", "false"}:
+        raise BadRequest("true or false", field=name)
+    return values == {"true"}
 
 
 def since(request: SearchRequest) -> tuple[datetime | None, datetime | None]:
