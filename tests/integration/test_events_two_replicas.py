@@ -7,12 +7,11 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +21,7 @@ import pytest
 from graphql_support import token_for
 from httpx_ws import AsyncWebSocketSession, aconnect_ws
 from network import Network
+from serve_support import free_port, wait_ready
 
 from api.domain.referrals import Transition
 from api.services import referrals
@@ -36,16 +36,9 @@ mutation Move($input: ReferralTransitionInput!) {
 }"""
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
-@contextmanager
-def _serve(database_url: str, data_dir: Path) -> Iterator[str]:
-    port = _free_port()
+@asynccontextmanager
+async def _serve(database_url: str, data_dir: Path) -> AsyncIterator[str]:
+    port = free_port()
     env = {
         **os.environ,
         "DATABASE_URL": database_url,
@@ -60,26 +53,11 @@ def _serve(database_url: str, data_dir: Path) -> Iterator[str]:
         stderr=subprocess.PIPE,
     )
     try:
-        _wait_ready(port, process, time.monotonic() + 90)
+        await wait_ready(port, process, time.monotonic() + 90)
         yield f"http://127.0.0.1:{port}"
     finally:
         process.send_signal(signal.SIGTERM)
         process.communicate(timeout=30)
-
-
-def _wait_ready(port: int, process: subprocess.Popen[bytes], deadline: float) -> None:
-    with httpx.Client(base_url=f"http://127.0.0.1:{port}") as client:
-        while time.monotonic() < deadline:
-            if process.poll() is not None:
-                _, err = process.communicate(timeout=5)
-                raise AssertionError(f"serve exited before it was ready:\n{err.decode()[-3000:]}")
-            try:
-                if client.get("/readyz").status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            time.sleep(0.1)
-    raise AssertionError(f"serve on port {port} was not ready in time")
 
 
 @asynccontextmanager
@@ -145,7 +123,10 @@ async def test_a_subscriber_on_one_replica_sees_writes_through_the_other_and_res
         ),
     )
     referral_id = str(sent.referral.id)
-    with _serve(database_url, tmp_path) as first, _serve(database_url, tmp_path) as second:
+    async with (
+        _serve(database_url, tmp_path) as first,
+        _serve(database_url, tmp_path) as second,
+    ):
         async with httpx.AsyncClient(base_url=first) as client:
             token = await token_for(client, pool, network.peer)
         async with _subscribed(first, token) as ws:
