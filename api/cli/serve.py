@@ -6,7 +6,9 @@ uvicorn worker processes that share it (uvicorn's `Multiprocess`: a worker that 
 replaced; SIGTERM or Ctrl-C stops them all, each finishing its requests). Workers connect to
 the database the supervisor resolved. What must happen once per deployment is safe with N
 workers: audit checkpoints take an advisory lock per round and the partition upkeep is
-serialised in the database (api/auth/audit_schedule.py).
+serialised in the database (api/auth/audit_schedule.py), the outbox pruning deletes what no
+other worker deleted (api/events/schedule.py), and delivery workers lease their rows `FOR
+UPDATE SKIP LOCKED` under a fan-out advisory lock (api/db/deliveries.py).
 """
 
 from __future__ import annotations
