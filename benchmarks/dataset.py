@@ -193,7 +193,14 @@ async def build(url: str, referral_count: int, seed: int) -> None:
                 reason_text="Peer support after discharge",
             ),
         )
-        async with pool.acquire() as connection, connection.transaction():
+    finally:
+        await pool.close()
+    # The bulk copy runs for minutes at 1M: its own connection, without the service's
+    # statement and command timeouts.
+    connection = await asyncpg.connect(url, command_timeout=None)
+    try:
+        await connection.execute("SET statement_timeout = 0")
+        async with connection.transaction():
             await connection.execute(
                 _ARGUMENTS_SQL,
                 referral_count,
@@ -208,10 +215,9 @@ async def build(url: str, referral_count: int, seed: int) -> None:
                 MRN_SYSTEM,
             )
             await connection.execute(_CLONE_SQL)
-        async with pool.acquire() as connection:
-            await connection.execute("ANALYZE")
+        await connection.execute("ANALYZE")
     finally:
-        await pool.close()
+        await connection.close()
 
 
 # The parameters, as a one-row table the (multi-statement, so parameterless) clone reads.

@@ -408,6 +408,11 @@ def _size(n: int) -> str:
     )
 
 
+def _ratio(part: float, whole: float) -> str:
+    # A row with no finished request (a very short run on a busy machine) has no ratio.
+    return f"{part / whole:.2f}" if whole else "–"
+
+
 def render(report: Report, timing: Timing) -> str:
     lines = [
         f"{_size(report.referrals)} referrals; {timing.connections} connections (wrk, loopback); "
@@ -419,7 +424,7 @@ def render(report: Report, timing: Timing) -> str:
     for row in report.rows:
         m = row.measured
         floor_rate = f"{row.floor.rate:.0f}" if row.floor else "–"
-        ratio = f"{m.rate / row.floor.rate:.2f}" if row.floor else "–"
+        ratio = _ratio(m.rate, row.floor.rate) if row.floor else "–"
         lines.append(
             f"| {row.label} | {m.rate:.0f} | {m.p50_ms:.0f} / {m.p99_ms:.0f} | {floor_rate} "
             f"| {ratio} |"
@@ -435,7 +440,7 @@ def render(report: Report, timing: Timing) -> str:
         for label, workers, m in sorted(report.scaling, key=lambda s: (order.index(s[0]), s[1])):
             lines.append(
                 f"| {label} | {workers} | {m.rate:.0f} | {m.p50_ms:.0f} / {m.p99_ms:.0f} "
-                f"| {m.rate / ones[label]:.2f} |"
+                f"| {_ratio(m.rate, ones[label])} |"
             )
     if report.sizes and report.compare_size:
         small, big = _size(report.compare_size), _size(report.referrals)
@@ -447,7 +452,7 @@ def render(report: Report, timing: Timing) -> str:
         for label, at_small, at_big in report.sizes:
             lines.append(
                 f"| {label} | {at_small.p99_ms:.0f} | {at_big.p99_ms:.0f} "
-                f"| {at_big.p99_ms / at_small.p99_ms:.2f} |"
+                f"| {_ratio(at_big.p99_ms, at_small.p99_ms)} |"
             )
     return "\n".join(lines)
 
