@@ -185,15 +185,24 @@ class Tokens:
         with httpx.Client(base_url=self._base_url, timeout=30) as http:
             tokens = []
             for _ in range(count):
-                response = http.post(
-                    "/oauth/token",
-                    data={"grant_type": "client_credentials", "scope": SCOPES},
-                    auth=self._auth,
-                )
-                if response.status_code != 200:
-                    raise Broken(f"/oauth/token answered {response.status_code}")
-                tokens.append(response.json()["access_token"])
+                tokens.append(self._one(http))
             return tokens
+
+    def _one(self, http: httpx.Client) -> str:
+        # Right after a timed row the server may still be draining what wrk left queued: a
+        # busy answer (503) is retried for a while, anything else is a failure.
+        for _ in range(30):
+            response = http.post(
+                "/oauth/token",
+                data={"grant_type": "client_credentials", "scope": SCOPES},
+                auth=self._auth,
+            )
+            if response.status_code != 503:
+                break
+            time.sleep(1)
+        if response.status_code != 200:
+            raise Broken(f"/oauth/token answered {response.status_code}")
+        return str(response.json()["access_token"])
 
 
 async def register_client(dataset: Dataset) -> tuple[str, str]:

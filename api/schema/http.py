@@ -10,7 +10,7 @@ from datetime import timedelta
 from typing import Any
 
 from cross_web import AsyncHTTPRequestAdapter, HTTPException
-from starlette.requests import HTTPConnection, Request
+from starlette.requests import ClientDisconnect, HTTPConnection, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route, WebSocketRoute
 from starlette.types import Receive, Scope, Send
@@ -141,6 +141,8 @@ class GraphQLEndpoint(GraphQL[GraphQLContext, None]):
         if response is None:
             try:
                 response = await self.run(request)
+            except ClientDisconnect:  # gone before its body arrived: no one to answer
+                return
             except HTTPException as error:
                 response = _error_response(
                     error.status_code, error.reason, _CODE_OF_STATUS.get(error.status_code)
