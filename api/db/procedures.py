@@ -20,6 +20,15 @@ _COLUMNS = (
     "categories, performed_start, performed_end, units, part2, version, created_at, "
     "updated_at, verbatim"
 )
+def output_ids(referral_column: str, name: str) -> str:
+    """A column `name` of another table's statement: the ids of the Procedures recorded for
+    the referral `referral_column` names, oldest first (uses procedures_referral)."""
+    return (
+        f"ARRAY(SELECT p.id FROM procedures p WHERE p.referral_id = {referral_column} "
+        f"ORDER BY p.created_at, p.id) AS {name}"
+    )
+
+
 _QUALIFIED = ", ".join(f"p.{c.strip()}" for c in _COLUMNS.split(","))
 
 

@@ -10,7 +10,7 @@ from uuid import UUID
 
 import asyncpg
 
-from api.db import consents_in_force, patients, programs
+from api.db import consents_in_force, patients, procedures, programs
 from api.db.sql import Where, first_per_parent, keyset_after, keyset_order
 from api.db.verbatim import verbatim_json, verbatim_of
 from api.domain.consents import DataClass, InForceScope
@@ -226,6 +226,7 @@ def _identifier_patterns(tokens: Sequence[str]) -> list[list[dict[str, str | Non
 # Column prefixes of the relations a read joins in.
 _PATIENT = "patient__"
 _PROGRAM = "program__"
+_OUTPUTS = "outputs__ids"
 
 
 def _read(
@@ -248,6 +249,8 @@ def _read(
         if wanted:
             columns.append(relation[0])
             joins.append(relation[1])
+    if relations.outputs:
+        columns.append(procedures.output_ids("referrals.id", _OUTPUTS))
     return (
         f"SELECT {', '.join(columns)} FROM ({page}) AS referrals {' '.join(joins)} "
         f"ORDER BY {order}"
@@ -263,6 +266,7 @@ def _reads(
             consents_in_force.consents_of(row) if scope else (),
             patients.from_joined(row, _PATIENT) if relations.patient else None,
             programs.from_joined(row, _PROGRAM) if relations.program else None,
+            tuple(row[_OUTPUTS]) if relations.outputs else None,
         )
         for row in rows
     ]

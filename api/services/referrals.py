@@ -127,6 +127,7 @@ class ReferralView:
     # caller; None when not read with it.
     patient: Patient | None = None
     program: PeerProgram | None = None
+    outputs: tuple[UUID, ...] | None = None  # Procedure ids, oldest first
 
 
 # --- commands ---------------------------------------------------------------------------------
@@ -666,6 +667,8 @@ def _allowed(principal: Principal, relations: ReferralRelations) -> ReferralRela
     return ReferralRelations(
         patient=relations.patient and allows(principal, Capability.READ_PATIENTS),
         program=relations.program and allows(principal, Capability.READ_PROGRAMS),
+        # Ids only, of a referral the caller may read (a Procedure's own read decides consent).
+        outputs=relations.outputs,
     )
 
 
@@ -711,6 +714,7 @@ async def _read_views(
             if view.withheld is None and view.referral.patient_id in disclosed
             else None,
             program=read.program,
+            outputs=read.outputs,
         )
         for view, read in zip(views, reads, strict=True)
     ]

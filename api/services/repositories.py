@@ -45,6 +45,7 @@ class ReferralRelations:
 
     patient: bool = False
     program: bool = False
+    outputs: bool = False  # the ids of the Procedures recorded for it (a Task's `output`)
 
 
 NO_RELATIONS = ReferralRelations()
@@ -59,6 +60,7 @@ class ReferralRead:
     in_force: tuple[ConsentInForce, ...] = ()
     patient: Patient | None = None
     program: PeerProgram | None = None
+    outputs: tuple[UUID, ...] | None = None
 
 
 class OrganizationRepository(Protocol):

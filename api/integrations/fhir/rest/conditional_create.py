@@ -20,7 +20,7 @@ from api.integrations.fhir.resources.datatypes import Json
 from api.integrations.fhir.rest import search_execute
 from api.integrations.fhir.rest.context import FhirContext
 from api.integrations.fhir.rest.operation_outcomes import BadRequest, PreconditionFailed
-from api.integrations.fhir.rest.reads import referral_resource, task_outputs
+from api.integrations.fhir.rest.reads import TASK_RELATIONS, referral_resource
 from api.integrations.fhir.rest.search_parameters import SearchRequest, ids_of, parse_search
 from api.services import idempotency, referrals
 from api.services.referrals import ReferralView
@@ -37,12 +37,12 @@ async def _created_tasks(ctx: FhirContext, request: SearchRequest) -> list[Json]
     """A referral always has a workflow, but its Task exists once created (with the referral
     through GraphQL, or by the requester's POST after a FHIR ServiceRequest)."""
     ids = ids_of(request, "focus", "ServiceRequest")
-    found = await referrals.get_referrals(ctx.new_uow(), ctx.principal, ids)
-    views = [
-        v for v in found if isinstance(v, ReferralView) and v.referral.task_created_at is not None
+    found = await referrals.get_referrals(ctx.new_uow(), ctx.principal, ids, TASK_RELATIONS)
+    return [
+        referral_resource("Task", v)
+        for v in found
+        if isinstance(v, ReferralView) and v.referral.task_created_at is not None
     ]
-    outputs = await task_outputs(ctx, [v.referral.id for v in views])
-    return [referral_resource("Task", v, outputs.get(v.referral.id, ())) for v in views]
 
 
 @dataclass(frozen=True)

@@ -52,42 +52,49 @@ from api.services import (
 )
 from api.services.procedures import ProcedureView
 from api.services.referrals import ReferralView
-from api.services.repositories import UnitOfWork
+from api.services.repositories import NO_RELATIONS, ReferralRelations, UnitOfWork
 
 T = TypeVar("T")
 Outcome = Json | DomainError
 
 
-def referral_resource(resource_type: str, view: ReferralView, outputs: Sequence[UUID] = ()) -> Json:
+# A Task lists the Procedures recorded for its referral: read with the referral, as ids.
+TASK_RELATIONS = ReferralRelations(outputs=True)
+
+
+def referral_resource(
+    resource_type: str, view: ReferralView, outputs: Sequence[UUID] | None = None
+) -> Json:
+    """The referral's ServiceRequest, or its Task listing `outputs` (by default those read with
+    the referral under `TASK_RELATIONS`)."""
     redacted = view.withheld is not None
     if resource_type == "ServiceRequest":
         return to_fhir_service_request(view.referral, redacted=redacted)
-    return to_fhir_task(view.referral, redacted=redacted, outputs=outputs)
+    listed = view.outputs if outputs is None else outputs
+    return to_fhir_task(view.referral, redacted=redacted, outputs=listed or ())
+
+
+async def task_outputs(
+    ctx: FhirContext, referral_ids: Sequence[UUID]
+) -> dict[UUID, tuple[UUID, ...]]:
+    """The Procedures each referral's Task lists as output (for a referral not read with
+    `TASK_RELATIONS`, e.g. as a write answers it)."""
+    return await procedures.outputs_of(ctx.new_uow(), ctx.principal, referral_ids)
 
 
 def procedure_resource(view: ProcedureView) -> Json:
     return to_fhir_procedure(view.procedure, redacted=view.withheld is not None)
 
 
-async def task_outputs(
-    ctx: FhirContext, referral_ids: Sequence[UUID]
-) -> dict[UUID, tuple[UUID, ...]]:
-    """The Procedures each referral's Task lists as output."""
-    return await procedures.outputs_of(ctx.new_uow(), ctx.principal, referral_ids)
-
-
 async def _referrals(ctx: FhirContext, resource_type: str, ids: Sequence[UUID]) -> list[Outcome]:
-    found = await referrals.get_referrals(ctx.new_uow(), ctx.principal, ids)
-    outputs: dict[UUID, tuple[UUID, ...]] = {}
-    if resource_type == "Task":
-        seen = [v.referral.id for v in found if isinstance(v, ReferralView)]
-        outputs = await task_outputs(ctx, seen)
+    relations = TASK_RELATIONS if resource_type == "Task" else NO_RELATIONS
+    found = await referrals.get_referrals(ctx.new_uow(), ctx.principal, ids, relations)
     out: list[Outcome] = []
     for ident, item in zip(ids, found, strict=True):
         if isinstance(item, DomainError):
             out.append(NotFound(resource_type, ident) if isinstance(item, NotFound) else item)
         else:
-            out.append(referral_resource(resource_type, item, outputs.get(item.referral.id, ())))
+            out.append(referral_resource(resource_type, item))
     return out
 
 

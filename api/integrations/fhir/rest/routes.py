@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -12,6 +11,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
+from api import wire_json
 from api.db.errors import unavailable
 from api.db.uow import PostgresUnitOfWork
 from api.domain.errors import DomainError, Retryable, Unauthenticated, UnsupportedMediaType
@@ -38,8 +38,8 @@ _log = logging.getLogger(__name__)
 
 
 def fhir_response(status: int, body: Any, headers: dict[str, str] | None = None) -> Response:
-    content = json.dumps(body, separators=(",", ":"), ensure_ascii=False)
-    return Response(content, status_code=status, media_type=FHIR_JSON, headers=headers)
+    return Response(
+        wire_json.dumps(body), status_code=status, media_type=FHIR_JSON, headers=headers)
 
 
 def _error(error: DomainError, resource_type: str | None) -> Response:

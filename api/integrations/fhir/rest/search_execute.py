@@ -15,7 +15,7 @@ from api.integrations.fhir.resources.supporters import (
 )
 from api.integrations.fhir.rest.context import FhirContext
 from api.integrations.fhir.rest.operation_outcomes import BadRequest
-from api.integrations.fhir.rest.reads import read_many, referral_resource, task_outputs
+from api.integrations.fhir.rest.reads import TASK_RELATIONS, read_many, referral_resource
 from api.integrations.fhir.rest.search_directory import location_search, program_search
 from api.integrations.fhir.rest.search_includes import SearchResult, includes, page
 from api.integrations.fhir.rest.search_parameters import (
@@ -36,6 +36,7 @@ from api.integrations.fhir.rest.search_records import (
 )
 from api.services import patients, procedures, referrals, supporters
 from api.services.filters import ReferralFilter, SupporterFilter
+from api.services.repositories import NO_RELATIONS
 
 __all__ = ["SearchResult", "search"]
 
@@ -114,22 +115,25 @@ async def _referral_search(ctx: FhirContext, request: SearchRequest) -> SearchRe
         identifiers=token_values(request, "identifier"),
         overdue=flag(request, "overdue"),
     )
+    tasks_wanted = kind == "Task" or "Task:focus" in request.revincludes
     listed = await referrals.list_referrals(
-        ctx.new_uow(), ctx.principal, where, page_request(request)
+        ctx.new_uow(),
+        ctx.principal,
+        where,
+        page_request(request),
+        TASK_RELATIONS if tasks_wanted else NO_RELATIONS,
     )
     views = {v.referral.id: v for v in listed.items}
     cursor = listed.end_cursor if listed.has_next_page else None
-    tasks_wanted = kind == "Task" or "Task:focus" in request.revincludes
-    outputs_of = await task_outputs(ctx, list(views)) if tasks_wanted else {}
 
     def as_resource(resource_type: str, referral_id: UUID) -> Json | None:
         """A Task or ServiceRequest of a referral on this page, as this read disclosed it."""
         view = views.get(referral_id)
         if view is None or resource_type not in ("Task", "ServiceRequest"):
             return None
-        return referral_resource(resource_type, view, outputs_of.get(referral_id, ()))
+        return referral_resource(resource_type, view)
 
-    matches = [referral_resource(kind, v, outputs_of.get(i, ())) for i, v in views.items()]
+    matches = [referral_resource(kind, v) for v in views.values()]
     return page(matches, await includes(ctx, request, matches, as_resource), cursor)
 
 
