@@ -4,7 +4,7 @@ idempotency keys older than PEERBRIDGE_IDEMPOTENCY_KEY_RETENTION_H hours and cli
 `jti`s whose assertions have expired. It runs in `serve` (an app lifespan part) and in
 `peerbridge worker`; replicas may all run it (deleting twice deletes nothing). Delivered
 notifications are pruned by the delivery worker itself (PEERBRIDGE_DELIVERY_RETENTION_DAYS);
-outbox rows are kept, since resuming subscribers replay from them.
+outbox rows by the event schedule (api/events/schedule.py, PEERBRIDGE_OUTBOX_RETENTION_DAYS).
 """
 
 from __future__ import annotations

@@ -22,6 +22,7 @@ from api.db.migrate import pending
 from api.db.pool import connect, create_pool
 from api.delivery.runtime import WORKER_APPLICATION_NAME
 from api.delivery.worker import DeliveryWorker
+from api.events import schedule as events_schedule
 from api.logs import configure_logging
 from api.settings import Settings
 
@@ -77,5 +78,7 @@ async def _run_worker(settings: Settings, secrets_key: kek.KeyEncryptionKey) -> 
             tasks.create_task(worker.run())
             if settings.housekeeping_interval_s > 0:
                 tasks.create_task(housekeeping.run(pool, settings))
+            if settings.events_schedule_interval_s > 0:
+                tasks.create_task(events_schedule.run(pool, settings))
     finally:
         await pool.close()

@@ -1,4 +1,5 @@
-"""App lifespan part: the event schedule, every PEERBRIDGE_EVENTS_SCHEDULE_INTERVAL_S seconds.
+"""The event schedule, every PEERBRIDGE_EVENTS_SCHEDULE_INTERVAL_S seconds, in `serve` (an app
+lifespan part) and in `peerbridge worker`.
 
 Each round raises the first-contact escalations that fell due (services/timeliness.py) and
 prunes outbox events past PEERBRIDGE_OUTBOX_RETENTION_DAYS. Replicas may all run it: timers are
@@ -32,23 +33,23 @@ async def run_once(pool: asyncpg.Pool, settings: Settings) -> None:
         await outbox.prune(connection, settings.outbox_retention_days)
 
 
-async def _every(interval: float, pool: asyncpg.Pool, settings: Settings) -> None:
+async def run(pool: asyncpg.Pool, settings: Settings) -> None:
+    """A round now and then every interval until cancelled; a failed round is retried."""
     while True:
         try:
             await run_once(pool, settings)
         except Exception as error:  # keep serving; the next round picks up where this stopped
             _log.warning("event schedule failed (%s); retrying next round", type(error).__name__)
-        await asyncio.sleep(interval)
+        await asyncio.sleep(settings.events_schedule_interval_s)
 
 
 @asynccontextmanager
 async def lifespan(app: Starlette) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
-    interval = settings.events_schedule_interval_s
-    if interval <= 0:
+    if settings.events_schedule_interval_s <= 0:
         yield
         return
-    task = asyncio.create_task(_every(interval, app.state.pool, settings), name="event schedule")
+    task = asyncio.create_task(run(app.state.pool, settings), name="event schedule")
     try:
         yield
     finally:
