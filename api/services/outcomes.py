@@ -14,9 +14,11 @@ from api.domain.errors import Invalid
 from api.domain.events import DomainEvent
 from api.domain.outcomes import Instrument, OutcomeMeasure, check_answers
 from api.domain.principal import Principal
+from api.domain.referrals import ReferralStatus
 from api.domain.verbatim import Verbatim, nothing_kept
 from api.services import idempotency
 from api.services.care_records import patient_in_care
+from api.services.filters import ReferralBox, ReferralFilter
 from api.services.policy import (
     Capability,
     Disclosure,
@@ -26,9 +28,11 @@ from api.services.policy import (
     require,
     utcnow,
 )
+from api.services.referrals import referral_event
 from api.services.repositories import UnitOfWork
 
 _OUTCOMES = frozenset({DataClass.OUTCOMES})
+_MAX_SIGNALLED_REFERRALS = 20
 
 
 @dataclass(frozen=True)
@@ -48,7 +52,8 @@ async def record_outcome_measure(
     *,
     idempotency_key: str | None = None,
 ) -> OutcomeMeasure:
-    """Record an administered instrument; raises a SafetySignalRaised event when item 9 > 0."""
+    """Record an administered instrument; a PHQ-9 with item 9 > 0 raises SafetySignalRaised
+    (`safety_signals`)."""
     require(principal, Capability.RECORD_OUTCOMES)
     check_answers(command.instrument, command.item_answers)
     now = utcnow()
@@ -110,18 +115,7 @@ async def record_outcome_measure(
             )
         ]
         if measure.safety_signal:
-            events.append(
-                DomainEvent(
-                    "SafetySignalRaised",
-                    "OutcomeMeasure",
-                    measure.id,
-                    (principal.organization_id,),
-                    {
-                        "instrument": measure.instrument.value,
-                        "referralId": str(measure.referral_id or ""),
-                    },
-                )
-            )
+            events += await safety_signals(uow, principal, measure)
         await uow.outbox.add_many(events)
         await uow.audit.add_many(
             [
@@ -140,6 +134,37 @@ async def record_outcome_measure(
         )
         await uow.commit()
     return measure
+
+
+async def safety_signals(
+    uow: UnitOfWork, principal: Principal, measure: OutcomeMeasure
+) -> list[DomainEvent]:
+    """`SafetySignalRaised` on each referral the signal concerns, to both its organizations,
+    so the referring clinic hears it too: the referral the measure was recorded under, else
+    the participant's open referrals the recorder is working on. The event says only "a safety
+    signal on referral X" (no instrument, answer or score); the clinic reads the measure only
+    when the patient's consent shares outcomes with it (`outcomes_for_patients`). Without any
+    such referral the signal goes to the recorder alone, on the measure."""
+    if measure.referral_id is not None:
+        concerned = [r for r in await uow.referrals.get_many([measure.referral_id]) if r]
+    else:
+        concerned = await uow.referrals.search(
+            principal.organization_id,
+            ReferralFilter(
+                box=ReferralBox.INBOX,
+                patient_id=measure.patient_id,
+                statuses=frozenset(s for s in ReferralStatus if not s.is_final),
+            ),
+            None,
+            _MAX_SIGNALLED_REFERRALS,
+        )
+    if not concerned:
+        return [
+            DomainEvent(
+                "SafetySignalRaised", "OutcomeMeasure", measure.id, (principal.organization_id,)
+            )
+        ]
+    return [referral_event("SafetySignalRaised", referral) for referral in concerned]
 
 
 async def outcomes_for_patients(

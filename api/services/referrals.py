@@ -400,6 +400,31 @@ async def escalate_referral(
     return ReferralView(referral, Role.REQUESTER)
 
 
+async def warm_handoff(
+    uow: UnitOfWork,
+    principal: Principal,
+    referral_id: UUID,
+    clinic_organization_id: UUID,
+    *,
+    reason_text: str | None = None,
+    idempotency_key: str | None = None,
+) -> ReferralView:
+    """One call after a safety signal: a `stat` peer → clinic referral linked to the one the
+    peer organization is working on (an escalation), announced to the clinic as it commits,
+    with a one-hour first-contact target unless the clinic set another."""
+    return await escalate_referral(
+        uow,
+        principal,
+        EscalateReferral(
+            referral_id=referral_id,
+            clinic_organization_id=clinic_organization_id,
+            priority=Priority.STAT,
+            reason_text=reason_text,
+        ),
+        idempotency_key=idempotency_key,
+    )
+
+
 _EVENT_OF = {
     Transition.ACCEPT: "ReferralAccepted",
     Transition.REJECT: "ReferralRejected",

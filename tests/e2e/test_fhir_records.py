@@ -421,6 +421,8 @@ def _value(kind: str, name: str, network: Network) -> str:
         return "urn:example|none"
     if name == "_sort":
         return "_lastUpdated"
+    if name == "overdue":  # true | false, anything else is refused
+        return "true"
     if kind == "date":
         return "ge2026-01-01"
     if kind == "token" and name != "_id":

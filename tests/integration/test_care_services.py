@@ -310,9 +310,15 @@ async def test_a_positive_phq9_item_9_raises_a_safety_signal_event(network: Netw
         events = await conn.fetch(
             "SELECT event_type FROM outbox WHERE aggregate_id = $1", measure.id
         )
-    assert sorted(e["event_type"] for e in events) == [
-        "OutcomeMeasureRecorded",
-        "SafetySignalRaised",
+        signals = await conn.fetch(
+            "SELECT organization_ids FROM outbox WHERE aggregate_id = $1 "
+            "AND event_type = 'SafetySignalRaised'",
+            view.referral.id,
+        )
+    # The measure's own event; the signal is on the referral, to both organizations.
+    assert [e["event_type"] for e in events] == ["OutcomeMeasureRecorded"]
+    assert [set(s["organization_ids"]) for s in signals] == [
+        {network.clinic.id, network.peer.id}
     ]
     (seen,) = await outcomes.outcomes_for_patients(
         network.uow(), network.as_peer, [network.patient.id]

@@ -91,6 +91,16 @@ class EscalateReferralInput:
         )
 
 
+@strawberry.input(
+    description="After a safety signal: refer the participant on to a clinic at once (`stat`)."
+)
+class WarmHandoffInput:
+    referral_id: strawberry.ID = strawberry.field(description="The referral you are working.")
+    clinic_organization_id: strawberry.ID
+    reason_text: str | None = None
+    idempotency_key: str | None = strawberry.field(default=None, description=_IDEMPOTENCY)
+
+
 @strawberry.input(description="Assign a certified peer supporter with free caseload.")
 class AssignSupporterInput:
     referral_id: strawberry.ID
@@ -146,6 +156,21 @@ class ReferralMutations:
             info.context.unit_of_work(),
             info.context.principal,
             input.to_command(),
+            idempotency_key=input.idempotency_key,
+        )
+        return _changed(info, view)
+
+    @strawberry.mutation(
+        description="Warm handoff in one call: a `stat` peer → clinic referral linked to the "
+        "one being worked (an escalation), announced to the clinic at once."
+    )
+    async def warm_handoff(self, info: Info, input: WarmHandoffInput) -> Referral | None:
+        view = await referrals.warm_handoff(
+            info.context.unit_of_work(),
+            info.context.principal,
+            parse_id(input.referral_id, "input.referralId"),
+            parse_id(input.clinic_organization_id, "input.clinicOrganizationId"),
+            reason_text=input.reason_text,
             idempotency_key=input.idempotency_key,
         )
         return _changed(info, view)
