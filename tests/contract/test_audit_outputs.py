@@ -56,7 +56,9 @@ async def test_the_siem_export_and_the_accounting_bundle_pass_both_validators(
 
     exported = [json.loads(line) for line in ndjson.read_text().splitlines()]
     bundle = json.loads(bundle_file.read_text())
-    assert len(exported) >= 20
+    # One row per record disclosed per request: the flow's `_include=Task:focus` is the referral
+    # its Task page already audited, so it adds no second row (it did before: 20).
+    assert len(exported) >= 19
     assert {e["resource"]["resourceType"] for e in bundle["entry"]} == {
         "AuditEvent", "Organization"
     }
