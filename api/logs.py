@@ -1,7 +1,7 @@
 """Process-wide logging: readable lines in development, JSON lines in production.
 
 What never goes into a log line here or anywhere: tokens, query strings, GraphQL variables or
-results, names, birth dates, MRNs, free text, database error detail (see KNOWLEDGE.md).
+results, names, birth dates, MRNs, free text, database error detail (docs/security.md).
 """
 
 from __future__ import annotations

@@ -17,7 +17,7 @@ async def test_smart_configuration_has_the_required_fields(
     response = await client.get("/.well-known/smart-configuration")
     assert response.status_code == 200
     config = response.json()
-    # SMART App Launch 2: required fields, then the backend-services ones KNOWLEDGE.md lists.
+    # SMART App Launch 2: required fields, then the ones SMART Backend Services clients rely on.
     for field in ("token_endpoint", "grant_types_supported", "capabilities",
                   "code_challenge_methods_supported", "token_endpoint_auth_methods_supported",
                   "token_endpoint_auth_signing_alg_values_supported", "scopes_supported",

@@ -28,7 +28,7 @@ T = Transition
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 ACTOR = Actor(uuid.uuid4(), "client-1", "client-1")
 
-# The state machine of DESIGN.md, written out independently of the implementation's table.
+# The state machine of docs/design.md, written out independently of the implementation's table.
 EXPECTED = {
     (S.REQUESTED, T.ACCEPT, Role.PERFORMER): S.ACCEPTED,
     (S.REQUESTED, T.REJECT, Role.PERFORMER): S.REJECTED,
