@@ -81,7 +81,9 @@ def test_pods_run_as_non_root_on_a_read_only_root_with_limits_and_secret_referen
             env["name"] for env in container["env"] if "secretKeyRef" in env.get("valueFrom", {})
         }
         assert not any("value" in env for env in container["env"]), "secrets by reference only"
-    assert secrets["Deployment"] == {"DATABASE_URL", "PEERBRIDGE_KEY_ENCRYPTION_KEY"}
+    assert secrets["Deployment"] == {
+        "DATABASE_URL", "PEERBRIDGE_KEY_ENCRYPTION_KEY", "PEERBRIDGE_METRICS_TOKEN"
+    }
     assert secrets["Job"] == {"DATABASE_URL", "PEERBRIDGE_MIGRATION_DATABASE_URL"}
 
     (api,) = pods["Deployment"]["containers"]
