@@ -13,10 +13,19 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import uvicorn
+from fhir_support import Fhir
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
+
+from api.integrations.fhir.resources.subscriptions import (
+    EXT_FILTER_CRITERIA,
+    EXT_HEARTBEAT_PERIOD,
+    EXT_PAYLOAD_CONTENT,
+    EXT_SIGNING_SECRET,
+    EXT_TIMEOUT,
+)
 
 
 @dataclass
@@ -107,3 +116,56 @@ async def receiving() -> AsyncIterator[Receiver]:
         server.should_exit = True
         await task
         listening.close()
+
+
+TASK_TOPIC = "http://hl7.org/fhir/us/sdoh-clinicalcare/SubscriptionTopic/Task"
+
+
+def subscription(
+    endpoint: str,
+    *,
+    content: str = "id-only",
+    filters: str | None = None,
+    heartbeat_s: int | None = None,
+    timeout_s: int | None = None,
+    topic: str = TASK_TOPIC,
+) -> dict[str, Any]:
+    channel: dict[str, Any] = {
+        "type": "rest-hook",
+        "endpoint": endpoint,
+        "payload": "application/fhir+json",
+        "_payload": {"extension": [{"url": EXT_PAYLOAD_CONTENT, "valueCode": content}]},
+        "header": ["Authorization: Bearer receiver-token"],
+    }
+    extensions = []
+    if heartbeat_s is not None:
+        extensions.append({"url": EXT_HEARTBEAT_PERIOD, "valueUnsignedInt": heartbeat_s})
+    if timeout_s is not None:
+        extensions.append({"url": EXT_TIMEOUT, "valueUnsignedInt": timeout_s})
+    if extensions:
+        channel["extension"] = extensions
+    resource: dict[str, Any] = {
+        "resourceType": "Subscription",
+        "meta": {
+            "profile": [
+                "http://hl7.org/fhir/uv/subscriptions-backport/StructureDefinition/backport-subscription"
+            ]
+        },
+        "status": "requested",
+        "reason": "Referrals for our peer program",
+        "criteria": topic,
+        "channel": channel,
+    }
+    if filters:
+        resource["_criteria"] = {
+            "extension": [{"url": EXT_FILTER_CRITERIA, "valueString": filters}]
+        }
+    return resource
+
+
+async def subscribe(fhir: Fhir, resource: dict[str, Any]) -> tuple[dict[str, Any], str]:
+    response = await fhir.request("POST", "Subscription", resource)
+    assert response.status_code == 201, response.text
+    created = response.json()
+    (secret,) = [e["valueString"] for e in created["extension"] if e["url"] == EXT_SIGNING_SECRET]
+    return created, secret

@@ -41,6 +41,14 @@ _DELIVERY_COLUMNS = (
 )
 
 
+async def _without_waiting_for_disk(conn: asyncpg.Connection) -> None:
+    """This transaction's commit returns before its WAL reaches disk. Safe for the queue's
+    bookkeeping, which delivery is at least once anyway: a crash can only lose the last
+    moments' fan-outs (their outbox rows are unpublished again, in the same transaction),
+    leases (claimed again) or outcomes (sent again); never an event."""
+    await conn.execute("SET LOCAL synchronous_commit TO off")
+
+
 def delivery_of(row: Any) -> Delivery:
     return Delivery(
         id=row["id"],
@@ -82,6 +90,7 @@ async def fan_out_outbox(pool: asyncpg.Pool, batch: int) -> int:
 
 
 async def _fan_out(conn: asyncpg.Connection, batch: int) -> int:
+    await _without_waiting_for_disk(conn)
     if not await conn.fetchval("SELECT pg_try_advisory_xact_lock($1)", _FAN_OUT_LOCK):
         return 0
     ids = [
@@ -135,6 +144,7 @@ async def _fan_out(conn: asyncpg.Connection, batch: int) -> int:
 async def claim(pool: asyncpg.Pool, limit: int, lease_s: float) -> list[Claimed]:
     """Lease up to `limit` due deliveries, each the oldest pending of its ordering key."""
     async with pool.acquire() as conn, conn.transaction():
+        await _without_waiting_for_disk(conn)
         rows = await conn.fetch(
             "WITH due AS (SELECT d.id FROM deliveries d WHERE d.status = 'pending' "
             "AND d.next_attempt_at <= now() AND NOT EXISTS (SELECT 1 FROM deliveries e "
@@ -161,20 +171,28 @@ async def claim(pool: asyncpg.Pool, limit: int, lease_s: float) -> list[Claimed]
     ]
 
 
-async def delivered(pool: asyncpg.Pool, delivery: Delivery) -> None:
-    """Sent and acknowledged (2xx); a handshake's subscription becomes active."""
+async def delivered(pool: asyncpg.Pool, sent: Sequence[Delivery]) -> None:
+    """Sent and acknowledged (2xx), in one transaction; a handshake's subscription becomes
+    active."""
+    if not sent:
+        return
+    subscription_ids = sorted({d.subscription_id for d in sent})  # one lock order for all
+    handshakes = [d.subscription_id for d in sent if d.kind is NotificationKind.HANDSHAKE]
     async with pool.acquire() as conn, conn.transaction():
+        await _without_waiting_for_disk(conn)
         await conn.execute(
             "UPDATE deliveries SET status = 'delivered', delivered_at = now(), last_error = NULL "
-            "WHERE id = $1",
-            delivery.id,
+            "WHERE id = ANY($1::bigint[])",
+            [d.id for d in sent],
         )
         await conn.execute(
             "UPDATE subscriptions SET last_sent_at = now(), "
-            "status = CASE WHEN $2 AND status = 'requested' THEN 'active' ELSE status END, "
-            "updated_at = CASE WHEN $2 THEN now() ELSE updated_at END WHERE id = $1",
-            delivery.subscription_id,
-            delivery.kind is NotificationKind.HANDSHAKE,
+            "status = CASE WHEN id = ANY($2::uuid[]) AND status = 'requested' THEN 'active' "
+            "ELSE status END, "
+            "updated_at = CASE WHEN id = ANY($2::uuid[]) THEN now() ELSE updated_at END "
+            "WHERE id = ANY($1::uuid[])",
+            subscription_ids,
+            handshakes,
         )
 
 
@@ -185,6 +203,7 @@ async def failed(
     (a dead handshake puts its subscription in `error`). True when it is dead."""
     dead = delivery.attempts >= max_attempts
     async with pool.acquire() as conn, conn.transaction():
+        await _without_waiting_for_disk(conn)
         await conn.execute(
             "UPDATE deliveries SET last_error = $2, status = $3, "
             "next_attempt_at = now() + make_interval(secs => $4) WHERE id = $1",

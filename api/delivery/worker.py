@@ -18,6 +18,7 @@ import hashlib
 import hmac
 import json
 import logging
+import socket
 import time
 from collections.abc import Awaitable, Callable
 from contextlib import suppress
@@ -40,7 +41,7 @@ from api.domain.deliveries import (
     backoff_s,
     check_header,
 )
-from api.domain.errors import Invalid
+from api.domain.errors import Invalid, Unavailable
 from api.integrations.fhir.resources.datatypes import Json
 from api.integrations.fhir.resources.subscriptions import (
     SIGNATURE_HEADER,
@@ -62,6 +63,7 @@ _log = logging.getLogger(__name__)
 
 _FAN_OUT_BATCH = 500
 _PRUNE_EVERY_S = 3600.0
+_HEARTBEATS_EVERY_S = 1.0  # heartbeat periods are whole seconds
 _RECONNECT_MAX_S = 30.0
 _CONNECTION_ERRORS = (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError)
 
@@ -106,21 +108,30 @@ class DeliveryWorker:
         self._policy: EndpointPolicy = endpoint_policy(settings)
         self._wake = asyncio.Event()
         self._last_prune = 0.0
+        self._last_heartbeats = 0.0
 
     async def run(self) -> None:
         """Deliver until cancelled."""
         owned_http = self._http is None
-        http = self._http or httpx.AsyncClient(follow_redirects=False)
+        http = self._http or httpx.AsyncClient(
+            follow_redirects=False,
+            # Headers and body go out in separate writes: without TCP_NODELAY the body waits
+            # for the receiver's delayed ACK (40 ms on Linux).
+            transport=httpx.AsyncHTTPTransport(
+                socket_options=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)]
+            ),
+        )
         listener = asyncio.create_task(self._listen(), name="delivery listener")
         try:
             while True:
                 try:
-                    busy = await self.round(http)
-                except _CONNECTION_ERRORS as error:
+                    if not await self.round(http):
+                        await self._sleep()
+                except Exception as error:  # noqa: BLE001 - the worker outlives any one failure
+                    # A database outage (Unavailable) or a bug: what was claimed goes out again
+                    # when its lease ends; try again after the poll interval.
                     _log.warning("delivery round failed (%s); retrying", type(error).__name__)
-                    busy = False
-                if not busy:
-                    await self._sleep()
+                    await asyncio.sleep(self._settings.delivery_poll_interval_s)
         finally:
             listener.cancel()
             with suppress(asyncio.CancelledError):
@@ -132,12 +143,20 @@ class DeliveryWorker:
         """One pass over the queue; True when it found work (so another may follow at once)."""
         self._wake.clear()
         fanned = await queue.fan_out_outbox(self._pool, _FAN_OUT_BATCH)
-        await queue.schedule_heartbeats(self._pool)
+        if time.monotonic() - self._last_heartbeats >= _HEARTBEATS_EVERY_S:
+            self._last_heartbeats = time.monotonic()
+            await queue.schedule_heartbeats(self._pool)
         claimed = await queue.claim(
             self._pool, self._settings.delivery_concurrency, self._settings.delivery_lease_s
         )
         if claimed:
-            await asyncio.gather(*(self._send(http, c) for c in claimed))
+            problems = await asyncio.gather(*(self._send(http, c) for c in claimed))
+            sent = [c.delivery for c, problem in zip(claimed, problems, strict=True) if not problem]
+            await queue.delivered(self._pool, sent)
+            COUNTERS.sent += len(sent)
+            for claimed_one, problem in zip(claimed, problems, strict=True):
+                if problem:
+                    await self._record(claimed_one, problem)
         if time.monotonic() - self._last_prune > _PRUNE_EVERY_S:
             self._last_prune = time.monotonic()
             pruned = await queue.prune_delivered(self._pool, self._settings.delivery_retention_days)
@@ -157,7 +176,9 @@ class DeliveryWorker:
         with suppress(TimeoutError):
             await asyncio.wait_for(self._wake.wait(), timeout)
 
-    async def _send(self, http: httpx.AsyncClient, claimed: queue.Claimed) -> None:
+    async def _send(self, http: httpx.AsyncClient, claimed: queue.Claimed) -> str | None:
+        """Send one notification; None when the receiver acknowledged it, else why not (an
+        HTTP status or an error class: no PHI)."""
         delivery = claimed.delivery
         subscription = claimed.subscription
         try:
@@ -179,20 +200,19 @@ class DeliveryWorker:
                 headers=headers,
                 timeout=float(subscription.timeout_s or self._settings.delivery_timeout_s),
             )
-            problem = None if 200 <= answer.status_code < 300 else f"HTTP {answer.status_code}"
         except httpx.TimeoutException:
-            problem = "timeout"
+            return "timeout"
         except Invalid:
-            problem = "endpoint refused"
+            return "endpoint refused"
         except httpx.HTTPError as error:
-            problem = type(error).__name__
+            return type(error).__name__
         except Exception as error:  # noqa: BLE001 - one bad notification must not stop the rest
-            problem = type(error).__name__
-            _log.error("building delivery %d failed (%s)", delivery.id, problem)
-        if problem is None:
-            await queue.delivered(self._pool, delivery)
-            COUNTERS.sent += 1
-            return
+            _log.error("building delivery %d failed (%s)", delivery.id, type(error).__name__)
+            return type(error).__name__
+        return None if 200 <= answer.status_code < 300 else f"HTTP {answer.status_code}"
+
+    async def _record(self, claimed: queue.Claimed, problem: str) -> None:
+        delivery = claimed.delivery
         COUNTERS.failed += 1
         retry_in = backoff_s(
             delivery.attempts,
@@ -207,7 +227,7 @@ class DeliveryWorker:
             _log.warning(
                 "delivery %d to subscription %s is dead after %d tries (%s)",
                 delivery.id,
-                subscription.id,
+                claimed.subscription.id,
                 delivery.attempts,
                 problem,
             )
@@ -275,7 +295,7 @@ class DeliveryWorker:
                 delay = 1.0
                 self._wake.set()  # anything committed while not listening
                 await lost.wait()
-            except _CONNECTION_ERRORS as error:
+            except (*_CONNECTION_ERRORS, Unavailable) as error:
                 _log.warning("delivery listener lost its connection (%s)", type(error).__name__)
             finally:
                 if connection is not None and not connection.is_closed():

@@ -14,7 +14,7 @@ from typing import Any
 import asyncpg
 import httpx
 import pytest
-from delivery_support import receiving
+from delivery_support import TASK_TOPIC, receiving, subscribe, subscription
 from fhir.resources.R4B.bundle import Bundle
 from fhir_support import Fhir
 from network import Network
@@ -26,58 +26,11 @@ from api.delivery.worker import DeliveryWorker
 from api.domain.referrals import Transition
 from api.integrations.fhir.resources.subscriptions import (
     EXT_FILTER_CRITERIA,
-    EXT_HEARTBEAT_PERIOD,
-    EXT_PAYLOAD_CONTENT,
     EXT_SIGNING_SECRET,
-    EXT_TIMEOUT,
     EXT_TOPIC_CANONICAL,
 )
 from api.services import consent_revocations, referrals
 from api.settings import Settings
-
-TASK_TOPIC = "http://hl7.org/fhir/us/sdoh-clinicalcare/SubscriptionTopic/Task"
-
-
-def subscription(
-    endpoint: str,
-    *,
-    content: str = "id-only",
-    filters: str | None = None,
-    heartbeat_s: int | None = None,
-    timeout_s: int | None = None,
-    topic: str = TASK_TOPIC,
-) -> dict[str, Any]:
-    channel: dict[str, Any] = {
-        "type": "rest-hook",
-        "endpoint": endpoint,
-        "payload": "application/fhir+json",
-        "_payload": {"extension": [{"url": EXT_PAYLOAD_CONTENT, "valueCode": content}]},
-        "header": ["Authorization: Bearer receiver-token"],
-    }
-    extensions = []
-    if heartbeat_s is not None:
-        extensions.append({"url": EXT_HEARTBEAT_PERIOD, "valueUnsignedInt": heartbeat_s})
-    if timeout_s is not None:
-        extensions.append({"url": EXT_TIMEOUT, "valueUnsignedInt": timeout_s})
-    if extensions:
-        channel["extension"] = extensions
-    resource: dict[str, Any] = {
-        "resourceType": "Subscription",
-        "meta": {
-            "profile": [
-                "http://hl7.org/fhir/uv/subscriptions-backport/StructureDefinition/backport-subscription"
-            ]
-        },
-        "status": "requested",
-        "reason": "Referrals for our peer program",
-        "criteria": topic,
-        "channel": channel,
-    }
-    if filters:
-        resource["_criteria"] = {
-            "extension": [{"url": EXT_FILTER_CRITERIA, "valueString": filters}]
-        }
-    return resource
 
 
 def fast(settings: Settings, **overrides: Any) -> Settings:
@@ -109,14 +62,6 @@ async def worker(app: Starlette, settings: Settings) -> AsyncIterator[DeliveryWo
             await task
         except asyncio.CancelledError:
             pass
-
-
-async def subscribe(fhir: Fhir, resource: dict[str, Any]) -> tuple[dict[str, Any], str]:
-    response = await fhir.request("POST", "Subscription", resource)
-    assert response.status_code == 201, response.text
-    created = response.json()
-    (secret,) = [e["valueString"] for e in created["extension"] if e["url"] == EXT_SIGNING_SECRET]
-    return created, secret
 
 
 def node_problems(resources: list[dict[str, Any]]) -> list[str]:
