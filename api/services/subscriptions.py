@@ -42,6 +42,9 @@ Seal = Callable[[bytes, bytes], bytes]
 _MAX_HEADERS = 10
 _MAX_FILTERS = 10
 _MAX_TIMEOUT_S = 60
+_MAX_HEARTBEAT_S = 30 * 86400
+_MAX_ENDPOINT_CHARS = 2048
+_MAX_HEADER_CHARS = 4096
 
 
 @dataclass(frozen=True)
@@ -92,14 +95,26 @@ def _check(command: NewSubscription) -> None:
         raise Invalid(f"at most {_MAX_FILTERS} filters", field="filterCriteria")
     if any(name not in topic.filters for name, _ in command.filters):
         raise Invalid(f"filterCriteria takes {', '.join(topic.filters)}", field="filterCriteria")
+    if len(command.endpoint) > _MAX_ENDPOINT_CHARS:
+        raise Invalid(
+            f"at most {_MAX_ENDPOINT_CHARS} characters", field="Subscription.channel.endpoint"
+        )
     if len(command.headers) > _MAX_HEADERS:
         raise Invalid(f"at most {_MAX_HEADERS} headers", field="Subscription.channel.header")
     for header in command.headers:
+        if len(header) > _MAX_HEADER_CHARS:
+            raise Invalid(
+                f"at most {_MAX_HEADER_CHARS} characters", field="Subscription.channel.header"
+            )
         check_header(header)
     if command.timeout_s is not None and not 1 <= command.timeout_s <= _MAX_TIMEOUT_S:
         raise Invalid(f"timeout is 1 to {_MAX_TIMEOUT_S} seconds", field="timeout")
-    if command.heartbeat_period_s is not None and command.heartbeat_period_s < 1:
-        raise Invalid("heartbeatPeriod is at least 1 second", field="heartbeatPeriod")
+    if command.heartbeat_period_s is not None and not (
+        1 <= command.heartbeat_period_s <= _MAX_HEARTBEAT_S
+    ):
+        raise Invalid(
+            f"heartbeatPeriod is 1 to {_MAX_HEARTBEAT_S} seconds", field="heartbeatPeriod"
+        )
 
 
 async def create_subscription(

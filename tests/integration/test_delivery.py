@@ -26,7 +26,9 @@ from api.delivery.worker import DeliveryWorker
 from api.domain.referrals import Transition
 from api.integrations.fhir.resources.subscriptions import (
     EXT_FILTER_CRITERIA,
+    EXT_HEARTBEAT_PERIOD,
     EXT_SIGNING_SECRET,
+    EXT_TIMEOUT,
     EXT_TOPIC_CANONICAL,
 )
 from api.services import consent_revocations, referrals
@@ -206,6 +208,26 @@ async def test_only_the_subscribing_organization_sees_its_subscription(
         (
             {"_criteria": {"extension": [{"url": EXT_FILTER_CRITERIA, "valueString": "Task?x=1"}]}},
             "filterCriteria",
+        ),
+        (
+            {
+                "channel": {
+                    "type": "rest-hook",
+                    "endpoint": "http://x.test/",
+                    "extension": [{"url": EXT_HEARTBEAT_PERIOD, "valueUnsignedInt": 99999999}],
+                }
+            },
+            "heartbeatPeriod",
+        ),
+        (
+            {
+                "channel": {
+                    "type": "rest-hook",
+                    "endpoint": "http://x.test/",
+                    "extension": [{"url": EXT_TIMEOUT, "valueString": "5"}],
+                }
+            },
+            "Subscription.channel",
         ),
     ],
 )

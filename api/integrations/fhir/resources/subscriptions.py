@@ -58,8 +58,10 @@ def _extensions(element: Mapping[str, Any] | None, url: str) -> list[Mapping[str
 def _one_value(element: Mapping[str, Any] | None, url: str, key: str, where: str) -> Any:
     found = _extensions(element, url)
     if len(found) > 1:
-        raise Invalid("at most one of this extension", field=where)
-    return found[0].get(key) if found else None
+        raise Invalid(f"at most one {url.rsplit('/', 1)[-1]} extension", field=where)
+    if found and key not in found[0]:
+        raise Invalid(f"{url.rsplit('/', 1)[-1]} takes {key}", field=where)
+    return found[0][key] if found else None
 
 
 def from_fhir_subscription(resource: Mapping[str, Any]) -> NewSubscription:

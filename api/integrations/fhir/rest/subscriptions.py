@@ -75,7 +75,10 @@ async def _search(ctx: FhirContext, query: str) -> Reply:
                 raise BadRequest("_count is a whole number", field="_count")
             count = max(1, min(int(value), _MAX_COUNT))
         elif name == "_cursor":
-            after = _id(value)
+            try:
+                after = UUID(value)
+            except ValueError:
+                raise BadRequest("not a cursor this server gave", field="_cursor") from None
         else:
             raise BadRequest(
                 "Subscription search takes _count only (it lists your organization's)",
