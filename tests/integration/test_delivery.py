@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
+import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -21,6 +22,7 @@ from network import Network
 from starlette.applications import Starlette
 
 from api.cli.main import main
+from api.db import deliveries as queue
 from api.db.pool import connect
 from api.delivery.worker import DeliveryWorker
 from api.domain.referrals import Transition
@@ -349,3 +351,26 @@ async def _wait_until_dead(pool: asyncpg.Pool, count: int) -> None:
                 return
         await asyncio.sleep(0.02)
     raise AssertionError("no dead delivery")
+
+
+async def test_delivered_rows_are_pruned_after_the_retention_and_the_rest_kept(
+    client: httpx.AsyncClient, pool: asyncpg.Pool, network: Network
+) -> None:
+    peer = await Fhir.as_organization(client, pool, network.peer)
+    created, _ = await subscribe(peer, subscription("http://127.0.0.1:9/hook"))
+    async with pool.acquire() as db:
+        await db.execute(
+            "INSERT INTO deliveries (subscription_id, kind, ordering_key, status, delivered_at) "
+            "SELECT $1::uuid, 'heartbeat', $1::uuid, 'delivered', now() - make_interval(days => d) "
+            "FROM unnest(ARRAY[1, 8, 30]) AS d",
+            created["id"],
+        )
+        await db.execute(
+            "UPDATE deliveries SET status = 'dead' WHERE kind = 'handshake' "
+            "AND subscription_id = $1",
+            uuid.UUID(created["id"]),
+        )
+    assert await queue.prune_delivered(pool, 7) == 2
+    async with pool.acquire() as db:
+        left = await db.fetch("SELECT kind, status FROM deliveries ORDER BY id")
+    assert [tuple(r) for r in left] == [("handshake", "dead"), ("heartbeat", "delivered")]
