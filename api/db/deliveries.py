@@ -220,6 +220,16 @@ async def failed(
     return dead
 
 
+async def seconds_until_due(pool: asyncpg.Pool) -> float | None:
+    """How long until the next pending delivery falls due (≤ 0: now); None when none is."""
+    async with pool.acquire() as conn:
+        due = await conn.fetchval(
+            "SELECT extract(epoch FROM min(next_attempt_at) - now()) FROM deliveries "
+            "WHERE status = 'pending'"
+        )
+    return None if due is None else float(due)
+
+
 async def schedule_heartbeats(pool: asyncpg.Pool) -> int:
     """Queue a heartbeat for each active subscription quiet for its heartbeat period."""
     async with pool.acquire() as conn:

@@ -166,13 +166,9 @@ class DeliveryWorker:
 
     async def _sleep(self) -> None:
         timeout = self._settings.delivery_poll_interval_s
-        async with self._pool.acquire() as conn:
-            due = await conn.fetchval(
-                "SELECT extract(epoch FROM min(next_attempt_at) - now()) FROM deliveries "
-                "WHERE status = 'pending'"
-            )
+        due = await queue.seconds_until_due(self._pool)
         if due is not None:
-            timeout = min(timeout, max(float(due), 0.01))
+            timeout = min(timeout, max(due, 0.01))
         with suppress(TimeoutError):
             await asyncio.wait_for(self._wake.wait(), timeout)
 
