@@ -4,7 +4,8 @@
   (GraphQL `UNAVAILABLE`, FHIR OperationOutcome `transient`, the token endpoint's OAuth error),
   within the acquire timeout, and the service serves again by itself once it is back;
 - a pool with no free connection answers the same 503, after the acquire timeout;
-- a database restart during a write load loses no acknowledged write and half-applies none.
+- a database restart during a write load loses no acknowledged write and half-applies none;
+- a `serve` process killed with SIGKILL in the middle of writes leaves none half-applied.
 
 Recovery times are printed (`pytest -s`); the assertion is only the 5 s the service promises.
 """
@@ -12,7 +13,10 @@ Recovery times are printed (`pytest -s`); the assertion is only the 5 s the serv
 from __future__ import annotations
 
 import asyncio
+import os
 import secrets
+import subprocess
+import sys
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -26,6 +30,7 @@ from fhir_support import FHIR_JSON, Fhir
 from graphql_support import GraphQL
 from network import Network, build_network
 from private_postgres import PrivatePostgres
+from serve_support import free_port, wait_ready
 from starlette.applications import Starlette
 
 from api.app import create_app
@@ -236,3 +241,59 @@ async def test_an_exhausted_pool_is_503_with_retry_after_in_the_door_shape(
     _assert_retry_after(search)
     assert search.json()["issue"][0]["code"] == "transient"
     assert (await gql.post(_PROGRAMS)).status_code == 200
+
+
+async def test_a_serve_process_killed_mid_write_leaves_nothing_partial(
+    pool: asyncpg.Pool, network: Network, database_url: str, tmp_path: Path
+) -> None:
+    registered = await create_client(
+        pool, organization_id=network.clinic.id, name="writer", scopes=["system/*.cruds"]
+    )
+    assert registered.secret is not None
+    env = {**os.environ, "DATABASE_URL": database_url, "PEERBRIDGE_DATA_DIR": str(tmp_path)}
+    port = free_port()
+    serve = subprocess.Popen(
+        [sys.executable, "-m", "api.cli.main", "serve", "--port", str(port), "--workers", "1"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    acknowledged: list[str] = []
+    cut_off = 0
+    try:
+        await wait_ready(port, serve, time.monotonic() + 120)
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
+            token = await client.post(
+                "/oauth/token",
+                data={"grant_type": "client_credentials"},
+                auth=(registered.client.client_id, registered.secret),
+            )
+            headers = {"authorization": f"Bearer {token.json()['access_token']}",
+                       "content-type": FHIR_JSON}
+
+            async def writer(number: int) -> None:
+                nonlocal cut_off
+                for attempt in range(2000):  # bounded; ends when the process is gone
+                    try:
+                        response = await client.post(
+                            "/fhir/Patient", json=_patient(f"K{number}-{attempt}"),
+                            headers=headers,
+                        )
+                    except httpx.TransportError:
+                        cut_off += 1
+                        return
+                    assert response.status_code == 201, response.text
+                    acknowledged.append(response.json()["id"])
+
+            writers = [asyncio.create_task(writer(n)) for n in range(4)]
+            await asyncio.sleep(1.0)
+            serve.kill()  # SIGKILL: no shutdown, transactions in flight just stop
+            await asyncio.gather(*writers)
+    finally:
+        if serve.poll() is None:
+            serve.kill()
+        serve.wait(timeout=30)
+    print(f"\nkill -9: {len(acknowledged)} writes acknowledged, {cut_off} cut off in flight")
+
+    assert acknowledged and cut_off
+    assert await _missing_or_partial(pool, acknowledged) == ([], [])
