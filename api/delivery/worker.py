@@ -22,7 +22,7 @@ import socket
 import time
 from collections.abc import Awaitable, Callable
 from contextlib import suppress
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -49,6 +49,7 @@ from api.integrations.fhir.resources.subscriptions import (
     notification_bundle,
 )
 from api.integrations.fhir.rest.reads import referral_resource
+from api.observability.metrics import DELIVERY_ATTEMPTS
 from api.services import procedures
 from api.services.subscriptions import (
     EndpointPolicy,
@@ -68,18 +69,6 @@ _RECONNECT_MAX_S = 30.0
 _CONNECTION_ERRORS = (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError)
 
 Connect = Callable[[], Awaitable[Any]]  # a new asyncpg connection of its own (for LISTEN)
-
-
-@dataclass
-class DeliveryCounters:
-    """What this process's workers did since it started (for metrics; never PHI)."""
-
-    sent: int = 0  # notifications a receiver acknowledged with 2xx
-    failed: int = 0  # tries that failed (non-2xx, timeout, connection error, refused endpoint)
-    dead: int = 0  # deliveries that ran out of tries
-
-
-COUNTERS = DeliveryCounters()
 
 
 def signature(secret: bytes, timestamp: int, body: bytes) -> str:
@@ -153,7 +142,8 @@ class DeliveryWorker:
             problems = await asyncio.gather(*(self._send(http, c) for c in claimed))
             sent = [c.delivery for c, problem in zip(claimed, problems, strict=True) if not problem]
             await queue.delivered(self._pool, sent)
-            COUNTERS.sent += len(sent)
+            if sent:
+                DELIVERY_ATTEMPTS.labels("sent").inc(len(sent))
             for claimed_one, problem in zip(claimed, problems, strict=True):
                 if problem:
                     await self._record(claimed_one, problem)
@@ -209,7 +199,6 @@ class DeliveryWorker:
 
     async def _record(self, claimed: queue.Claimed, problem: str) -> None:
         delivery = claimed.delivery
-        COUNTERS.failed += 1
         retry_in = backoff_s(
             delivery.attempts,
             self._settings.delivery_backoff_base_s,
@@ -218,8 +207,8 @@ class DeliveryWorker:
         dead = await queue.failed(
             self._pool, delivery, problem, retry_in, self._settings.delivery_max_attempts
         )
+        DELIVERY_ATTEMPTS.labels("dead" if dead else "retry").inc()
         if dead:
-            COUNTERS.dead += 1
             _log.warning(
                 "delivery %d to subscription %s is dead after %d tries (%s)",
                 delivery.id,

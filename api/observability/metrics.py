@@ -78,6 +78,12 @@ DELIVERIES_PENDING = Gauge(
     "Subscription notifications waiting to be sent or retried.",
     multiprocess_mode="mostrecent",
 )
+DELIVERY_ATTEMPTS = Counter(
+    "peerbridge_delivery_attempts",
+    "Subscription notification sends by outcome: `sent` (2xx), `retry` (failed, tried again "
+    "later), `dead` (failed, out of tries).",
+    ["outcome"],
+)
 DELIVERIES_DEAD = Gauge(
     "peerbridge_deliveries_dead",
     "Subscription notifications that failed every attempt (see `peerbridge deliveries`).",

@@ -19,6 +19,7 @@ from delivery_support import TASK_TOPIC, receiving, subscribe, subscription
 from fhir.resources.R4B.bundle import Bundle
 from fhir_support import Fhir
 from network import Network
+from prometheus_client import REGISTRY
 from starlette.applications import Starlette
 
 from api.cli.main import main
@@ -291,6 +292,7 @@ async def test_a_failing_receiver_is_retried_then_dead_and_the_cli_replays_it(
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
+    dead_before = _attempts("dead")
     peer = await Fhir.as_organization(client, pool, network.peer)
     async with receiving() as receiver:
         await subscribe(peer, subscription(receiver.url))
@@ -301,6 +303,7 @@ async def test_a_failing_receiver_is_retried_then_dead_and_the_cli_replays_it(
             await receiver.wait_for("event-notification", 3)
             await _wait_until_dead(pool, 1)
             assert len(receiver.of_kind("event-notification")) == 3  # max attempts, no more
+            assert _attempts("dead") == dead_before + 1
             assert await _cli(monkeypatch, settings, "deliveries", "list", "--dead") == 0
             listed = capsys.readouterr().out
             assert "event-notification" in listed and "HTTP 500" in listed
@@ -342,6 +345,12 @@ async def _active(fhir: Fhir, subscription_id: str) -> dict[str, Any]:
             return read
         await asyncio.sleep(0.02)
     raise AssertionError("the subscription never became active")
+
+
+def _attempts(outcome: str) -> float:
+    """This process's `peerbridge_delivery_attempts_total` for one outcome."""
+    value = REGISTRY.get_sample_value("peerbridge_delivery_attempts_total", {"outcome": outcome})
+    return value or 0.0
 
 
 async def _wait_until_dead(pool: asyncpg.Pool, count: int) -> None:
