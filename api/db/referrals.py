@@ -13,8 +13,10 @@ import asyncpg
 from api.db import consents_in_force, patients, procedures, programs
 from api.db.sql import Where, first_per_parent, keyset_after, keyset_order
 from api.db.verbatim import verbatim_json, verbatim_of
-from api.domain.consents import DataClass, InForceScope
+from api.domain.consents import ConsentInForce, DataClass, InForceScope
 from api.domain.errors import VersionConflict
+from api.domain.patients import Patient
+from api.domain.programs import PeerProgram
 from api.domain.referrals import (
     Actor,
     Coding,
@@ -234,25 +236,35 @@ def _read(
 ) -> str:
     """The statement reading the referrals `page` selects (in `order`) with what the read
     joins in: the consents in force under `scope` (see api/db/consents_in_force.py) and the
-    relations. Joined outside the page, so the page's own conditions stay unqualified."""
+    relations. Joined outside the page, so the page's own conditions stay unqualified, and
+    only to the first row of each patient and program: a page of 50 referrals of 12 patients
+    carries (and decodes) 12 patients and their consents, not 50 (`_reads` shares them out)."""
     if scope is None and relations == NO_RELATIONS:
         return page
+    patient = "CASE WHEN referrals.first_of_patient THEN referrals.patient_id END"
+    program = "CASE WHEN referrals.first_of_program THEN referrals.program_id END"
     columns = ["referrals.*"]
     joins = []
     if scope is not None:
         columns.append(consents_in_force.COLUMNS)
-        joins.append(consents_in_force.join(w, "referrals.patient_id", scope))
+        joins.append(consents_in_force.join(w, patient, scope))
     for wanted, relation in (
-        (relations.patient, patients.joined(_PATIENT, "referrals.patient_id")),
-        (relations.program, programs.joined(_PROGRAM, "referrals.program_id")),
+        (relations.patient, patients.joined(_PATIENT, patient)),
+        (relations.program, programs.joined(_PROGRAM, program)),
     ):
         if wanted:
             columns.append(relation[0])
             joins.append(relation[1])
     if relations.outputs:
         columns.append(procedures.output_ids("referrals.id", _OUTPUTS))
+    firsts = (
+        "SELECT page.*, "
+        "row_number() OVER (PARTITION BY page.patient_id) = 1 AS first_of_patient, "
+        "row_number() OVER (PARTITION BY page.program_id) = 1 AS first_of_program "
+        f"FROM ({page}) AS page"
+    )
     return (
-        f"SELECT {', '.join(columns)} FROM ({page}) AS referrals {' '.join(joins)} "
+        f"SELECT {', '.join(columns)} FROM ({firsts}) AS referrals {' '.join(joins)} "
         f"ORDER BY {order}"
     )
 
@@ -260,15 +272,34 @@ def _read(
 def _reads(
     rows: Sequence[asyncpg.Record], scope: InForceScope | None, relations: ReferralRelations
 ) -> list[ReferralRead]:
+    """The referrals of `_read`'s rows, each with its patient's consents and its relations
+    (read on the first row of each patient and program)."""
+    referrals = [_referral(row) for row in rows]
+    if scope is None and relations == NO_RELATIONS:
+        return [ReferralRead(referral) for referral in referrals]
+    consents_of: dict[UUID, tuple[ConsentInForce, ...]] = {}
+    patients_by_id: dict[UUID, Patient] = {}
+    programs_by_id: dict[UUID, PeerProgram] = {}
+    for row, referral in zip(rows, referrals, strict=True):
+        if not row["first_of_patient"]:
+            continue
+        if scope is not None:
+            consents_of[referral.patient_id] = consents_in_force.consents_of(row)
+        if relations.patient and (patient := patients.from_joined(row, _PATIENT)) is not None:
+            patients_by_id[patient.id] = patient
+    if relations.program:
+        for row in rows:
+            if row["first_of_program"] and (found := programs.from_joined(row, _PROGRAM)):
+                programs_by_id[found.id] = found
     return [
         ReferralRead(
-            _referral(row),
-            consents_in_force.consents_of(row) if scope else (),
-            patients.from_joined(row, _PATIENT) if relations.patient else None,
-            programs.from_joined(row, _PROGRAM) if relations.program else None,
+            referral,
+            consents_of.get(referral.patient_id, ()),
+            patients_by_id.get(referral.patient_id),
+            programs_by_id.get(referral.program_id) if referral.program_id else None,
             tuple(row[_OUTPUTS]) if relations.outputs else None,
         )
-        for row in rows
+        for row, referral in zip(rows, referrals, strict=True)
     ]
 
 
