@@ -32,7 +32,6 @@ from api.integrations.fhir.rest import routes as fhir_routes
 from api.middleware import AccessLogMiddleware, BodySizeLimitMiddleware, RetryLaterMiddleware
 from api.observability import http as observability_http
 from api.observability import tracing
-from api.observability.http import MetricsMiddleware
 from api.rate_limits import RateLimitMiddleware
 from api.schema import http as graphql_http
 from api.settings import Settings
@@ -73,7 +72,6 @@ def _middleware(settings: Settings, tracer_provider: TracerProvider | None) -> l
     traces = tracing.middleware(tracer_provider) if tracer_provider is not None else []
     return [
         *traces,
-        Middleware(MetricsMiddleware),
         Middleware(AccessLogMiddleware),
         Middleware(RetryLaterMiddleware, retry_later=door_refusals.retry_later),
         Middleware(

@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.domain.errors import DomainError, Retryable, TooLarge
+from api.observability.http import record_request
 from api.observability.tracing import request_trace_id
 
 # (path, error, headers) → the refusal in the shape of the door serving `path`, or None for
@@ -32,7 +33,8 @@ _MAX_LOGGED_PATH = 200
 
 class AccessLogMiddleware:
     """One line per HTTP request: method, path, status, duration and the trace id its audit
-    rows carry (see `api.observability.tracing`). Nothing else.
+    rows carry (see `api.observability.tracing`). Nothing else. And the request's metrics:
+    one count by door, operation and status, one duration observation (`record_request`).
 
     Never the query string (FHIR search parameters name patients), headers (tokens) or bodies.
     """
@@ -56,12 +58,14 @@ class AccessLogMiddleware:
         try:
             await self.app(scope, receive, send_and_note_status)
         finally:
+            seconds = time.perf_counter() - started
+            record_request(scope, status, seconds)
             _access_log.info(
                 "%s %s %d %.1fms trace=%s",
                 scope["method"],
                 _printable(scope["path"]),
                 status,
-                (time.perf_counter() - started) * 1000,
+                seconds * 1000,
                 request_trace_id(scope) or "-",
             )
 

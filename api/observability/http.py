@@ -1,7 +1,7 @@
-"""`/metrics` (Prometheus text format) and the middleware that counts every HTTP request.
+"""`/metrics` (Prometheus text format) and the count of every HTTP request (`record_request`).
 
-The middleware does one counter increment and one histogram observation per request, nothing
-per field or per row. A door names the request's operation by setting
+Each request costs one counter increment and one histogram observation, nothing per field or
+per row. A door names the request's operation by setting
 `scope["state"]["metrics_operation"]` to a value from a fixed set (see `api.observability.metrics`).
 """
 
@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import hmac
 import os
-import time
 from datetime import UTC, datetime
 
 import asyncpg
@@ -24,7 +23,7 @@ from prometheus_client import (
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Scope
 
 from api.db.deliveries import queue_state
 from api.domain.errors import Unavailable
@@ -63,32 +62,13 @@ def door_of(path: str) -> str:
     return "other"
 
 
-class MetricsMiddleware:
-    """Counts each HTTP request by door, operation and status, and observes its duration."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        started = time.perf_counter()
-        status = 500  # what the server answers when the app raises before responding
-
-        async def send_and_note_status(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
-        try:
-            await self.app(scope, receive, send_and_note_status)
-        finally:
-            door = door_of(scope["path"])
-            operation = scope.get("state", {}).get(OPERATION_KEY, "-")
-            REQUESTS.labels(door, operation, str(status)).inc()
-            REQUEST_SECONDS.labels(door).observe(time.perf_counter() - started)
+def record_request(scope: Scope, status: int, seconds: float) -> None:
+    """Count one answered HTTP request by door, operation and status; observe its duration.
+    Called once per request by the access log middleware (`api.middleware`)."""
+    door = door_of(scope["path"])
+    operation = scope.get("state", {}).get(OPERATION_KEY, "-")
+    REQUESTS.labels(door, operation, str(status)).inc()
+    REQUEST_SECONDS.labels(door).observe(seconds)
 
 
 def exposition() -> bytes:
