@@ -68,6 +68,18 @@ async def grant_service_role(conn: asyncpg.Connection, role: str) -> list[Grant]
             privileges = privileges_for(table["name"])
             await conn.execute(f"GRANT {privileges} ON {table['quoted']} TO {quoted_role}")
             grants.append(Grant(table["name"], privileges))
+        # Sequences the service draws from itself (nextval in SQL, e.g. the outbox positions);
+        # identity columns need no grant of their own.
+        sequences = await conn.fetch(
+            """SELECT quote_ident(c.relname) AS quoted
+               FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+               WHERE n.nspname = current_schema() AND c.relkind = 'S'
+                 AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.objid = c.oid
+                                 AND d.deptype = 'i')"""
+        )
+        for sequence in sequences:
+            await conn.execute(f"REVOKE ALL ON SEQUENCE {sequence['quoted']} FROM {quoted_role}")
+            await conn.execute(f"GRANT USAGE ON SEQUENCE {sequence['quoted']} TO {quoted_role}")
         if await conn.fetchval(f"SELECT to_regprocedure('{_CREATE_PARTITIONS}')") is not None:
             await conn.execute(f"GRANT EXECUTE ON FUNCTION {_CREATE_PARTITIONS} TO {quoted_role}")
     return grants

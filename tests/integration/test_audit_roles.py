@@ -11,6 +11,7 @@ import asyncpg
 import pytest
 from roles_support import service_role
 
+from api.db import outbox
 from api.db.audit import PostgresAuditRepository
 from api.db.migrate import MigrationNotPermitted, discover, migrate
 from api.db.roles import RoleRefused, grant_service_role
@@ -63,6 +64,20 @@ async def test_the_service_role_adds_to_the_trail_and_reads_it_but_cannot_rewrit
                 with pytest.raises(asyncpg.InsufficientPrivilegeError):
                     await conn.execute(statement)
             assert await conn.fetchval("SELECT count(*) FROM audit_events") == 2
+        finally:
+            await conn.close()
+
+
+async def test_the_service_role_numbers_the_outbox_it_writes(database_url: str) -> None:
+    # The sequencer draws positions with nextval: a sequence needs its own grant.
+    async with service_role(database_url) as role:
+        conn = await asyncpg.connect(role.url)
+        try:
+            await conn.execute(
+                "INSERT INTO outbox (event_type, aggregate_type, aggregate_id, organization_ids) "
+                "VALUES ('ReferralCreated', 'Referral', $1, $2)", uuid4(), [uuid4()]
+            )
+            assert await outbox.sequence(conn) >= 1
         finally:
             await conn.close()
 
