@@ -11,7 +11,7 @@ from network import Network
 
 from api.db.uow import PostgresUnitOfWork
 from api.domain.staff import StaffRole
-from api.services import users
+from api.services import referrals, users
 
 PASSWORD = "correct horse battery"
 _TOKEN = re.compile(r'name="csrf_token" value="([^"]+)"')
@@ -121,3 +121,31 @@ async def test_hostile_sign_in_input_is_a_page_not_a_crash(
             headers={"content-type": "application/x-www-form-urlencoded"},
         )
         assert response.status_code == 401, email[:20]
+
+
+async def test_what_a_person_reads_in_the_console_is_audited_as_that_person(
+    client: httpx.AsyncClient, network: Network, pool: asyncpg.Pool
+) -> None:
+    await _coordinator(network, pool)
+    await referrals.create_referral(
+        network.uow(),
+        network.as_clinic,
+        referrals.CreateReferral(
+            patient_id=network.patient.id, performer_organization_id=network.peer.id
+        ),
+    )
+    await sign_in(client, "lead@peer.example", PASSWORD)
+    inbox = await client.get("/console/inbox")
+    assert inbox.status_code == 200
+    assert network.patient.given_name in inbox.text
+    async with pool.acquire() as conn:
+        person = await conn.fetchval("SELECT id FROM staff_users")
+        rows = await conn.fetch(
+            "SELECT operation, resource_type, subject, client_id, organization_id "
+            "FROM audit_events WHERE client_id = 'console'"
+        )
+    assert {(r["operation"], r["resource_type"]) for r in rows} >= {
+        ("readReferral", "Referral"),
+        ("readPatient", "Patient"),
+    }
+    assert {(r["subject"], r["organization_id"]) for r in rows} == {(str(person), network.peer.id)}
