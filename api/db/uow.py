@@ -97,14 +97,18 @@ class PostgresUnitOfWork:
                     async with connection.transaction():
                         await PostgresAuditRepository(connection).add_many(self._denials)
         except Exception as error:
-            # A lost connection cannot roll back (the server already did): say the outage,
-            # whether it struck the request's own statements or only this rollback.
-            outage = unavailable(error)
-            if outage is None:
-                raise
             lost = True
-            if exc is None or unavailable(exc) is None:
-                raise outage from error
+            # Cancelled mid-statement (exc is no Exception), the connection is half-way through
+            # an exchange and cannot roll back: what the rollback ran into must not replace the
+            # cancellation, or a stopped background task would carry on as if it had failed.
+            if exc is None or isinstance(exc, Exception):
+                # A lost connection cannot roll back (the server already did): say the outage,
+                # whether it struck the request's own statements or only this rollback.
+                outage = unavailable(error)
+                if outage is None:
+                    raise
+                if exc is None or unavailable(exc) is None:
+                    raise outage from error
         finally:
             self._denials = []
             if lost:

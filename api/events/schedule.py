@@ -39,6 +39,9 @@ async def run(pool: asyncpg.Pool, settings: Settings) -> None:
         try:
             await run_once(pool, settings)
         except Exception as error:  # keep serving; the next round picks up where this stopped
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():
+                raise  # being stopped: whatever the cancelled round ran into, stop
             _log.warning("event schedule failed (%s); retrying next round", type(error).__name__)
         await asyncio.sleep(settings.events_schedule_interval_s)
 
