@@ -167,3 +167,14 @@ class PostgresPatientRepository:
         for row in rows:
             found[row["patient_id"]].add(row["organization_id"])
         return dict(found)
+
+    async def of_caseload(self, supporter_id: UUID, patient_ids: Sequence[UUID]) -> set[UUID]:
+        if not patient_ids:
+            return set()
+        rows = await self._db.fetch(
+            "SELECT DISTINCT patient_id FROM referrals "
+            "WHERE patient_id = ANY($2::uuid[]) AND assigned_supporter_id = $1",
+            supporter_id,
+            list(patient_ids),
+        )
+        return {row["patient_id"] for row in rows}

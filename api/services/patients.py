@@ -22,6 +22,7 @@ from api.services.policy import (
     Disclosure,
     audit,
     disclose_each,
+    hidden_beyond_caseload,
     in_force_scope,
     require,
     utcnow,
@@ -168,11 +169,20 @@ async def get_patients(
     now = utcnow()
     async with uow:
         read = await uow.patients.get_many_in_force(ids, in_force_scope(principal, now))
-        results = await disclose_each(
+        found = await hidden_beyond_caseload(
             uow,
             principal,
             ids,
             [None if item is None else item[0] for item in read],
+            patient_of=lambda patient: patient.id,
+            resource_type="Patient",
+            operation="readPatient",
+        )
+        results = await disclose_each(
+            uow,
+            principal,
+            ids,
+            found,
             resource_type="Patient",
             operation="readPatient",
             disclosure=disclosure_of,

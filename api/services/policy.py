@@ -68,6 +68,42 @@ def within_caseload(principal: Principal, where: ReferralFilter) -> ReferralFilt
 _NO_REFERRAL = UUID(int=0)
 
 
+async def hidden_beyond_caseload(
+    uow: UnitOfWork,
+    principal: Principal,
+    ids: Sequence[UUID],
+    found: Sequence[R | None],
+    *,
+    patient_of: Callable[[R], UUID],
+    resource_type: str,
+    operation: str,
+) -> list[R | None]:
+    """`found`, less what a caller held to a caseload may not read: the records of patients
+    of no referral assigned to them. Those read as never stored (a refusal would tell the
+    supporter that their organization holds the patient), audited as denied NOT_FOUND."""
+    caseload = principal.caseload_of
+    if caseload is None:
+        return list(found)
+    asked = {patient_of(record) for record in found if record is not None}
+    reachable = await uow.patients.of_caseload(caseload, sorted(asked))
+    shown: list[R | None] = []
+    for wanted, record in zip(ids, found, strict=True):
+        if record is not None and patient_of(record) not in reachable:
+            denied(
+                uow,
+                principal,
+                NotFound(resource_type, wanted),
+                action=AuditAction.READ,
+                operation=operation,
+                resource_type=resource_type,
+                resource_id=wanted,
+                patient_id=patient_of(record),
+            )
+            record = None
+        shown.append(record)
+    return shown
+
+
 def actor_of(principal: Principal) -> Actor:
     return Actor(principal.organization_id, principal.client_id, principal.subject)
 

@@ -136,6 +136,9 @@ class PatientRepository(Protocol):
         """Per patient, the organizations requesting or performing one of their referrals
         (patients without a referral are left out)."""
 
+    async def of_caseload(self, supporter_id: UUID, patient_ids: Sequence[UUID]) -> set[UUID]:
+        """Of these patients, those of a referral assigned to the supporter (any status)."""
+
 
 class ConsentRepository(Protocol):
     async def add(self, consent: Consent) -> Consent: ...
