@@ -28,12 +28,16 @@ from api.db.timers import PostgresTimerRepository
 from api.db.users import PostgresStaffRepository
 from api.domain.audit import AuditRecord
 from api.domain.errors import DomainError
+from api.domain.events import DomainEvent
 
 
 class PostgresUnitOfWork:
     """`async with uow:` acquires a connection and begins; leaving without `commit()` rolls back.
 
-    It may be entered again after it exits (each time a new transaction).
+    It may be entered again after it exits (each time a new transaction). What a use case
+    collects and records is written by `commit()` in one INSERT per table (before COMMIT, in
+    the order given); denials join the audit INSERT, or survive a rollback in their own
+    transaction.
     """
 
     def __init__(self, pool: asyncpg.Pool) -> None:
@@ -42,6 +46,8 @@ class PostgresUnitOfWork:
         self._transaction: Any = None
         self._committed = False
         self._denials: list[AuditRecord] = []
+        self._records: list[AuditRecord] = []
+        self._events: list[DomainEvent] = []
 
     def _bind(self, connection: asyncpg.Connection) -> None:
         self.organizations = PostgresOrganizationRepository(connection)
@@ -79,6 +85,8 @@ class PostgresUnitOfWork:
             raise lost from error
         self._committed = False
         self._denials = []
+        self._records = []
+        self._events = []
         self._bind(self._connection)
         return self
 
@@ -111,6 +119,8 @@ class PostgresUnitOfWork:
                     raise outage from error
         finally:
             self._denials = []
+            self._records = []
+            self._events = []
             if lost:
                 # Half-way through a protocol exchange: not fit to reset and reuse. Closed
                 # here, the pool opens a new one on the next acquire.
@@ -125,11 +135,19 @@ class PostgresUnitOfWork:
             raise translated from None
 
     async def commit(self) -> None:
-        if self._denials:
-            await self.audit.add_many(self._denials)
-            self._denials = []
+        records, self._records = [*self._records, *self._denials], []
+        self._denials = []
+        events, self._events = self._events, []
+        await self.audit.add_many(records)
+        await self.outbox.add_many(events)
         await self._transaction.commit()
         self._committed = True
+
+    def collect(self, *events: DomainEvent) -> None:
+        self._events.extend(events)
+
+    def record(self, *records: AuditRecord) -> None:
+        self._records.extend(records)
 
     def record_denial(self, record: AuditRecord) -> None:
         self._denials.append(record)

@@ -394,6 +394,10 @@ class TimerRepository(Protocol):
 class UnitOfWork(Protocol):
     """One transaction. `async with uow:` begins it; leaving without `commit()` rolls back.
 
+    Use cases hand it what their change caused: domain events (`collect`) and audit records
+    (`record`). `commit()` writes them all, in the order given, in one audit INSERT and one
+    outbox INSERT just before COMMIT; a rollback discards them with the change.
+
     Denials recorded with `record_denial` survive the rollback: they are written in a
     transaction of their own, because a refused access must stay auditable.
     """
@@ -443,4 +447,10 @@ class UnitOfWork(Protocol):
         traceback: TracebackType | None,
     ) -> None: ...
     async def commit(self) -> None: ...
+    def collect(self, *events: DomainEvent) -> None:
+        """Queue events for the outbox, written at commit (discarded on rollback)."""
+
+    def record(self, *records: AuditRecord) -> None:
+        """Queue audit records, written at commit (discarded on rollback)."""
+
     def record_denial(self, record: AuditRecord) -> None: ...

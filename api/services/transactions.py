@@ -3,8 +3,8 @@ and reassigns a referral): all of them commit together or none does.
 
 `SharedTransaction` wraps a unit of work that is already open. Use cases run against it exactly
 as against a fresh one; their `async with` and `commit()` become no-ops, so the outer owner of
-the transaction decides. Refusals are still recorded through the real unit of work, whose
-denials survive the rollback.
+the transaction decides. What they collect and record, and their refusals, go to the real unit
+of work: written when it commits (denials survive its rollback).
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from api.domain.audit import AuditRecord
+from api.domain.events import DomainEvent
 from api.services.repositories import UnitOfWork
 
 
@@ -31,6 +32,12 @@ class SharedTransaction:
 
     async def commit(self) -> None:
         return None
+
+    def collect(self, *events: DomainEvent) -> None:
+        self._outer.collect(*events)
+
+    def record(self, *records: AuditRecord) -> None:
+        self._outer.record(*records)
 
     def record_denial(self, record: AuditRecord) -> None:
         self._outer.record_denial(record)
