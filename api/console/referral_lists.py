@@ -13,7 +13,7 @@ from api.domain.errors import Invalid
 from api.domain.patients import Patient
 from api.domain.referrals import OPEN_STATUSES, ReferralStatus
 from api.domain.staff import StaffRole
-from api.services import patients, supporters
+from api.services import patients, supporters, timeliness
 from api.services.filters import ReferralBox, ReferralFilter
 from api.services.pagination import PageRequest
 from api.services.referrals import ReferralView, list_referrals
@@ -27,6 +27,7 @@ class Row:
     view: ReferralView
     patient_name: str | None  # None: consent does not cover the patient's demographics
     supporter_name: str | None
+    overdue: bool  # still requested past its first-contact target
 
 
 async def patient_names(staff: Staff, ids: list[UUID]) -> dict[UUID, str | None]:
@@ -59,11 +60,19 @@ async def _list_page(staff: Staff, box: ReferralBox, template: str, title: str) 
     choice = staff.request.query_params.get("status", "open")
     if choice not in _STATUS_CHOICES:
         raise Invalid(f"must be one of {', '.join(_STATUS_CHOICES)}", field="status")
+    overdue_only = staff.request.query_params.get("overdue", "")
+    if overdue_only not in ("", "1"):
+        raise Invalid("must be 1 or left out", field="overdue")
     page = await list_referrals(
         staff.uow(),
         staff.principal,
-        ReferralFilter(box=box, statuses=_statuses(choice)),
+        ReferralFilter(
+            box=box, statuses=_statuses(choice), overdue=True if overdue_only else None
+        ),
         PageRequest.of(PAGE_SIZE, staff.request.query_params.get("after")),
+    )
+    overdue = await timeliness.overdue_among(
+        staff.uow(), staff.principal, [v.referral.id for v in page.items]
     )
     names = await patient_names(staff, [v.referral.patient_id for v in page.items])
     assigned = await supporter_names(
@@ -77,6 +86,7 @@ async def _list_page(staff: Staff, box: ReferralBox, template: str, title: str) 
             assigned.get(v.referral.assigned_supporter_id)
             if v.referral.assigned_supporter_id
             else None,
+            v.referral.id in overdue,
         )
         for v in page.items
     ]
@@ -86,6 +96,7 @@ async def _list_page(staff: Staff, box: ReferralBox, template: str, title: str) 
         rows=rows,
         status_choice=choice,
         status_choices=_STATUS_CHOICES,
+        overdue_only=bool(overdue_only),
         next_cursor=page.end_cursor if page.has_next_page else None,
     )
 

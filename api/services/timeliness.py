@@ -9,14 +9,16 @@ timers another process holds, so two processes never raise the same escalation.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import replace
 from datetime import datetime
+from uuid import UUID
 
 from api.domain.principal import Principal
 from api.domain.referrals import Priority, ReferralStatus
 from api.domain.timeliness import Target, target_for
-from api.services.policy import Capability, require, utcnow
+from api.services.filters import ReferralFilter
+from api.services.policy import Capability, require, utcnow, within_caseload
 from api.services.referrals import referral_event
 from api.services.repositories import UnitOfWork
 
@@ -42,6 +44,22 @@ async def set_first_contact_targets(
         own = await uow.timers.targets_of(principal.organization_id)
         await uow.commit()
     return {priority: target_for(own, priority) for priority in Priority}
+
+
+async def overdue_among(
+    uow: UnitOfWork, principal: Principal, referral_ids: Collection[UUID]
+) -> frozenset[UUID]:
+    """Of these referrals of the caller's, those overdue now (the `overdue` search: still
+    requested past the first-contact target). Only ids come back: no patient data, no audit."""
+    require(principal, Capability.READ_REFERRALS)
+    if not referral_ids:
+        return frozenset()
+    where = within_caseload(principal, ReferralFilter(ids=frozenset(referral_ids), overdue=True))
+    async with uow:
+        found = await uow.referrals.search(
+            principal.organization_id, where, None, len(referral_ids)
+        )
+    return frozenset(referral.id for referral in found)
 
 
 async def escalate_due(uow: UnitOfWork, now: datetime | None = None) -> int:
