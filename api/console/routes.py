@@ -8,7 +8,14 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from api.console import referral_actions, referral_lists, referral_page, sign_in, supervision
+from api.console import (
+    patient_page,
+    referral_actions,
+    referral_lists,
+    referral_page,
+    sign_in,
+    supervision,
+)
 from api.settings import Settings
 
 _ACTIONS: dict[str, Callable[[Request], Awaitable[Response]]] = {
@@ -39,6 +46,18 @@ def routes(settings: Settings) -> list[BaseRoute]:
         Route("/console/sent", referral_lists.sent, methods=["GET"]),
         Route("/console/supervision", supervision.supervision, methods=["GET"]),
         Route("/console/referrals/{referral_id}", referral_page.referral_page, methods=["GET"]),
+        Route("/console/patients/{patient_id}", patient_page.patient_page, methods=["GET"]),
+        Route(
+            "/console/patients/{patient_id}/consents",
+            patient_page.record_consent,
+            methods=["POST"],
+        ),
+        Route(
+            "/console/patients/{patient_id}/consents/{consent_id}/revoke",
+            patient_page.revoke_consent,
+            methods=["POST"],
+        ),
+        Route("/console/consent-forms/{form_id}", patient_page.signed_form, methods=["GET"]),
         *(
             Route(f"/console/referrals/{{referral_id}}/{name}", action, methods=["POST"])
             for name, action in _ACTIONS.items()

@@ -145,19 +145,32 @@ def staff_page(*roles: StaffRole) -> Callable[[Handler], Callable[[Request], Awa
             form = None
             if request.method == "POST":
                 form = await request.form(max_part_size=settings.max_request_body_bytes)
-                if not users.csrf_matches(session, _text(form.get("csrf_token"))):
-                    return refusal_page(request, Invalid("the form expired: open it again"), 403)
-            staff = Staff(request, session, principal, form)
-            if roles and staff.role not in roles:
-                return refusal_page(request, NotFound("Page", request.url.path), staff=staff)
             try:
-                return await handler(staff)
-            except DomainError as error:
-                return refusal_page(request, error, staff=staff)
+                staff = Staff(request, session, principal, form)
+                return await _answer(request, handler, staff, roles)
+            finally:
+                if form is not None:
+                    await form.close()  # uploads are spooled to temporary files
 
         return endpoint
 
     return wrap
+
+
+async def _answer(
+    request: Request, handler: Handler, staff: Staff, roles: tuple[StaffRole, ...]
+) -> Response:
+    """The handler's page, once the form's CSRF token and the person's role allow it."""
+    if staff.form is not None and not users.csrf_matches(
+        staff.session, _text(staff.form.get("csrf_token"))
+    ):
+        return refusal_page(request, Invalid("the form expired: open it again"), 403)
+    if roles and staff.role not in roles:
+        return refusal_page(request, NotFound("Page", request.url.path), staff=staff)
+    try:
+        return await handler(staff)
+    except DomainError as error:
+        return refusal_page(request, error, staff=staff)
 
 
 def error_page(error: DomainError | None, headers: Mapping[str, str] | None = None) -> Response:
