@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 from typing import Literal
+from uuid import UUID
 
 from pydantic import AliasChoices, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -197,10 +198,49 @@ class Settings(BaseSettings):
     # Failed sign-ins for one e-mail address within 15 minutes before sign-in is refused.
     console_login_max_failures: int = Field(default=5, ge=1)
 
+    # --- console single sign-on (api/console/single_sign_on.py) --------------------------------
+    # The organization's OpenID Connect provider, exactly as its ID tokens name it in `iss`
+    # (discovery at {issuer}/.well-known/openid-configuration). "Sign in with ..." is offered
+    # when the issuer, client id and client secret are all set. The redirect URI to register
+    # with the provider is {PEERBRIDGE_PUBLIC_BASE_URL}/console/sso/callback.
+    oidc_issuer: str | None = None
+    oidc_client_id: str | None = None
+    oidc_client_secret: str | None = Field(default=None, repr=False)  # a secret
+    # The sign-in page's button reads "Sign in with <this>".
+    oidc_display_name: str = Field(default="your organization's account", max_length=80)
+    # ID token claim (dotted path for nested claims) holding the person's PeerBridge
+    # organization id, and the claim holding the console role(s) the provider grants them
+    # (a string, space- or comma-separated, or a list); the account's own role must be among them.
+    oidc_organization_claim: str = "org"
+    oidc_role_claim: str = "roles"
+    # Console roles that may sign in by single sign-on, comma-separated (others use a password).
+    oidc_allowed_roles: str = "coordinator,supporter,supervisor,clinic"
+    # The one organization this provider speaks for (an organization's own provider); unset: a
+    # provider shared by the network, whose organization claim alone decides.
+    oidc_organization: UUID | None = None
+
     @model_validator(mode="after")
     def _check_pool_bounds(self) -> Settings:
         if self.db_pool_min_size > self.db_pool_max_size:
             raise ValueError("db_pool_min_size must not exceed db_pool_max_size")
+        return self
+
+    @model_validator(mode="after")
+    def _check_single_sign_on(self) -> Settings:
+        parts = (self.oidc_issuer, self.oidc_client_id, self.oidc_client_secret)
+        if any(parts) and not all(parts):
+            raise ValueError(
+                "single sign-on needs oidc_issuer, oidc_client_id and oidc_client_secret together"
+            )
+        if self.oidc_issuer and not self.oidc_issuer.startswith(("https://", "http://")):
+            raise ValueError("oidc_issuer must be an https:// URL")
+        if self.is_production and self.oidc_issuer and not self.oidc_issuer.startswith("https://"):
+            raise ValueError("oidc_issuer must be an https:// URL in production")
+        known = {"coordinator", "supporter", "supervisor", "clinic"}
+        unknown = set(self.oidc_allowed_role_names) - known
+        if unknown:
+            names = ", ".join(sorted(unknown))
+            raise ValueError(f"oidc_allowed_roles names unknown roles: {names}")
         return self
 
     @property
@@ -228,6 +268,14 @@ class Settings(BaseSettings):
     @property
     def graphql_ide_enabled(self) -> bool:
         return not self.is_production if self.graphql_ide is None else self.graphql_ide
+
+    @property
+    def single_sign_on_enabled(self) -> bool:
+        return bool(self.oidc_issuer and self.oidc_client_id and self.oidc_client_secret)
+
+    @property
+    def oidc_allowed_role_names(self) -> tuple[str, ...]:
+        return tuple(r.strip() for r in self.oidc_allowed_roles.split(",") if r.strip())
 
     @property
     def base_url(self) -> str:

@@ -14,6 +14,7 @@ from api.console import (
     referral_lists,
     referral_page,
     sign_in,
+    single_sign_on,
     supervision,
 )
 from api.settings import Settings
@@ -41,6 +42,8 @@ def routes(settings: Settings) -> list[BaseRoute]:
         Route("/console/login", sign_in.login_page, methods=["GET"]),
         Route("/console/login", sign_in.login, methods=["POST"]),
         Route("/console/logout", sign_in.logout, methods=["POST"]),
+        Route(single_sign_on.START_PATH, single_sign_on.start, methods=["GET"]),
+        Route(single_sign_on.CALLBACK_PATH, single_sign_on.callback, methods=["GET"]),
         Route("/console/inbox", referral_lists.inbox, methods=["GET"]),
         Route("/console/caseload", referral_lists.caseload, methods=["GET"]),
         Route("/console/sent", referral_lists.sent, methods=["GET"]),

@@ -36,12 +36,19 @@ _REFUSED = "The e-mail address or password is not right."
 _CSRF_LIFETIME_S = 3600
 
 
-def _login_form(request: Request, status: int = 200, error: str | None = None) -> Response:
+def login_form(request: Request, status: int = 200, error: str | None = None) -> Response:
     # Before sign-in there is no session: the form's token is also set as a cookie (double
     # submit), so a page of another site cannot post a sign-in into this browser.
-    token = new_csrf_token()
-    response = render(request, "login.html", status, login_csrf=token, error=error)
     settings: Settings = request.app.state.settings
+    token = new_csrf_token()
+    response = render(
+        request,
+        "login.html",
+        status,
+        login_csrf=token,
+        error=error,
+        single_sign_on=settings.oidc_display_name if settings.single_sign_on_enabled else None,
+    )
     response.set_cookie(
         LOGIN_CSRF_COOKIE,
         token,
@@ -55,7 +62,7 @@ def _login_form(request: Request, status: int = 200, error: str | None = None) -
 
 
 async def login_page(request: Request) -> Response:
-    return _login_form(request)
+    return login_form(request)
 
 
 async def login(request: Request) -> Response:
@@ -68,17 +75,24 @@ async def login(request: Request) -> Response:
         and cookie_token
         and hmac.compare_digest(sent_token, cookie_token)
     ):
-        return _login_form(request, 403, "The sign-in form expired: please try again.")
+        return login_form(request, 403, "The sign-in form expired: please try again.")
     if not (isinstance(email, str) and isinstance(password, str) and email and password):
-        return _login_form(request, 422, "Enter your e-mail address and password.")
+        return login_form(request, 422, "Enter your e-mail address and password.")
     try:
         signed_in = await users.sign_in(
             unit_of_work(request), email, password, source_ip(request), login_policy(settings)
         )
     except RateLimited:
-        return _login_form(request, 429, "Too many failed sign-ins: wait 15 minutes and try again.")
+        return login_form(request, 429, "Too many failed sign-ins: wait 15 minutes and try again.")
     except users.LoginRefused:
-        return _login_form(request, 401, _REFUSED)
+        return login_form(request, 401, _REFUSED)
+    response = open_console_session(settings, signed_in)
+    response.delete_cookie(LOGIN_CSRF_COOKIE, path="/console/login")
+    return response
+
+
+def open_console_session(settings: Settings, signed_in: users.SignedIn) -> Response:
+    """To the person's home page with the session cookie, however they signed in."""
     response = redirect(HOME_OF_ROLE[signed_in.session.user.role])
     response.set_cookie(
         session_cookie(settings),
@@ -89,7 +103,6 @@ async def login(request: Request) -> Response:
         httponly=True,
         samesite="lax",
     )
-    response.delete_cookie(LOGIN_CSRF_COOKIE, path="/console/login")
     return response
 
 

@@ -142,3 +142,25 @@ class PostgresStaffRepository:
 
     async def clear_failures(self, email_key: str) -> None:
         await self._db.execute("DELETE FROM console_login_failures WHERE email_key = $1", email_key)
+
+    # --- single sign-on flows in flight --------------------------------------------------------
+
+    async def keep_sign_in_flow(self, key: str, data: str, expires_at: datetime) -> None:
+        # Expired flows are few (ten minutes' worth): each new one sweeps them.
+        await self._db.execute("DELETE FROM console_sign_in_flows WHERE expires_at < now()")
+        await self._db.execute(
+            "INSERT INTO console_sign_in_flows (flow_key, data, expires_at) VALUES ($1, $2, $3) "
+            "ON CONFLICT (flow_key) DO UPDATE SET data = $2, expires_at = $3",
+            key,
+            data,
+            expires_at,
+        )
+
+    async def take_sign_in_flow(self, key: str, now: datetime) -> str | None:
+        data: str | None = await self._db.fetchval(
+            "DELETE FROM console_sign_in_flows WHERE flow_key = $1 RETURNING "
+            "CASE WHEN expires_at > $2 THEN data END",
+            key,
+            now,
+        )
+        return data

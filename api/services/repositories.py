@@ -372,6 +372,11 @@ class StaffRepository(Protocol):
     ) -> tuple[int, int]: ...
     async def add_failure(self, email_key: str, source_ip: str | None, at: datetime) -> None: ...
     async def clear_failures(self, email_key: str) -> None: ...
+    async def keep_sign_in_flow(self, key: str, data: str, expires_at: datetime) -> None:
+        """Keep a single sign-on in flight until `expires_at` (sweeping expired ones)."""
+
+    async def take_sign_in_flow(self, key: str, now: datetime) -> str | None:
+        """A flow's data, once: it is deleted as it is read (None if unknown or expired)."""
 
 
 class TimerRepository(Protocol):

@@ -7,8 +7,9 @@ import asyncio
 import hashlib
 import hmac
 import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from uuid import UUID
 
 from argon2 import PasswordHasher
@@ -195,18 +196,25 @@ async def sign_in(
             await uow.staff.add_failure(email_key, source_ip, now)
             await uow.commit()
             raise LoginRefused()
-        user = found[0]
-        token = secrets.token_urlsafe(32)
-        csrf_token = secrets.token_urlsafe(32)
         await uow.staff.clear_failures(email_key)
-        await uow.staff.add_session(_token_hash(token), user.id, csrf_token, now)
+        signed_in = await _open_session(uow, found[0], now)
         await uow.commit()
+    return signed_in
+
+
+async def _open_session(uow: UnitOfWork, user: StaffUser, now: datetime) -> SignedIn:
+    token = secrets.token_urlsafe(32)
+    csrf_token = secrets.token_urlsafe(32)
+    await uow.staff.add_session(_token_hash(token), user.id, csrf_token, now)
     return SignedIn(token, ConsoleSession(user, csrf_token, now, now))
 
 
-async def resume_session(uow: UnitOfWork, token: str, policy: LoginPolicy) -> ConsoleSession | None:
+async def resume_session(
+    uow: UnitOfWork, token: str, policy: LoginPolicy, *, activity: bool = True
+) -> ConsoleSession | None:
     """The session of this cookie token, if still open (not idle too long, not too old, the
-    account not disabled); marks it used now. None otherwise (and an expired one is ended)."""
+    account not disabled); marks it used now unless this is no `activity` of the person (a
+    live-update stream re-checking it). None otherwise (and an expired one is ended)."""
     now = utcnow()
     token_hash = _token_hash(token)
     async with uow:
@@ -220,7 +228,7 @@ async def resume_session(uow: UnitOfWork, token: str, policy: LoginPolicy) -> Co
         )
         if expired:
             await uow.staff.end_session(token_hash)
-        else:
+        elif activity:
             await uow.staff.touch_session(token_hash, now)
         await uow.commit()
     return None if expired else session
@@ -230,6 +238,115 @@ async def sign_out(uow: UnitOfWork, token: str) -> None:
     async with uow:
         await uow.staff.end_session(_token_hash(token))
         await uow.commit()
+
+
+# --- single sign-on (OpenID Connect) --------------------------------------------------------
+
+SIGN_IN_FLOW_LIFETIME = timedelta(minutes=10)
+
+
+class SingleSignOnRefused(DomainError):
+    """The provider vouched for someone who may not sign in here: one answer for every
+    reason, so the page tells nobody which accounts exist."""
+
+    code = "UNAUTHENTICATED"
+
+    def __init__(self, reason: str) -> None:
+        super().__init__("single sign-on found no console account you may use")
+        self.reason = reason  # which rule refused, for the log; never who
+
+
+@dataclass(frozen=True)
+class SingleSignOnPolicy:
+    """How a provider's ID token claims map to a staff account."""
+
+    organization_claim: str  # dotted path to the PeerBridge organization id
+    role_claim: str  # dotted path to the role name(s)
+    allowed_roles: frozenset[StaffRole]
+    # The one organization this provider speaks for; None: a network-wide provider whose
+    # organization claim decides.
+    organization_id: UUID | None = None
+
+
+def _claim(claims: Mapping[str, object], path: str) -> object:
+    value: object = claims
+    for part in path.split("."):
+        if not isinstance(value, Mapping):
+            return None
+        value = value.get(part)
+    return value
+
+
+def _claimed_roles(value: object) -> set[str]:
+    if isinstance(value, str):
+        return set(value.replace(",", " ").split())
+    if isinstance(value, list):
+        return {item for item in value if isinstance(item, str)}
+    return set()
+
+
+def _claimed_organization(value: object) -> UUID | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        return UUID(value)
+    except ValueError:
+        return None
+
+
+async def sign_in_with_provider(
+    uow: UnitOfWork,
+    claims: Mapping[str, object],
+    policy: SingleSignOnPolicy,
+    login: LoginPolicy,
+) -> SignedIn:
+    """Open a console session for the account a validated ID token names: the same e-mail
+    address (verified, if the provider says), in the organization the token claims (and the
+    provider speaks for), not disabled, with a role the provider grants and this deployment
+    allows by single sign-on. No account is ever created here: the provider vouches for a
+    person, the organization decides who has a console account. Refusals are
+    `SingleSignOnRefused`."""
+    email = claims.get("email")
+    if not isinstance(email, str) or not email.strip() or len(email) > text.EMAIL:
+        raise SingleSignOnRefused("no usable email claim")
+    if claims.get("email_verified") is False:
+        raise SingleSignOnRefused("email not verified by the provider")
+    organization_id = _claimed_organization(_claim(claims, policy.organization_claim))
+    if organization_id is None:
+        raise SingleSignOnRefused("no organization claim")
+    if policy.organization_id is not None and organization_id != policy.organization_id:
+        raise SingleSignOnRefused("organization claim of another organization")
+    roles = _claimed_roles(_claim(claims, policy.role_claim))
+    now = utcnow()
+    async with uow:
+        found = await uow.staff.by_email(_storable(email.strip()))
+        if found is None:
+            raise SingleSignOnRefused("no account")
+        user = found[0]
+        if user.disabled:
+            raise SingleSignOnRefused("account disabled")
+        if user.organization_id != organization_id:
+            raise SingleSignOnRefused("account of another organization")
+        if user.role not in policy.allowed_roles or user.role.value not in roles:
+            raise SingleSignOnRefused("role not granted or not allowed")
+        signed_in = await _open_session(uow, user, now)
+        await uow.commit()
+    return signed_in
+
+
+async def keep_sign_in_flow(uow: UnitOfWork, key: str, data: str) -> None:
+    """Keep what a single sign-on's callback needs (nonce, PKCE verifier), for a while."""
+    async with uow:
+        await uow.staff.keep_sign_in_flow(key, data, utcnow() + SIGN_IN_FLOW_LIFETIME)
+        await uow.commit()
+
+
+async def take_sign_in_flow(uow: UnitOfWork, key: str) -> str | None:
+    """A single sign-on's kept data, once (a replayed callback finds nothing)."""
+    async with uow:
+        data = await uow.staff.take_sign_in_flow(key, utcnow())
+        await uow.commit()
+    return data
 
 
 def csrf_matches(session: ConsoleSession, sent: str | None) -> bool:
