@@ -242,6 +242,10 @@ async def referral(request: Request) -> Response:
     return await _respond(request, READ_SQL, wanted)
 
 
+async def _keep_session(connection: asyncpg.Connection) -> None:
+    return None
+
+
 async def healthz(request: Request) -> Response:
     return Response(status_code=200)
 
@@ -259,7 +263,11 @@ def create_app(
         app.state.keys = KeySet.import_key_set(document)
         app.state.issuer = issuer
         # As many connections as PeerBridge's pool may open (PEERBRIDGE_DB_POOL_MAX_SIZE).
-        app.state.pool = await asyncpg.create_pool(database_url, min_size=2, max_size=10)
+        # Released without a reset statement, as PeerBridge's pool does (api/db/pool.py): the
+        # floor does the same work in the fewest round trips, so neither side pays for one.
+        app.state.pool = await asyncpg.create_pool(
+            database_url, min_size=2, max_size=10, reset=_keep_session
+        )
         try:
             yield
         finally:

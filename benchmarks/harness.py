@@ -45,6 +45,7 @@ ROOT = Path(__file__).resolve().parents[1]
 SCOPES = "system/*.cruds"
 TOKENS_PER_RUN = 16
 _log = logging.getLogger("benchmarks")
+_SERVER_PIDS: dict[str, int] = {}  # base URL -> the process serving it, for its CPU time
 
 INBOX_QUERY = (
     "query Inbox { referrals(first: 50, filter: {box: INBOX}) { edges { node { id status "
@@ -103,13 +104,15 @@ def _bench_kek() -> str:
 
 
 @contextmanager
-def _process(command: list[str], env: dict[str, str], log: Path) -> Iterator[None]:
+def _process(
+    command: list[str], env: dict[str, str], log: Path
+) -> Iterator[subprocess.Popen[bytes]]:
     with log.open("ab") as output:
         process = subprocess.Popen(
             command, env={**os.environ, **env}, cwd=ROOT, stdout=output, stderr=output
         )
     try:
-        yield
+        yield process
     finally:
         process.terminate()
         try:
@@ -133,8 +136,10 @@ def _wait_ready(url: str, log: Path, seconds: float = 120) -> None:
 
 
 @contextmanager
-def peerbridge(dataset: Dataset, scratch: Path, workers: int) -> Iterator[str]:
-    """`peerbridge serve` on the dataset: its base URL."""
+def peerbridge(
+    dataset: Dataset, scratch: Path, workers: int, *, pids: list[int] | None = None
+) -> Iterator[str]:
+    """`peerbridge serve` on the dataset: its base URL (its pid appended to `pids`)."""
     port = _free_port()
     log = scratch / f"peerbridge-{workers}.log"
     command = [str(Path(sys.executable).with_name("peerbridge")), "serve", "--port", str(port)]
@@ -147,8 +152,11 @@ def peerbridge(dataset: Dataset, scratch: Path, workers: int) -> Iterator[str]:
         "PEERBRIDGE_HOST": "127.0.0.1",
         "PEERBRIDGE_LOG_LEVEL": "warning",
     }
-    with _process(command, env, log):
+    with _process(command, env, log) as process:
+        if pids is not None:
+            pids.append(process.pid)
         base = f"http://127.0.0.1:{port}"
+        _SERVER_PIDS[base] = process.pid
         _wait_ready(f"{base}/readyz", log)
         yield base
 
@@ -168,9 +176,10 @@ def floor(dataset: Dataset, scratch: Path, peerbridge_url: str) -> Iterator[str]
         "BENCH_FLOOR_JWKS_URL": f"{peerbridge_url}/.well-known/jwks.json",
         "BENCH_FLOOR_ISSUER": peerbridge_url,
     }
-    with _process(command, env, log):
+    with _process(command, env, log) as process:
         base = f"http://127.0.0.1:{port}"
         _wait_ready(f"{base}/floor/healthz", log)
+        _SERVER_PIDS[base] = process.pid
         yield base
 
 
@@ -325,6 +334,7 @@ def _measure(base: str, requests: list[load.Request], tokens: Tokens, timing: Ti
         seconds=timing.seconds,
         warmup=timing.warmup,
         connections=timing.connections,
+        server_pid=_SERVER_PIDS.get(base),
     )
     if measured.errors:
         raise Broken(f"{base}{requests[0].path}: {measured.errors} failed requests under load")
@@ -422,21 +432,27 @@ def _ratio(part: float, whole: float) -> str:
     return f"{part / whole:.2f}" if whole else "–"
 
 
+def _cpu(measured: load.Measured) -> str:
+    return "–" if measured.cpu_ms is None else f"{measured.cpu_ms:.2f}"
+
+
 def render(report: Report, timing: Timing) -> str:
     lines = [
         f"{_size(report.referrals)} referrals; {timing.connections} connections (wrk, loopback); "
         f"{timing.seconds:g} s per row after {timing.warmup:g} s warm-up; one worker per side",
         "",
-        "| endpoint | req/s | p50 / p99 ms | floor req/s | ratio |",
-        "|---|---|---|---|---|",
+        "| endpoint | req/s | p50 / p99 ms | floor req/s | ratio | server CPU ms/req "
+        "(floor) |",
+        "|---|---|---|---|---|---|",
     ]
     for row in report.rows:
         m = row.measured
         floor_rate = f"{row.floor.rate:.0f}" if row.floor else "–"
         ratio = _ratio(m.rate, row.floor.rate) if row.floor else "–"
+        cpu = _cpu(m) + (f" ({_cpu(row.floor)})" if row.floor else "")
         lines.append(
             f"| {row.label} | {m.rate:.0f} | {m.p50_ms:.0f} / {m.p99_ms:.0f} | {floor_rate} "
-            f"| {ratio} |"
+            f"| {ratio} | {cpu} |"
         )
     if len(report.scaling) > 2:
         lines += [
@@ -496,6 +512,13 @@ def main(argv: list[str] | None = None) -> int:
         "--quick", action="store_true", help="smoke run: 2 s per row, 1 s warm-up, one worker"
     )
     runner.add_argument("--json", type=Path, help="also write the results here as JSON")
+    profiler = commands.add_parser(
+        "profile", help="py-spy the server while wrk drives one endpoint; print the hot spots"
+    )
+    profiler.add_argument("endpoint", help="part of an endpoint's label, e.g. 'referral(id)'")
+    profiler.add_argument("--referrals", type=int, default=10_000)
+    profiler.add_argument("--seconds", type=float, default=15.0)
+    profiler.add_argument("--out", type=Path, default=Path("benchmarks/profiles"))
     build = commands.add_parser("build", help="only build (or find) the dataset")
     build.add_argument("--referrals", type=int, default=10_000)
     build.add_argument("--seed", type=int, default=1)
@@ -511,6 +534,11 @@ def main(argv: list[str] | None = None) -> int:
                 embedded.stop()
         print(dataset.url)
         return 0
+    if args.command == "profile":
+        from benchmarks.profile import profile
+
+        print(profile(args.endpoint, args.referrals, args.seconds, args.out))
+        return 0
     if args.quick:
         args.seconds, args.warmup, args.workers = 2.0, 1.0, [1]
     load.wrk_binary()  # fail before building anything when the load generator is missing
@@ -523,10 +551,15 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _as_json(report: Report) -> dict[str, Any]:
-    def m(measured: load.Measured | None) -> dict[str, float] | None:
+    def m(measured: load.Measured | None) -> dict[str, float | None] | None:
         if measured is None:
             return None
-        return {"rps": measured.rate, "p50_ms": measured.p50_ms, "p99_ms": measured.p99_ms}
+        return {
+            "rps": measured.rate,
+            "p50_ms": measured.p50_ms,
+            "p99_ms": measured.p99_ms,
+            "cpu_ms_per_request": measured.cpu_ms,
+        }
 
     return {
         "referrals": report.referrals,

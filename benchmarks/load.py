@@ -8,7 +8,7 @@ import os
 import shutil
 import subprocess
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 LUA_SCRIPT = Path(__file__).with_name("requests.lua")
@@ -37,6 +37,9 @@ class Measured:
     p50_ms: float
     p99_ms: float
     errors: int  # connection errors, timeouts and non-2xx/3xx answers
+    # The server's own CPU time (user + system, its worker processes included) per request:
+    # unlike req/s, barely moved by whatever else the machine runs. None where not measurable.
+    cpu_ms: float | None = None
 
     @property
     def rate(self) -> float:
@@ -69,8 +72,10 @@ def run(
     warmup: float,
     connections: int,
     threads: int = 2,
+    server_pid: int | None = None,
 ) -> Measured:
-    """Warm up, then measure: `connections` keep-alive connections for `seconds`."""
+    """Warm up, then measure: `connections` keep-alive connections for `seconds` (and the CPU
+    time of the process `server_pid` meanwhile)."""
     binary = wrk_binary()
     with tempfile.TemporaryDirectory(prefix="pb-bench-") as scratch:
         requests_file = Path(scratch, "requests.tsv")
@@ -80,7 +85,28 @@ def run(
         env = {"BENCH_REQUESTS": str(requests_file), "BENCH_TOKENS": str(tokens_file)}
         if warmup > 0:
             _wrk(binary, base_url, warmup, connections, threads, env)
-        return _wrk(binary, base_url, seconds, connections, threads, env)
+        before = cpu_seconds(server_pid)
+        measured = _wrk(binary, base_url, seconds, connections, threads, env)
+        after = cpu_seconds(server_pid)
+        if before is None or after is None or not measured.requests:
+            return measured
+        return replace(measured, cpu_ms=1000 * (after - before) / measured.requests)
+
+
+def cpu_seconds(pid: int | None) -> float | None:
+    """User + system CPU seconds of `pid` and its live descendants (Linux /proc); else None."""
+    if pid is None:
+        return None
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except OSError:
+        return None
+    # After the command name: field 14/15 of stat(5) are utime/stime, here at index 11/12.
+    total = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    for child in children:
+        total += cpu_seconds(int(child)) or 0.0
+    return total
 
 
 def _wrk(

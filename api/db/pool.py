@@ -12,7 +12,9 @@ up and `command_timeout=None` never gives up on a query. The pool built here
   with `Retry-After` instead of a 500;
 - sets `command_timeout` (client side) and `statement_timeout` (server side, so PostgreSQL
   cancels the statement and frees its locks first);
-- decodes json/jsonb columns to Python objects and encodes parameters with `json.dumps`.
+- decodes json/jsonb columns to Python objects (orjson where it can) and encodes parameters
+  with `json.dumps`;
+- returns a connection to the pool without asyncpg's reset statement (`_keep_session`).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from typing import Any, NoReturn
 
 import asyncpg
 
+from api import wire_json
 from api.db.errors import unavailable
 from api.db.migrate import pending
 from api.domain.errors import Unavailable
@@ -121,8 +124,20 @@ class _Acquisition:
 async def _init_connection(connection: asyncpg.Connection) -> None:
     for type_name in ("json", "jsonb"):
         await connection.set_type_codec(
-            type_name, schema="pg_catalog", encoder=json.dumps, decoder=json.loads
+            type_name, schema="pg_catalog", encoder=json.dumps, decoder=wire_json.loads
         )
+
+
+async def _keep_session(connection: asyncpg.Connection) -> None:
+    """What a released connection needs beyond asyncpg's own clean-up: nothing.
+
+    asyncpg always rolls back an open transaction and drops listener callbacks on release;
+    its default reset adds one statement per release (RESET ALL, CLOSE ALL, UNLISTEN *,
+    advisory unlock) - a round trip on every request for session state PeerBridge never
+    leaves on a pooled connection: settings are set at connect time or `SET LOCAL`, advisory
+    locks are transaction-scoped, LISTEN runs on connections of its own
+    (tests/integration/test_pool_reset.py holds this).
+    """
 
 
 def server_settings(settings: Settings) -> dict[str, str]:
@@ -149,6 +164,7 @@ async def create_pool(settings: Settings, dsn: str | None = None) -> asyncpg.Poo
         max_inactive_connection_lifetime=300.0,
         loop=None,
         init=_init_connection,
+        reset=_keep_session,
         command_timeout=settings.db_command_timeout_s,
         server_settings=server_settings(settings),
         default_acquire_timeout=settings.db_acquire_timeout_s,

@@ -37,7 +37,8 @@ class PostgresUnitOfWork:
     It may be entered again after it exits (each time a new transaction). What a use case
     collects and records is written by `commit()` in one INSERT per table (before COMMIT, in
     the order given); denials join the audit INSERT, or survive a rollback in their own
-    transaction.
+    transaction. `async with uow.autocommit():` enters it without a transaction, for reads
+    (the Protocol says when).
     """
 
     def __init__(self, pool: asyncpg.Pool) -> None:
@@ -48,6 +49,7 @@ class PostgresUnitOfWork:
         self._denials: list[AuditRecord] = []
         self._records: list[AuditRecord] = []
         self._events: list[DomainEvent] = []
+        self._autocommit = False
 
     def _bind(self, connection: asyncpg.Connection) -> None:
         self.organizations = PostgresOrganizationRepository(connection)
@@ -72,10 +74,12 @@ class PostgresUnitOfWork:
     async def __aenter__(self) -> PostgresUnitOfWork:
         if self._connection is not None:
             raise RuntimeError("this unit of work is already open")
+        autocommit, self._autocommit = self._autocommit, False  # this entry only
         self._connection = await self._pool.acquire()
         try:
-            self._transaction = self._connection.transaction()
-            await self._transaction.start()
+            self._transaction = None if autocommit else self._connection.transaction()
+            if self._transaction is not None:
+                await self._transaction.start()
         except BaseException as error:
             await self._pool.release(self._connection)
             self._connection = None
@@ -97,10 +101,12 @@ class PostgresUnitOfWork:
         traceback: TracebackType | None,
     ) -> None:
         connection, self._connection = self._connection, None
+        transaction, self._transaction = self._transaction, None
         lost = exc is not None and unavailable(exc) is not None
         try:
             if not self._committed:
-                await self._transaction.rollback()
+                if transaction is not None:
+                    await transaction.rollback()
                 if self._denials:
                     async with connection.transaction():
                         await PostgresAuditRepository(connection).add_many(self._denials)
@@ -140,7 +146,8 @@ class PostgresUnitOfWork:
         events, self._events = self._events, []
         await self.audit.add_many(records)
         await self.outbox.add_many(events)
-        await self._transaction.commit()
+        if self._transaction is not None:
+            await self._transaction.commit()
         self._committed = True
 
     def collect(self, *events: DomainEvent) -> None:
@@ -151,3 +158,9 @@ class PostgresUnitOfWork:
 
     def record_denial(self, record: AuditRecord) -> None:
         self._denials.append(record)
+
+    def autocommit(self) -> PostgresUnitOfWork:
+        if self._connection is not None:
+            raise RuntimeError("this unit of work is already open")
+        self._autocommit = True
+        return self

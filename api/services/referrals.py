@@ -763,7 +763,7 @@ async def get_referrals(
     why it may not (for DataLoaders)."""
     require(principal, Capability.READ_REFERRALS)
     now = utcnow()
-    async with uow:
+    async with uow.autocommit():
         read = await uow.referrals.get_many_in_force(
             ids, in_force_scope(principal, now), _allowed(principal, relations)
         )
@@ -803,7 +803,7 @@ async def list_referrals(
     with the `relations` the caller may read."""
     require(principal, Capability.READ_REFERRALS)
     now = utcnow()
-    async with uow:
+    async with uow.autocommit():
         rows = await uow.referrals.search_in_force(
             principal.organization_id,
             within_caseload(principal, where),
@@ -831,7 +831,7 @@ async def referrals_of_patients(
     """`list_referrals` for many patients at once (`where.patient_id` aside): one page per
     patient, in order, with the same tenancy, consent redaction and audit."""
     require(principal, Capability.READ_REFERRALS)
-    async with uow:
+    async with uow.autocommit():
         rows = await uow.referrals.search_for_patients(
             principal.organization_id,
             patient_ids,

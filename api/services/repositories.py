@@ -459,3 +459,10 @@ class UnitOfWork(Protocol):
         """Queue audit records, written at commit (discarded on rollback)."""
 
     def record_denial(self, record: AuditRecord) -> None: ...
+
+    def autocommit(self) -> UnitOfWork:
+        """Enter it for a read: no transaction, each statement commits by itself. A read
+        whose one SELECT decides and fetches (one snapshot) and whose audit INSERT follows
+        needs no BEGIN and COMMIT around them: two round trips fewer on every read. `commit()`
+        still marks success; the audit rows are written before anything is answered."""
+        ...

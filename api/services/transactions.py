@@ -41,3 +41,7 @@ class SharedTransaction:
 
     def record_denial(self, record: AuditRecord) -> None:
         self._outer.record_denial(record)
+
+    def autocommit(self) -> SharedTransaction:
+        # Already inside the outer transaction: a read joins it, like everything else here.
+        return self
