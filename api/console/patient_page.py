@@ -20,7 +20,7 @@ from api.domain.errors import DomainError, Invalid, InvalidDetail, NotFound
 from api.domain.patients import Patient
 from api.domain.staff import StaffRole
 from api.services import consent_forms, consent_revocations, consents, organizations, patients
-from api.services.policy import utcnow
+from api.services.policy import Capability, allows, utcnow
 from api.services.transactions import SharedTransaction
 
 _READERS = (StaffRole.COORDINATOR, StaffRole.SUPPORTER, StaffRole.CLINIC)
@@ -135,6 +135,7 @@ async def render_patient(
         holds_record=holds_record,
         may_record=holds_record and staff.role is StaffRole.COORDINATOR,
         may_revoke=staff.role is StaffRole.COORDINATOR,
+        may_download=allows(staff.principal, Capability.READ_CONSENT_FORMS),
         recipients=recipients,
         purposes=PURPOSE_LABELS,
         data_classes=DATA_CLASS_LABELS,
