@@ -4,6 +4,8 @@ services: every rule (who records, who revokes, what a form may be) is theirs.""
 
 from __future__ import annotations
 
+import hashlib
+import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -146,6 +148,7 @@ async def render_patient(
         error=error,
         field_errors=dict(field_errors or {}),
         sent=dict(sent or {"purposes": list(Purpose)}),
+        submission=secrets.token_urlsafe(16),
         now=utcnow(),
     )
 
@@ -247,6 +250,9 @@ async def _record(staff: Staff, patient_id: UUID) -> None:
     upload = await _signed_form(staff)
     data = await upload.read()
     outer = staff.uow()
+    # The form sent twice (a double click, a resend) replays its first recording: a second
+    # form would be a second source, so the same grant would record a second consent.
+    submission = hashlib.sha256(staff.field("submission").encode()).hexdigest()[:32]
     async with outer:
         shared = SharedTransaction(outer)
         form = await consent_forms.record_consent_form(
@@ -258,6 +264,9 @@ async def _record(staff: Staff, patient_id: UUID) -> None:
                 title=upload.filename,
                 data=data,
             ),
+            idempotency_key=f"console-consent-form:{submission}"
+            if staff.field("submission")
+            else None,
         )
         for recipient in asked.recipients:
             await consents.grant_consent(
@@ -338,7 +347,7 @@ def _consent_id_of(staff: Staff) -> UUID:
 async def revoke_consent(staff: Staff) -> Response:
     patient_id = patient_id_of(staff)
     try:
-        await consent_revocations.revoke_consent(
+        revoked = await consent_revocations.revoke_consent(
             staff.uow(),
             staff.principal,
             _consent_id_of(staff),
@@ -361,7 +370,7 @@ async def revoke_consent(staff: Staff) -> Response:
             status_code=409,
             error=f"The consent was not revoked: {error.message}",
         )
-    return redirect(f"/console/patients/{patient_id}?done=revoked")
+    return redirect(f"/console/patients/{revoked.patient_id}?done=revoked")
 
 
 # --- the signed form itself -------------------------------------------------------------------

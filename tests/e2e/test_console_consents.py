@@ -98,19 +98,23 @@ async def test_a_coordinator_records_a_consent_with_the_signed_form_and_revokes_
     assert 'enctype="multipart/form-data"' in page.text
     assert page.headers["cache-control"] == "no-store"
 
-    recorded = await client.post(
-        f"/console/patients/{patient_id}/consents",
-        data=_fields(
-            csrf,
-            network,
-            recipient_id=[str(network.clinic.id), str(network.stranger.id)],
-            period_end="2031-01-31",
-        ),
-        files={"signed_form": ("signed.pdf", PDF, "application/pdf")},
-    )
-    assert recorded.status_code == 303, recorded.text
-    assert recorded.headers["location"] == f"/console/patients/{patient_id}?done=recorded"
-    assert await _counts(pool, patient_id) == (2, 1)
+    submission = re.search(r'name="submission" value="([^"]+)"', page.text)
+    assert submission is not None
+    for _ in range(2):  # sent twice (a double click): recorded once
+        recorded = await client.post(
+            f"/console/patients/{patient_id}/consents",
+            data=_fields(
+                csrf,
+                network,
+                recipient_id=[str(network.clinic.id), str(network.stranger.id)],
+                period_end="2031-01-31",
+                submission=submission.group(1),
+            ),
+            files={"signed_form": ("signed.pdf", PDF, "application/pdf")},
+        )
+        assert recorded.status_code == 303, recorded.text
+        assert recorded.headers["location"] == f"/console/patients/{patient_id}?done=recorded"
+        assert await _counts(pool, patient_id) == (2, 1)
     shown = await client.get(recorded.headers["location"])
     assert "Consent recorded with its signed form." in shown.text
     assert shown.text.count(">active<") == 2
