@@ -114,9 +114,7 @@ class Provider:
             **grant.claims,
             **self.tamper,
         }
-        id_token = jwt.encode(
-            {"alg": "RS256", "kid": "idp-1"}, claims, self.forger or self.key
-        )
+        id_token = jwt.encode({"alg": "RS256", "kid": "idp-1"}, claims, self.forger or self.key)
         access_token = secrets.token_urlsafe(24)
         self.tokens += [id_token, access_token]
         return JSONResponse(

@@ -9,6 +9,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from api.console import (
+    live_updates,
     patient_page,
     referral_actions,
     referral_lists,
@@ -47,6 +48,7 @@ def routes(settings: Settings) -> list[BaseRoute]:
         Route("/console/inbox", referral_lists.inbox, methods=["GET"]),
         Route("/console/caseload", referral_lists.caseload, methods=["GET"]),
         Route("/console/sent", referral_lists.sent, methods=["GET"]),
+        Route(live_updates.PATH, live_updates.events, methods=["GET"]),
         Route("/console/supervision", supervision.supervision, methods=["GET"]),
         Route("/console/referrals/{referral_id}", referral_page.referral_page, methods=["GET"]),
         Route("/console/patients/{patient_id}", patient_page.patient_page, methods=["GET"]),

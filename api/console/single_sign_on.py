@@ -188,4 +188,3 @@ def _refused(request: Request) -> Response:
 def _forget_flow(response: Response) -> Response:
     response.delete_cookie(_FLOW_COOKIE, path=_FLOW_COOKIE_PATH)
     return response
-

@@ -31,11 +31,12 @@ _TEMPLATES = Environment(
     lstrip_blocks=True,
 )
 
-# No script at all, styles from this origin only; forms post back here only.
-_SECURITY_HEADERS = {
+# Scripts and styles from this origin only (files of the package, never inline), the live
+# updates' stream from here only; forms post back here only.
+SECURITY_HEADERS = {
     "content-security-policy": (
-        "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; "
-        "frame-ancestors 'none'; base-uri 'none'"
+        "default-src 'none'; script-src 'self'; connect-src 'self'; style-src 'self'; "
+        "img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
     ),
     "cache-control": "no-store",  # pages show patient data: never kept by a browser or proxy
     "x-content-type-options": "nosniff",
@@ -71,11 +72,11 @@ def login_policy(settings: Settings) -> LoginPolicy:
 
 def render(request: Request, template: str, status_code: int = 200, **values: Any) -> HTMLResponse:
     html = _TEMPLATES.get_template(template).render(request=request, **values)
-    return HTMLResponse(html, status_code, headers=_SECURITY_HEADERS)
+    return HTMLResponse(html, status_code, headers=SECURITY_HEADERS)
 
 
 def redirect(url: str) -> RedirectResponse:
-    return RedirectResponse(url, 303, headers=_SECURITY_HEADERS)
+    return RedirectResponse(url, 303, headers=SECURITY_HEADERS)
 
 
 def new_csrf_token() -> str:
@@ -182,7 +183,7 @@ def error_page(error: DomainError | None, headers: Mapping[str, str] | None = No
         title, message = "That did not work", error.message
         status = _STATUS_OF_CODE.get(error.code, 400)
     html = _TEMPLATES.get_template("refusal.html").render(title=title, message=message)
-    return HTMLResponse(html, status, headers={**(headers or {}), **_SECURITY_HEADERS})
+    return HTMLResponse(html, status, headers={**(headers or {}), **SECURITY_HEADERS})
 
 
 def _text(value: object) -> str | None:

@@ -47,7 +47,8 @@ async def test_sign_in_sets_a_strict_session_cookie_and_opens_the_role_home(
     )
     assert "HttpOnly" in cookie and "SameSite=lax" in cookie and "Path=/" in cookie
     assert response.headers["cache-control"] == "no-store"
-    assert "script-src" not in response.headers["content-security-policy"]
+    assert "script-src 'self';" in response.headers["content-security-policy"]
+    assert "unsafe-inline" not in response.headers["content-security-policy"]
     assert "default-src 'none'" in response.headers["content-security-policy"]
 
     home = await client.get("/console/")
