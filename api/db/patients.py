@@ -8,10 +8,10 @@ from uuid import UUID
 
 import asyncpg
 
-from api.db import consents_in_force
+from api.db import joined_consents
 from api.db.sql import Where
 from api.db.verbatim import verbatim_json, verbatim_of
-from api.domain.consents import ConsentInForce, InForceScope
+from api.domain.consents import ConsentScope, ConsentTerms
 from api.domain.patients import Gender, Patient, PatientIdentifier
 
 _NAMES = (
@@ -119,20 +119,20 @@ class PostgresPatientRepository:
         return _patient(row, patient.identifiers)
 
     async def get_many(self, ids: Sequence[UUID]) -> list[Patient | None]:
-        found = await self.get_many_in_force(ids, None)
+        found = await self.get_many_with_consents(ids, None)
         return [None if item is None else item[0] for item in found]
 
-    async def get_many_in_force(
-        self, ids: Sequence[UUID], scope: InForceScope | None
-    ) -> list[tuple[Patient, tuple[ConsentInForce, ...]] | None]:
+    async def get_many_with_consents(
+        self, ids: Sequence[UUID], scope: ConsentScope | None
+    ) -> list[tuple[Patient, tuple[ConsentTerms, ...]] | None]:
         if not ids:
             return []
         w = Where(list(ids))
         # Read as a join on the wanted ids: one statement and one row mapper for every read.
         columns, joins = joined(_JOINED, "wanted.id")
         if scope is not None:
-            columns += ", " + consents_in_force.COLUMNS
-            joins += " " + consents_in_force.join(w, "wanted.id", scope)
+            columns += ", " + joined_consents.COLUMNS
+            joins += " " + joined_consents.join(w, "wanted.id", scope)
         rows = await self._db.fetch(
             f"SELECT {columns} FROM unnest($1::uuid[]) AS wanted(id) {joins}", *w.params
         )
@@ -140,7 +140,7 @@ class PostgresPatientRepository:
         for row in rows:
             patient = from_joined(row, _JOINED)
             if patient is not None:
-                consents = consents_in_force.consents_of(row) if scope else ()
+                consents = joined_consents.terms_of(row, patient.id, scope) if scope else ()
                 found[patient.id] = (patient, consents)
         return [found.get(i) for i in ids]
 

@@ -10,10 +10,10 @@ from uuid import UUID
 
 import asyncpg
 
-from api.db import consents_in_force, patients, procedures, programs
+from api.db import joined_consents, patients, procedures, programs
 from api.db.sql import Where, first_per_parent, keyset_after, keyset_order
 from api.db.verbatim import verbatim_json, verbatim_of
-from api.domain.consents import ConsentInForce, DataClass, InForceScope
+from api.domain.consents import ConsentScope, ConsentTerms, DataClass
 from api.domain.errors import VersionConflict
 from api.domain.patients import Patient
 from api.domain.programs import PeerProgram
@@ -232,10 +232,10 @@ _OUTPUTS = "outputs__ids"
 
 
 def _read(
-    page: str, w: Where, scope: InForceScope | None, relations: ReferralRelations, order: str
+    page: str, w: Where, scope: ConsentScope | None, relations: ReferralRelations, order: str
 ) -> str:
     """The statement reading the referrals `page` selects (in `order`) with what the read
-    joins in: the consents in force under `scope` (see api/db/consents_in_force.py) and the
+    joins in: the consents `scope` names (see api/db/joined_consents.py) and the
     relations. Joined outside the page, so the page's own conditions stay unqualified, and
     only to the first row of each patient and program: a page of 50 referrals of 12 patients
     carries (and decodes) 12 patients and their consents, not 50 (`_reads` shares them out)."""
@@ -246,8 +246,8 @@ def _read(
     columns = ["referrals.*"]
     joins = []
     if scope is not None:
-        columns.append(consents_in_force.COLUMNS)
-        joins.append(consents_in_force.join(w, patient, scope))
+        columns.append(joined_consents.COLUMNS)
+        joins.append(joined_consents.join(w, patient, scope))
     for wanted, relation in (
         (relations.patient, patients.joined(_PATIENT, patient)),
         (relations.program, programs.joined(_PROGRAM, program)),
@@ -270,21 +270,23 @@ def _read(
 
 
 def _reads(
-    rows: Sequence[asyncpg.Record], scope: InForceScope | None, relations: ReferralRelations
+    rows: Sequence[asyncpg.Record], scope: ConsentScope | None, relations: ReferralRelations
 ) -> list[ReferralRead]:
     """The referrals of `_read`'s rows, each with its patient's consents and its relations
     (read on the first row of each patient and program)."""
     referrals = [_referral(row) for row in rows]
     if scope is None and relations == NO_RELATIONS:
         return [ReferralRead(referral) for referral in referrals]
-    consents_of: dict[UUID, tuple[ConsentInForce, ...]] = {}
+    consents_of: dict[UUID, tuple[ConsentTerms, ...]] = {}
     patients_by_id: dict[UUID, Patient] = {}
     programs_by_id: dict[UUID, PeerProgram] = {}
     for row, referral in zip(rows, referrals, strict=True):
         if not row["first_of_patient"]:
             continue
         if scope is not None:
-            consents_of[referral.patient_id] = consents_in_force.consents_of(row)
+            consents_of[referral.patient_id] = joined_consents.terms_of(
+                row, referral.patient_id, scope
+            )
         if relations.patient and (patient := patients.from_joined(row, _PATIENT)) is not None:
             patients_by_id[patient.id] = patient
     if relations.program:
@@ -380,13 +382,13 @@ class PostgresReferralRepository:
         return _referral(row) if row else None
 
     async def get_many(self, ids: Sequence[UUID]) -> list[Referral | None]:
-        found = await self.get_many_in_force(ids, None)
+        found = await self.get_many_with_consents(ids, None)
         return [None if read is None else read.referral for read in found]
 
-    async def get_many_in_force(
+    async def get_many_with_consents(
         self,
         ids: Sequence[UUID],
-        scope: InForceScope | None,
+        scope: ConsentScope | None,
         relations: ReferralRelations = NO_RELATIONS,
     ) -> list[ReferralRead | None]:
         w = Where(list(ids))
@@ -409,17 +411,17 @@ class PostgresReferralRepository:
         limit: int,
         order: Order = Order.NEWEST_CHANGE_FIRST,
     ) -> list[Referral]:
-        found = await self.search_in_force(organization_id, where, after, limit, order, None)
+        found = await self.search_with_consents(organization_id, where, after, limit, order, None)
         return [read.referral for read in found]
 
-    async def search_in_force(
+    async def search_with_consents(
         self,
         organization_id: UUID,
         where: ReferralFilter,
         after: Keyset | None,
         limit: int,
         order: Order,
-        scope: InForceScope | None,
+        scope: ConsentScope | None,
         relations: ReferralRelations = NO_RELATIONS,
     ) -> list[ReferralRead]:
         w = _conditions(organization_id, where, after, order)

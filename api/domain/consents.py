@@ -46,23 +46,18 @@ PART2_REDISCLOSURE_NOTICE = (
 
 
 @dataclass(frozen=True)
-class Consent:
+class ConsentTerms:
+    """What the rule reads of a consent (`decide_disclosure`): whose, naming whom, for what,
+    when, and whether revoked. A read joins exactly these in with its rows (`ConsentScope`)."""
+
     id: UUID
     patient_id: UUID
-    recorded_by_organization_id: UUID
     recipient_organization_id: UUID
     purposes: frozenset[Purpose]
     data_classes: frozenset[DataClass]
     period_start: datetime
     period_end: datetime | None
     revoked: bool
-    revoked_at: datetime | None
-    revocation_reason: str | None
-    source_reference: str | None
-    version: int
-    created_at: datetime
-    updated_at: datetime
-    verbatim: Verbatim = field(default_factory=nothing_kept)  # elements kept as sent
 
     def status_at(self, now: datetime) -> ConsentStatus:
         if self.revoked:
@@ -90,6 +85,18 @@ class Consent:
 
 
 @dataclass(frozen=True)
+class Consent(ConsentTerms):
+    recorded_by_organization_id: UUID
+    revoked_at: datetime | None
+    revocation_reason: str | None
+    source_reference: str | None
+    version: int
+    created_at: datetime
+    updated_at: datetime
+    verbatim: Verbatim = field(default_factory=nothing_kept)  # elements kept as sent
+
+
+@dataclass(frozen=True)
 class ConsentDecision:
     """The outcome of a disclosure check, kept for the audit trail."""
 
@@ -114,43 +121,17 @@ def relying_on(consents: Iterable[Consent]) -> ConsentDecision:
 
 
 @dataclass(frozen=True)
-class InForceScope:
-    """Which consents a read joins in with its rows: the row's patient's consents naming
-    `recipient_organization_id`, in force at `now`, for one of `purposes`. The policy point
-    builds it (`api.services.policy.in_force_scope`); the repositories read it in SQL."""
+class ConsentScope:
+    """Which consents a read joins in with its rows: every consent of the row's patient naming
+    `recipient_organization_id`, in force or not, as `ConsentTerms` - what `decide_disclosure`
+    reads, so the decision (a permit, or why not) needs no query of its own. The policy point
+    builds it (`api.services.policy.consent_scope`); the repositories read it in SQL."""
 
     recipient_organization_id: UUID
-    purposes: frozenset[Purpose]
-    now: datetime
-
-
-@dataclass(frozen=True)
-class ConsentInForce:
-    """A consent as an `InForceScope` join reads it: only what a permit needs."""
-
-    id: UUID
-    data_classes: frozenset[DataClass]
-    purposes: frozenset[Purpose]
-
-
-def permit_in_force(
-    in_force: Iterable[ConsentInForce],
-    data_classes: Iterable[DataClass],
-    purposes: frozenset[Purpose] = SHARING_PURPOSES,
-) -> ConsentDecision | None:
-    """`decide_disclosure`'s permit from consents already known to be in force for the
-    recipient (an `InForceScope` read): those covering the classes, or None when none does
-    (then `decide_disclosure` over the patient's consents says why not)."""
-    needed = frozenset(data_classes)
-    covering = [c for c in in_force if needed <= c.data_classes and c.purposes & purposes]
-    if not covering:
-        return None
-    allowed = frozenset().union(*(c.purposes for c in covering)) & purposes
-    return ConsentDecision(True, tuple(c.id for c in covering), None, purposes=allowed)
 
 
 def decide_disclosure(
-    consents: Iterable[Consent],
+    consents: Iterable[ConsentTerms],
     *,
     patient_id: UUID,
     recipient_organization_id: UUID,

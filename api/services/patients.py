@@ -21,9 +21,9 @@ from api.services.policy import (
     Capability,
     Disclosure,
     audit,
+    consent_scope,
     disclose_each,
     hidden_beyond_caseload,
-    in_force_scope,
     require,
     utcnow,
 )
@@ -168,7 +168,7 @@ async def get_patients(
     require(principal, Capability.READ_PATIENTS)
     now = utcnow()
     async with uow:
-        read = await uow.patients.get_many_in_force(ids, in_force_scope(principal, now))
+        read = await uow.patients.get_many_with_consents(ids, consent_scope(principal))
         found = await hidden_beyond_caseload(
             uow,
             principal,
@@ -187,7 +187,7 @@ async def get_patients(
             operation="readPatient",
             disclosure=disclosure_of,
             now=now,
-            in_force=[() if item is None else item[1] for item in read],
+            joined=[() if item is None else item[1] for item in read],
         )
         await uow.commit()
     return results

@@ -13,13 +13,11 @@ from uuid import UUID
 
 from api.domain.audit import AuditAction, AuditOutcome, AuditRecord, purpose_of_use
 from api.domain.consents import (
-    SHARING_PURPOSES,
     ConsentDecision,
-    ConsentInForce,
+    ConsentScope,
+    ConsentTerms,
     DataClass,
-    InForceScope,
     decide_disclosure,
-    permit_in_force,
 )
 from api.domain.errors import ConsentRequired, ConsentRevoked, DomainError, Forbidden, NotFound
 from api.domain.principal import Principal
@@ -121,10 +119,11 @@ class Disclosure:
     data_classes: frozenset[DataClass]
 
 
-def in_force_scope(principal: Principal, now: datetime) -> InForceScope:
-    """The consents a read joins in with its rows so `decide` needs no query of its own: those
-    of the row's patient naming the caller, in force now, for a sharing purpose."""
-    return InForceScope(principal.organization_id, SHARING_PURPOSES, now)
+def consent_scope(principal: Principal) -> ConsentScope:
+    """The consents a read joins in with its rows so `decide` needs no query of its own: every
+    consent of the row's patient naming the caller (the rule decides which permit, and why
+    the others do not)."""
+    return ConsentScope(principal.organization_id)
 
 
 async def decide(
@@ -132,28 +131,22 @@ async def decide(
     principal: Principal,
     requests: Sequence[Disclosure],
     now: datetime,
-    in_force: Sequence[Sequence[ConsentInForce]] | None = None,
+    joined: Sequence[Sequence[ConsentTerms]] | None = None,
 ) -> list[ConsentDecision]:
-    """Consent decisions for many disclosures; owners always see their own data.
+    """Consent decisions for many disclosures, by `decide_disclosure`; owners always see their
+    own data.
 
-    `in_force`, per request, is what the read joined in under `in_force_scope(principal, now)`:
-    a disclosure those consents cover is permitted without a query. Every other one (or all,
-    without `in_force`) is decided over the patients' consents, read in one query, which also
-    says why a refusal is one (no consent, or a lapsed one)."""
+    `joined`, per request, is what the read joined in under `consent_scope(principal)`: the
+    patient's consents naming the caller, all the rule reads, so no query is needed. Without
+    it, the patients' consents are read in one query."""
     mine = principal.organization_id
-    decisions: list[ConsentDecision | None] = [
+    if joined is None:
+        undecided = sorted({r.patient_id for r in requests if r.owner_organization_id != mine})
+        read = await uow.consents.for_patients(undecided) if undecided else []
+        joined = [read] * len(requests)
+    decided = [
         ConsentDecision(True, (), None)
         if request.owner_organization_id == mine
-        else None
-        if in_force is None
-        else permit_in_force(in_force[index], request.data_classes)
-        for index, request in enumerate(requests)
-    ]
-    undecided = {r.patient_id for r, d in zip(requests, decisions, strict=True) if d is None}
-    consents = await uow.consents.for_patients(sorted(undecided)) if undecided else []
-    decided = [
-        decision
-        if decision is not None
         else decide_disclosure(
             consents,
             patient_id=request.patient_id,
@@ -161,7 +154,7 @@ async def decide(
             data_classes=request.data_classes,
             now=now,
         )
-        for request, decision in zip(requests, decisions, strict=True)
+        for request, consents in zip(requests, joined, strict=True)
     ]
     permitted = sum(1 for decision in decided if decision.permitted)
     count_consent_decisions(permitted, len(decided) - permitted)
@@ -313,19 +306,19 @@ async def disclose_each(
     operation: str,
     disclosure: Callable[[R], Disclosure],
     now: datetime | None = None,
-    in_force: Sequence[Sequence[ConsentInForce]] | None = None,
+    joined: Sequence[Sequence[ConsentTerms]] | None = None,
 ) -> list[R | DomainError]:
     """Per requested id: the record when it is disclosed to the caller now, else why not (not
     found, no consent, consent revoked; see `refuse`). Every permit and refusal is audited.
-    `in_force` (per id, read with the records under `in_force_scope(principal, now)`) spares
-    the consent query (see `decide`)."""
+    `joined` (per id, read with the records under `consent_scope(principal)`) spares the
+    consent query (see `decide`)."""
     present = {w: record for w, record in zip(ids, found, strict=True) if record is not None}
     asked = {wanted: disclosure(record) for wanted, record in present.items()}
-    joined = None
-    if in_force is not None:
-        by_id = dict(zip(ids, in_force, strict=True))
-        joined = [by_id[wanted] for wanted in asked]
-    decisions = await decide(uow, principal, list(asked.values()), now or utcnow(), joined)
+    per_request = None
+    if joined is not None:
+        by_id = dict(zip(ids, joined, strict=True))
+        per_request = [by_id[wanted] for wanted in asked]
+    decisions = await decide(uow, principal, list(asked.values()), now or utcnow(), per_request)
     shown: dict[UUID, R] = {}
     refused: dict[UUID, tuple[DomainError, UUID | None]] = {}
     permits = []
@@ -386,12 +379,12 @@ async def disclosures(
     disclosure: Callable[[R], Disclosure],
     resource_id: Callable[[R], UUID],
     now: datetime | None = None,
-    in_force: Sequence[Sequence[ConsentInForce]] | None = None,
+    joined: Sequence[Sequence[ConsentTerms]] | None = None,
 ) -> tuple[list[R], list[AuditRecord]]:
     """`disclosed`, the audit rows returned for the caller to write with its others (one
-    INSERT per request); `in_force` as for `decide`."""
+    INSERT per request); `joined` as for `decide`."""
     requests = [disclosure(record) for record in records]
-    decisions = await decide(uow, principal, requests, now or utcnow(), in_force)
+    decisions = await decide(uow, principal, requests, now or utcnow(), joined)
     shown = [(r, q, d) for r, q, d in zip(records, requests, decisions, strict=True) if d.permitted]
     return [record for record, _, _ in shown], [
         audit(

@@ -59,9 +59,9 @@ from api.services.policy import (
     allows,
     audit,
     consent_for_recipient,
+    consent_scope,
     decide,
     disclosures,
-    in_force_scope,
     party_to,
     per_id,
     refusal,
@@ -651,7 +651,7 @@ async def _decided(
     joined: bool,
 ) -> tuple[list[ReferralView], list[AuditRecord]]:
     """`_views`, with the audit rows returned unwritten. `joined`: the reads carry the
-    consents in force under `in_force_scope(principal, now)` (see `policy.decide`)."""
+    consents of their patients naming the caller (`consent_scope`; see `policy.decide`)."""
     decisions = await decide(
         uow,
         principal,
@@ -660,7 +660,7 @@ async def _decided(
             for r in (read.referral for read in reads)
         ],
         now,
-        [read.in_force for read in reads] if joined else None,
+        [read.consents for read in reads] if joined else None,
     )
     views = []
     records = []
@@ -715,7 +715,7 @@ async def _read_views(
         joined=True,
     )
     candidates = {
-        read.patient.id: (read.patient, read.in_force)
+        read.patient.id: (read.patient, read.consents)
         for read, view in zip(reads, views, strict=True)
         if read.patient is not None and view.withheld is None
     }
@@ -728,7 +728,7 @@ async def _read_views(
         disclosure=patients.disclosure_of,
         resource_id=lambda patient: patient.id,
         now=now,
-        in_force=[in_force for _, in_force in candidates.values()],
+        joined=[consents for _, consents in candidates.values()],
     )
     await uow.audit.add_many(records + patient_reads)
     disclosed = {patient.id for patient in shown}
@@ -764,8 +764,8 @@ async def get_referrals(
     require(principal, Capability.READ_REFERRALS)
     now = utcnow()
     async with uow.autocommit():
-        read = await uow.referrals.get_many_in_force(
-            ids, in_force_scope(principal, now), _allowed(principal, relations)
+        read = await uow.referrals.get_many_with_consents(
+            ids, consent_scope(principal), _allowed(principal, relations)
         )
         found = [None if item is None else item.referral for item in read]
         mine = [item for item in read if item is not None and party_to(principal, item.referral)]
@@ -804,13 +804,13 @@ async def list_referrals(
     require(principal, Capability.READ_REFERRALS)
     now = utcnow()
     async with uow.autocommit():
-        rows = await uow.referrals.search_in_force(
+        rows = await uow.referrals.search_with_consents(
             principal.organization_id,
             within_caseload(principal, where),
             page.after,
             page.first + 1,
             page.order,
-            in_force_scope(principal, now),
+            consent_scope(principal),
             _allowed(principal, relations),
         )
         found = page_from_rows(

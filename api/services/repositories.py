@@ -13,7 +13,7 @@ from typing import Any, Protocol
 from uuid import UUID
 
 from api.domain.audit import AuditEvent, AuditRecord
-from api.domain.consents import Consent, ConsentInForce, InForceScope
+from api.domain.consents import Consent, ConsentScope, ConsentTerms
 from api.domain.deliveries import Subscription
 from api.domain.documents import ConsentForm
 from api.domain.events import DomainEvent
@@ -54,10 +54,10 @@ NO_RELATIONS = ReferralRelations()
 @dataclass(frozen=True)
 class ReferralRead:
     """A referral as one statement reads it: its patient's consents in force under the read's
-    `InForceScope` (none without one) and the relations the read joined (None otherwise)."""
+    `ConsentScope` (none without one) and the relations the read joined (None otherwise)."""
 
     referral: Referral
-    in_force: tuple[ConsentInForce, ...] = ()
+    consents: tuple[ConsentTerms, ...] = ()
     patient: Patient | None = None
     program: PeerProgram | None = None
     outputs: tuple[UUID, ...] | None = None
@@ -124,9 +124,9 @@ class SupporterRepository(Protocol):
 class PatientRepository(Protocol):
     async def add(self, patient: Patient) -> Patient: ...
     async def get_many(self, ids: Sequence[UUID]) -> list[Patient | None]: ...
-    async def get_many_in_force(
-        self, ids: Sequence[UUID], scope: InForceScope | None
-    ) -> list[tuple[Patient, tuple[ConsentInForce, ...]] | None]:
+    async def get_many_with_consents(
+        self, ids: Sequence[UUID], scope: ConsentScope | None
+    ) -> list[tuple[Patient, tuple[ConsentTerms, ...]] | None]:
         """`get_many`, each patient with their consents in force under `scope` (read in the
         same statement)."""
 
@@ -171,10 +171,10 @@ class ReferralRepository(Protocol):
         A new version unless the referral was created in the same transaction."""
 
     async def get_many(self, ids: Sequence[UUID]) -> list[Referral | None]: ...
-    async def get_many_in_force(
+    async def get_many_with_consents(
         self,
         ids: Sequence[UUID],
-        scope: InForceScope | None,
+        scope: ConsentScope | None,
         relations: ReferralRelations = NO_RELATIONS,
     ) -> list[ReferralRead | None]:
         """`get_many`, each referral with its patient's consents in force under `scope` and
@@ -189,14 +189,14 @@ class ReferralRepository(Protocol):
         limit: int,
         order: Order = Order.NEWEST_CHANGE_FIRST,
     ) -> list[Referral]: ...
-    async def search_in_force(
+    async def search_with_consents(
         self,
         organization_id: UUID,
         where: ReferralFilter,
         after: Keyset | None,
         limit: int,
         order: Order,
-        scope: InForceScope | None,
+        scope: ConsentScope | None,
         relations: ReferralRelations = NO_RELATIONS,
     ) -> list[ReferralRead]:
         """`search`, each referral with its patient's consents in force under `scope` and the

@@ -307,3 +307,27 @@ async def test_a_page_or_a_referral_with_patient_and_program_is_one_read_and_one
     for run in (page_run, one_run):
         kinds = [statement.split()[0] for statement in run.statements]
         assert kinds == ["SELECT", "INSERT"], run.statements
+
+
+async def test_a_page_with_a_withheld_patient_is_still_one_read_and_one_audit_insert(
+    app: Starlette, client: httpx.AsyncClient, pool: asyncpg.Pool, network: Network
+) -> None:
+    await _fill_inbox(network, 12)
+    await pool.execute(
+        "UPDATE consents SET revoked = true, revoked_at = now(), revocation_reason = 'stop' "
+        "WHERE patient_id = $1 AND recipient_organization_id = $2",
+        network.patient.id,
+        network.peer.id,
+    )
+    peer = await GraphQL.as_organization(client, pool, network.peer)
+    await peer.run(PAGE_WITH_RELATIONS, first=1)  # warm the caches
+
+    with counting_statements(app) as run:
+        answer = await peer.run(PAGE_WITH_RELATIONS, first=10)
+
+    codes = {error["extensions"]["code"] for error in answer["errors"]}
+    assert codes == {"CONSENT_REVOKED"}, answer["errors"]
+    nodes = [edge["node"] for edge in answer["data"]["referrals"]["edges"]]
+    assert len(nodes) == 10 and any(n["patient"] is None for n in nodes)
+    # The refusal's reason comes from the consents the SELECT joined in: no query of its own.
+    assert [statement.split()[0] for statement in run.statements] == ["SELECT", "INSERT"]

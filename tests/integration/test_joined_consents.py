@@ -1,7 +1,7 @@
-"""The consent decision a read joins in SQL (`InForceScope`, api/db/consents_in_force.py) is the
-decision `decide_disclosure` makes over the patient's consents: same permit, same consents
-named in the same order, same purposes; where the join finds no cover, `decide` falls back to
-the full rule, so refusals keep their reasons (CONSENT_REQUIRED / CONSENT_REVOKED)."""
+"""The consent decisions of a read whose statement joins the consents in (`ConsentScope`,
+api/db/joined_consents.py) are the decisions made over the patients' consents read on their own:
+same permits, same consents named in the same order, same purposes, and the same refusals with
+the same reasons (CONSENT_REQUIRED / CONSENT_REVOKED), with no consent query of their own."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 from network import Network, register_patient
 
 from api.domain.consents import Consent, DataClass, Purpose
-from api.services.policy import Disclosure, decide, in_force_scope
+from api.services.policy import Disclosure, consent_scope, decide
 
 DEMOGRAPHICS = frozenset({DataClass.DEMOGRAPHICS})
 REFERRAL = frozenset({DataClass.REFERRAL})
@@ -85,7 +85,7 @@ async def test_the_joined_decision_is_the_rule_over_every_kind_of_consent(
     decided = {}
     for now in (today, later):
         async with network.uow() as uow:
-            read = await uow.patients.get_many_in_force(people, in_force_scope(principal, now))
+            read = await uow.patients.get_many_with_consents(people, consent_scope(principal))
             joined = {item[0].id: item[1] for item in read if item is not None}
             with_join = await decide(
                 uow, principal, requests, now, [joined[r.patient_id] for r in requests]
