@@ -13,11 +13,12 @@ from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.datastructures import FormData
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from api.db.uow import PostgresUnitOfWork
-from api.domain.errors import DomainError, Invalid, NotFound
+from api.domain.errors import DomainError, Invalid, MalformedRequest, NotFound
 from api.domain.principal import Principal
 from api.domain.staff import ConsoleSession, StaffRole
 from api.services import users
@@ -145,7 +146,11 @@ def staff_page(*roles: StaffRole) -> Callable[[Handler], Callable[[Request], Awa
             principal = users.principal_of(session.user, source_ip(request))
             form = None
             if request.method == "POST":
-                form = await request.form(max_part_size=settings.max_request_body_bytes)
+                try:
+                    form = await request.form(max_part_size=settings.max_request_body_bytes)
+                except HTTPException as unreadable:  # python-multipart refused the body
+                    error = MalformedRequest(f"the form could not be read ({unreadable.detail})")
+                    return refusal_page(request, error, 400)
             try:
                 staff = Staff(request, session, principal, form)
                 return await _answer(request, handler, staff, roles)

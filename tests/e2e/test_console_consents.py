@@ -178,8 +178,18 @@ async def test_what_the_consent_form_refuses_is_named_and_nothing_is_kept(
             413,
             ["Signed form: the file is larger than the 1 MB limit"],
         ),
-        (_fields(csrf, network), {"signed_form": ("empty.pdf", b"", "application/pdf")}, 422,
-         ["Signed form: the content is empty"]),
+        (
+            _fields(csrf, network),
+            {"signed_form": ("empty.pdf", b"", "application/pdf")},
+            422,
+            ["Signed form: the content is empty"],
+        ),
+        (
+            _fields(csrf, network),
+            {"signed_form": ("n" * 5000 + ".pdf", PDF, "application/pdf")},  # header too long
+            400,
+            ["the form could not be read"],
+        ),
         # One good recipient and one that does not exist: neither consent nor form is kept.
         (
             _fields(csrf, network, recipient_id=[str(network.clinic.id), str(uuid.uuid4())]),
@@ -190,7 +200,7 @@ async def test_what_the_consent_form_refuses_is_named_and_nothing_is_kept(
     ]
     for fields, files, status, named in cases:
         response = await client.post(url, data=fields, files=files or {"unused": ("", b"")})
-        assert response.status_code == status, (fields, response.status_code)
+        assert response.status_code == status, (fields, files, response.status_code)
         assert response.headers["content-type"].startswith("text/html")
         for text in named:
             assert text in response.text, (text, fields)
