@@ -215,8 +215,8 @@ class Settings(BaseSettings):
     oidc_role_claim: str = "roles"
     # Console roles that may sign in by single sign-on, comma-separated (others use a password).
     oidc_allowed_roles: str = "coordinator,supporter,supervisor,clinic"
-    # The one organization this provider speaks for (an organization's own provider); unset: a
-    # provider shared by the network, whose organization claim alone decides.
+    # The one organization this provider speaks for (an organization's own provider: its tokens
+    # need no organization claim); unset: a network's shared provider, whose claim decides.
     oidc_organization: UUID | None = None
 
     @model_validator(mode="after")

@@ -311,11 +311,16 @@ async def sign_in_with_provider(
         raise SingleSignOnRefused("no usable email claim")
     if claims.get("email_verified") is False:
         raise SingleSignOnRefused("email not verified by the provider")
-    organization_id = _claimed_organization(_claim(claims, policy.organization_claim))
+    claimed = _claim(claims, policy.organization_claim)
+    organization_id = _claimed_organization(claimed)
+    if policy.organization_id is not None:
+        # An organization's own provider need not know PeerBridge's ids; if it names one, it
+        # must be this organization's.
+        if claimed is not None and organization_id != policy.organization_id:
+            raise SingleSignOnRefused("organization claim of another organization")
+        organization_id = policy.organization_id
     if organization_id is None:
         raise SingleSignOnRefused("no organization claim")
-    if policy.organization_id is not None and organization_id != policy.organization_id:
-        raise SingleSignOnRefused("organization claim of another organization")
     roles = _claimed_roles(_claim(claims, policy.role_claim))
     now = utcnow()
     async with uow:

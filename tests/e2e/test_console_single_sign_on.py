@@ -262,7 +262,14 @@ async def test_a_provider_pinned_to_one_organization_signs_in_nobody_else(
     }
     with pytest.raises(users.SingleSignOnRefused):
         await users.sign_in_with_provider(PostgresUnitOfWork(pool), claims, policy, login)
+    # Pinned, the provider need not send the organization claim at all.
+    peer_lead = {"email": EMAIL, "roles": "coordinator"}
+    await _account(pool, network.peer.id)
+    pinned = await users.sign_in_with_provider(PostgresUnitOfWork(pool), peer_lead, policy, login)
+    assert pinned.session.user.organization_id == network.peer.id
     unpinned = users.SingleSignOnPolicy("org", "roles", frozenset(StaffRole))
+    with pytest.raises(users.SingleSignOnRefused):
+        await users.sign_in_with_provider(PostgresUnitOfWork(pool), peer_lead, unpinned, login)
     signed_in = await users.sign_in_with_provider(PostgresUnitOfWork(pool), claims, unpinned, login)
     assert signed_in.session.user.email == "lead@stranger.example"
 
