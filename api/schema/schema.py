@@ -16,6 +16,7 @@ from api.schema import (
     enums,  # noqa: F401  (registers the domain enums before the types load)
     instants,
 )
+from api.schema.direct_resolvers import call_directly
 from api.schema.entities import resolve_checked
 from api.schema.errors import log_errors
 from api.schema.extensions import schema_extensions
@@ -55,7 +56,7 @@ class PeerBridgeSchema(strawberry.federation.Schema):
 
 
 def build_schema(settings: Settings) -> PeerBridgeSchema:
-    return PeerBridgeSchema(
+    schema = PeerBridgeSchema(
         query=Query,
         mutation=Mutation,
         subscription=Subscription,
@@ -65,6 +66,8 @@ def build_schema(settings: Settings) -> PeerBridgeSchema:
         ),
         federation_version=FEDERATION_VERSION,
     )
+    call_directly(schema._schema, schema.config.info_class)
+    return schema
 
 
 def print_sdl(settings: Settings | None = None) -> str:
