@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Literal
 from uuid import UUID
 
-from pydantic import AliasChoices, Field, model_validator
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -26,6 +26,46 @@ def _usable_cpus() -> int:
     if hasattr(os, "sched_getaffinity"):
         return len(os.sched_getaffinity(0)) or 1
     return os.cpu_count() or 1
+
+
+_STAFF_ROLES = frozenset({"coordinator", "supporter", "supervisor", "clinic"})
+DEFAULT_OIDC_PROVIDER = "default"  # the key of the provider the flat PEERBRIDGE_OIDC_* set
+
+
+class OidcProvider(BaseModel):
+    """One OpenID Connect provider the console offers single sign-on with (see the flat
+    PEERBRIDGE_OIDC_* settings for what each field means)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    # In its addresses: /console/sso/{key}/start and /console/sso/{key}/callback.
+    key: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{0,39}$")
+    issuer: str
+    client_id: str = Field(min_length=1)
+    client_secret: str = Field(min_length=1, repr=False)
+    display_name: str = Field(max_length=80)
+    organization: UUID | None = None
+    organization_claim: str = "org"
+    role_claim: str = "roles"
+    allowed_roles: str = ",".join(sorted(_STAFF_ROLES))
+
+    @property
+    def allowed_role_names(self) -> tuple[str, ...]:
+        return tuple(r.strip() for r in self.allowed_roles.split(",") if r.strip())
+
+    @property
+    def start_path(self) -> str:
+        """Where the console's sign-in page sends a person to sign in with it."""
+        return f"/console/sso{self._path_key}/start"
+
+    @property
+    def callback_path(self) -> str:
+        """Its redirect URI's path (the flat settings' provider has no key in its addresses)."""
+        return f"/console/sso{self._path_key}/callback"
+
+    @property
+    def _path_key(self) -> str:
+        return "" if self.key == DEFAULT_OIDC_PROVIDER else f"/{self.key}"
 
 
 class Settings(BaseSettings):
@@ -218,6 +258,11 @@ class Settings(BaseSettings):
     # The one organization this provider speaks for (an organization's own provider: its tokens
     # need no organization claim); unset: a network's shared provider, whose claim decides.
     oidc_organization: UUID | None = None
+    # More providers, one per organization that brings its own: a JSON list of objects with the
+    # fields above in lower case without the prefix (issuer, client_id, client_secret,
+    # display_name, organization, organization_claim, role_claim, allowed_roles) and a `key`
+    # naming it in its addresses (redirect URI {base URL}/console/sso/{key}/callback).
+    oidc_providers: tuple[OidcProvider, ...] = ()
 
     @model_validator(mode="after")
     def _check_pool_bounds(self) -> Settings:
@@ -232,15 +277,18 @@ class Settings(BaseSettings):
             raise ValueError(
                 "single sign-on needs oidc_issuer, oidc_client_id and oidc_client_secret together"
             )
-        if self.oidc_issuer and not self.oidc_issuer.startswith(("https://", "http://")):
-            raise ValueError("oidc_issuer must be an https:// URL")
-        if self.is_production and self.oidc_issuer and not self.oidc_issuer.startswith("https://"):
-            raise ValueError("oidc_issuer must be an https:// URL in production")
-        known = {"coordinator", "supporter", "supervisor", "clinic"}
-        unknown = set(self.oidc_allowed_role_names) - known
-        if unknown:
-            names = ", ".join(sorted(unknown))
-            raise ValueError(f"oidc_allowed_roles names unknown roles: {names}")
+        providers = self.single_sign_on_providers
+        keys = [provider.key for provider in self.oidc_providers]
+        if len(set(keys)) != len(keys) or DEFAULT_OIDC_PROVIDER in keys:
+            raise ValueError("oidc_providers: each key once, and not 'default'")
+        for provider in providers:
+            scheme = "https://" if self.is_production else ("https://", "http://")
+            if not provider.issuer.startswith(scheme):
+                raise ValueError(f"the issuer of OIDC provider '{provider.key}' must be https")
+            unknown = set(provider.allowed_role_names) - _STAFF_ROLES
+            if unknown:
+                names = ", ".join(sorted(unknown))
+                raise ValueError(f"OIDC provider '{provider.key}' allows unknown roles: {names}")
         return self
 
     @property
@@ -270,12 +318,22 @@ class Settings(BaseSettings):
         return not self.is_production if self.graphql_ide is None else self.graphql_ide
 
     @property
-    def single_sign_on_enabled(self) -> bool:
-        return bool(self.oidc_issuer and self.oidc_client_id and self.oidc_client_secret)
-
-    @property
-    def oidc_allowed_role_names(self) -> tuple[str, ...]:
-        return tuple(r.strip() for r in self.oidc_allowed_roles.split(",") if r.strip())
+    def single_sign_on_providers(self) -> tuple[OidcProvider, ...]:
+        """Every provider the sign-in page offers: the flat settings' first, then the list."""
+        if not (self.oidc_issuer and self.oidc_client_id and self.oidc_client_secret):
+            return self.oidc_providers
+        flat = OidcProvider(
+            key=DEFAULT_OIDC_PROVIDER,
+            issuer=self.oidc_issuer,
+            client_id=self.oidc_client_id,
+            client_secret=self.oidc_client_secret,
+            display_name=self.oidc_display_name,
+            organization=self.oidc_organization,
+            organization_claim=self.oidc_organization_claim,
+            role_claim=self.oidc_role_claim,
+            allowed_roles=self.oidc_allowed_roles,
+        )
+        return (flat, *self.oidc_providers)
 
     @property
     def base_url(self) -> str:

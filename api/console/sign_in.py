@@ -47,7 +47,7 @@ def login_form(request: Request, status: int = 200, error: str | None = None) ->
         status,
         login_csrf=token,
         error=error,
-        single_sign_on=settings.oidc_display_name if settings.single_sign_on_enabled else None,
+        single_sign_on=[(p.display_name, p.start_path) for p in settings.single_sign_on_providers],
     )
     response.set_cookie(
         LOGIN_CSRF_COOKIE,

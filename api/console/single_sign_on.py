@@ -4,6 +4,10 @@ authlib checks the ID token (signature with the provider's JWKS, issuer, audienc
 expiry); the services map its claims to a staff account or refuse (users.sign_in_with_provider);
 the session that follows is the one a password sign-in opens.
 
+Several providers may be offered (the flat PEERBRIDGE_OIDC_* one and PEERBRIDGE_OIDC_PROVIDERS,
+one per organization that brings its own): each has its own addresses, so its callback can only
+finish a flow started with it (and answers from one provider cannot be replayed at another's).
+
 A flow in flight is kept in the database (any replica may receive the callback) and bound to
 the browser that started it: a cookie holds its `state`, and a callback whose `state` is not
 that cookie's finds nothing. Nothing the provider sends (tokens, claims, its error text) is
@@ -30,14 +34,10 @@ from api.db.uow import PostgresUnitOfWork
 from api.domain.staff import StaffRole
 from api.services import users
 from api.services.users import SingleSignOnPolicy, SingleSignOnRefused
-from api.settings import Settings
+from api.settings import DEFAULT_OIDC_PROVIDER, OidcProvider, Settings
 
-START_PATH = "/console/sso/start"
-CALLBACK_PATH = "/console/sso/callback"
 _FLOW_COOKIE = "peerbridge-sso-flow"
 _FLOW_COOKIE_PATH = "/console/sso"
-_NAME = "organization"  # the provider's name in authlib's registry (and its state keys)
-_STATE_KEY_PREFIX = f"_state_{_NAME}_"
 _FLOW_LIFETIME_S = int(users.SIGN_IN_FLOW_LIFETIME.total_seconds())
 _PROVIDER_TIMEOUT_S = 10.0
 _REFUSED = (
@@ -70,44 +70,56 @@ class _FlowStore:
         """Nothing left to delete: `get` took the flow."""
 
 
-def policy_of(settings: Settings) -> SingleSignOnPolicy:
+def policy_of(provider: OidcProvider) -> SingleSignOnPolicy:
     return SingleSignOnPolicy(
-        organization_claim=settings.oidc_organization_claim,
-        role_claim=settings.oidc_role_claim,
-        allowed_roles=frozenset(StaffRole(name) for name in settings.oidc_allowed_role_names),
-        organization_id=settings.oidc_organization,
+        organization_claim=provider.organization_claim,
+        role_claim=provider.role_claim,
+        allowed_roles=frozenset(StaffRole(name) for name in provider.allowed_role_names),
+        organization_id=provider.organization,
     )
 
 
-def _provider(request: Request) -> Any:
+def _state_key_prefix(provider: OidcProvider) -> str:
+    return f"_state_{provider.key}_"  # how authlib names a flow's state
+
+
+def _chosen(request: Request) -> OidcProvider | None:
+    settings: Settings = request.app.state.settings
+    key = request.path_params.get("provider", DEFAULT_OIDC_PROVIDER)
+    return next((p for p in settings.single_sign_on_providers if p.key == key), None)
+
+
+def _client(request: Request, provider: OidcProvider) -> Any:
     """The app's authlib client of the provider, made on first use (it caches the provider's
     discovery document and JWKS, refetching the JWKS when a token names an unknown key)."""
     state = request.app.state
-    client = getattr(state, "single_sign_on", None)
+    registry = getattr(state, "single_sign_on", None)
+    if registry is None:
+        registry = state.single_sign_on = OAuth(cache=_FlowStore(state))
+    client = registry.create_client(provider.key)
     if client is None:
-        settings: Settings = state.settings
-        issuer = (settings.oidc_issuer or "").rstrip("/")
-        client = OAuth(cache=_FlowStore(state)).register(
-            _NAME,
-            client_id=settings.oidc_client_id,
-            client_secret=settings.oidc_client_secret,
-            server_metadata_url=f"{issuer}/.well-known/openid-configuration",
+        client = registry.register(
+            provider.key,
+            client_id=provider.client_id,
+            client_secret=provider.client_secret,
+            server_metadata_url=(
+                f"{provider.issuer.rstrip('/')}/.well-known/openid-configuration"
+            ),
             client_kwargs={
                 "scope": "openid email profile",
                 "code_challenge_method": "S256",
                 "timeout": _PROVIDER_TIMEOUT_S,
             },
         )
-        state.single_sign_on = client
     return client
 
 
-def _claims_options(settings: Settings) -> dict[str, Any]:
+def _claims_options(provider: OidcProvider) -> dict[str, Any]:
     # authlib checks `aud` only when told to; the issuer is the configured one, not merely
     # whatever the discovery document says.
     return {
-        "iss": {"essential": True, "values": [settings.oidc_issuer]},
-        "aud": {"essential": True, "values": [settings.oidc_client_id]},
+        "iss": {"essential": True, "values": [provider.issuer]},
+        "aud": {"essential": True, "values": [provider.client_id]},
     }
 
 
@@ -118,18 +130,19 @@ def _not_configured(request: Request) -> Response:
 async def start(request: Request) -> Response:
     """Send the browser to the provider, remembering the flow for the callback."""
     settings: Settings = request.app.state.settings
-    if not settings.single_sign_on_enabled:
+    provider = _chosen(request)
+    if provider is None:
         return _not_configured(request)
     session: dict[str, Any] = {}
     request.scope["session"] = session  # authlib's Starlette client keeps its marker there
     try:
-        response: Response = await _provider(request).authorize_redirect(
-            request, settings.base_url + CALLBACK_PATH
+        response: Response = await _client(request, provider).authorize_redirect(
+            request, settings.base_url + provider.callback_path
         )
     except (httpx2.HTTPError, *_PROVIDER_ERRORS) as error:
         _log.warning("console single sign-on: provider unreachable (%s)", type(error).__name__)
         return login_form(request, 503, _UNREACHABLE)
-    (state,) = (key.removeprefix(_STATE_KEY_PREFIX) for key in session)
+    (state,) = (key.removeprefix(_state_key_prefix(provider)) for key in session)
     response.headers["cache-control"] = "no-store"
     response.headers["referrer-policy"] = "no-referrer"
     response.set_cookie(
@@ -148,21 +161,21 @@ async def callback(request: Request) -> Response:
     """The provider's answer: exchange the code, check the ID token, open a console session
     for the account it maps to, or refuse with one generic message."""
     settings: Settings = request.app.state.settings
-    if not settings.single_sign_on_enabled:
+    provider = _chosen(request)
+    if provider is None:
         return _not_configured(request)
     flow = request.cookies.get(_FLOW_COOKIE)
-    request.scope["session"] = (
-        {f"{_STATE_KEY_PREFIX}{flow}": {"exp": time.time() + _FLOW_LIFETIME_S}} if flow else {}
-    )
+    marker = f"{_state_key_prefix(provider)}{flow}"
+    request.scope["session"] = {marker: {"exp": time.time() + _FLOW_LIFETIME_S}} if flow else {}
     try:
-        token = await _provider(request).authorize_access_token(
-            request, claims_options=_claims_options(settings), leeway=settings.auth_leeway_s
+        token = await _client(request, provider).authorize_access_token(
+            request, claims_options=_claims_options(provider), leeway=settings.auth_leeway_s
         )
         claims = token.get("userinfo")
         if not claims:
             raise SingleSignOnRefused("no ID token")
         signed_in = await users.sign_in_with_provider(
-            unit_of_work(request), claims, policy_of(settings), login_policy(settings)
+            unit_of_work(request), claims, policy_of(provider), login_policy(settings)
         )
     except SingleSignOnRefused as refused:
         _log.warning("console single sign-on refused: %s", refused.reason)

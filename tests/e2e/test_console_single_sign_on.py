@@ -20,12 +20,13 @@ from asgi_lifespan import LifespanManager
 from joserfc.jwk import RSAKey
 from network import Network
 from oidc_provider import CLIENT_ID, CLIENT_SECRET, Provider, running_provider
+from starlette.applications import Starlette
 
 from api.app import create_app
 from api.db.uow import PostgresUnitOfWork
 from api.domain.staff import StaffRole
 from api.services import users
-from api.settings import Settings
+from api.settings import OidcProvider, Settings
 
 PASSWORD = "correct horse battery"
 EMAIL = "lead@peer.example"
@@ -34,6 +35,13 @@ _TOKEN = re.compile(r'name="csrf_token" value="([^"]+)"')
 
 @pytest_asyncio.fixture
 async def provider() -> AsyncIterator[Provider]:
+    async with running_provider() as running:
+        yield running
+
+
+@pytest_asyncio.fixture
+async def stranger_provider() -> AsyncIterator[Provider]:
+    """A second organization's own provider (PEERBRIDGE_OIDC_PROVIDERS, pinned to it)."""
     async with running_provider() as running:
         yield running
 
@@ -51,6 +59,25 @@ def settings(database_url: str, tmp_path: Path, provider: Provider) -> Settings:
         oidc_client_secret=CLIENT_SECRET,
         oidc_display_name="Example IdP",
     )
+
+
+@pytest_asyncio.fixture
+async def app(
+    settings: Settings, stranger_provider: Provider, network: Network
+) -> AsyncIterator[Starlette]:
+    """The app offering the settings' provider and the stranger organization's own (the
+    organization's id is known only once the network is built)."""
+    stranger = OidcProvider(
+        key="stranger",
+        issuer=stranger_provider.issuer,
+        client_id=CLIENT_ID,
+        client_secret=CLIENT_SECRET,
+        display_name="Stranger Peers' accounts",
+        organization=network.stranger.id,
+    )
+    application = create_app(settings.model_copy(update={"oidc_providers": (stranger,)}))
+    async with LifespanManager(application):
+        yield application
 
 
 @pytest_asyncio.fixture
@@ -77,14 +104,17 @@ def _person(network: Network, **changes: Any) -> dict[str, Any]:
     }
 
 
-async def _sign_on(client: httpx.AsyncClient, browser: httpx.AsyncClient) -> httpx.Response:
+async def _sign_on(
+    client: httpx.AsyncClient, browser: httpx.AsyncClient, key: str | None = None
+) -> httpx.Response:
     """Start at the console, let the provider sign the person in, come back with its code."""
-    start = await client.get("/console/sso/start")
+    base = f"/console/sso/{key}" if key else "/console/sso"
+    start = await client.get(f"{base}/start")
     assert start.status_code == 302, start.text
     at_provider = await browser.get(start.headers["location"])
     assert at_provider.status_code == 302, at_provider.text
     back = urlsplit(at_provider.headers["location"])
-    assert back.netloc == "testserver" and back.path == "/console/sso/callback"
+    assert back.netloc == "testserver" and back.path == f"{base}/callback"
     return await client.get(f"{back.path}?{back.query}")
 
 
@@ -95,10 +125,53 @@ def _session_cookie(response: httpx.Response) -> str | None:
     )
 
 
-async def test_the_sign_in_page_offers_the_provider(client: httpx.AsyncClient) -> None:
+async def test_the_sign_in_page_offers_each_provider(client: httpx.AsyncClient) -> None:
     page = await client.get("/console/login")
-    assert 'href="/console/sso/start"' in page.text
-    assert "Sign in with Example IdP" in page.text
+    assert '<a href="/console/sso/start">Sign in with Example IdP</a>' in page.text
+    assert '<a href="/console/sso/stranger/start">Sign in with Stranger Peers&#39; accounts' in (
+        page.text
+    )
+
+
+async def test_an_organizations_own_provider_signs_in_its_people_only(
+    client: httpx.AsyncClient,
+    browser: httpx.AsyncClient,
+    stranger_provider: Provider,
+    network: Network,
+    pool: asyncpg.Pool,
+) -> None:
+    await _account(pool, network.peer.id)
+    await _account(pool, network.stranger.id, "lead@stranger.example")
+    # It vouches for the peer's coordinator, claiming the peer: not its organization.
+    stranger_provider.person = _person(network)
+    refused = await _sign_on(client, browser, "stranger")
+    assert refused.status_code == 401 and _session_cookie(refused) is None
+    # Its own person, with no organization claim at all (it speaks for one organization).
+    stranger_provider.person = {"email": "lead@stranger.example", "roles": "coordinator"}
+    signed_in = await _sign_on(client, browser, "stranger")
+    assert signed_in.status_code == 303 and _session_cookie(signed_in) is not None
+    assert "lead@stranger.example" in (await client.get("/console/inbox")).text
+
+
+async def test_one_providers_answer_is_refused_at_anothers_callback(
+    client: httpx.AsyncClient,
+    browser: httpx.AsyncClient,
+    provider: Provider,
+    network: Network,
+    pool: asyncpg.Pool,
+) -> None:
+    await _account(pool, network.peer.id)
+    provider.person = _person(network)
+    start = await client.get("/console/sso/start")
+    back = urlsplit((await browser.get(start.headers["location"])).headers["location"])
+    mixed_up = await client.get(f"/console/sso/stranger/callback?{back.query}")
+    assert mixed_up.status_code == 401 and _session_cookie(mixed_up) is None
+    assert (await client.get("/console/inbox")).headers["location"] == "/console/login"
+
+
+async def test_an_unknown_provider_is_not_found(client: httpx.AsyncClient) -> None:
+    assert (await client.get("/console/sso/nobody/start")).status_code == 404
+    assert (await client.get("/console/sso/nobody/callback?code=x&state=y")).status_code == 404
 
 
 async def test_single_sign_on_opens_the_same_session_as_a_password(
