@@ -27,6 +27,20 @@ class DomainEvent:
     payload: dict[str, Any] = field(default_factory=dict)
 
 
+def changed(
+    aggregate_type: str, aggregate_id: UUID, organization_id: UUID, version: int
+) -> DomainEvent:
+    """`<type>Changed`: an organization's directory record (program, supporter, location) was
+    created or replaced, now at `version`."""
+    return DomainEvent(
+        f"{aggregate_type}Changed",
+        aggregate_type,
+        aggregate_id,
+        (organization_id,),
+        {"version": version},
+    )
+
+
 def encode_cursor(position: int) -> str:
     """The opaque cursor of the event at `position` (its place in commit order)."""
     return base64.urlsafe_b64encode(f"e{position}".encode()).decode().rstrip("=")

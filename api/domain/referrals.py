@@ -13,6 +13,7 @@ from uuid import UUID
 
 from api.domain.consents import DataClass
 from api.domain.errors import Forbidden, Invalid, InvalidTransition, VersionConflict
+from api.domain.events import DomainEvent
 from api.domain.verbatim import NOTHING_KEPT, Verbatim
 
 
@@ -260,6 +261,35 @@ class Referral:
         if expected_version is not None and expected_version != self.version:
             raise VersionConflict("Referral", expected_version, self.version)
 
+    def event(self, event_type: str, **extra: object) -> DomainEvent:
+        """What happened to this referral, announced to both parties (ids and codes only);
+        `extra` adds to the payload."""
+        return DomainEvent(
+            event_type,
+            "Referral",
+            self.id,
+            (self.requester_organization_id, self.performer_organization_id),
+            {
+                "status": self.status.value,
+                "version": self.version,
+                "priority": self.priority.value,
+                "direction": self.direction.value,
+                **extra,
+            },
+        )
+
+
+EVENT_OF_TRANSITION = {
+    Transition.ACCEPT: "ReferralAccepted",
+    Transition.REJECT: "ReferralRejected",
+    Transition.START: "ReferralStarted",
+    Transition.HOLD: "ReferralPutOnHold",
+    Transition.RESUME: "ReferralResumed",
+    Transition.COMPLETE: "ReferralCompleted",
+    Transition.FAIL: "ReferralFailed",
+    Transition.CANCEL: "ReferralCancelled",
+}
+
 
 def allowed_transitions(status: ReferralStatus, role: Role) -> tuple[Transition, ...]:
     return tuple(t for (s, t, r) in TRANSITIONS if s is status and r is role)
@@ -274,8 +304,9 @@ def apply_transition(
     expected_version: int | None,
     actor: Actor,
     at: datetime,
-) -> tuple[Referral, StatusChange]:
-    """Move the referral, or refuse: wrong party, state, missing reason, or stale version."""
+) -> tuple[Referral, StatusChange, DomainEvent]:
+    """Move the referral, or refuse: wrong party, state, missing reason, or stale version.
+    With the moved referral come its history entry and the event announcing the move."""
     if role is None:
         raise Forbidden("only the requester or the performer of a referral may change it")
     referral.check_version(expected_version)
@@ -297,4 +328,4 @@ def apply_transition(
         updated_at=at,
     )
     change = StatusChange(referral.status, target, transition, reason, actor, at, changed.version)
-    return changed, change
+    return changed, change, changed.event(EVENT_OF_TRANSITION[transition])

@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from api.domain.errors import Invalid
-from api.domain.referrals import Priority
+from api.domain.events import DomainEvent
+from api.domain.referrals import Priority, Referral
 
 _SATURDAY = 5
 MAX_MINUTES = 60 * 24 * 366
@@ -83,6 +84,14 @@ class FirstContactTimer:
     def escalated(self) -> FirstContactTimer:
         """This timer after its next escalation was raised."""
         return FirstContactTimer(self.due_at, self.escalate_at, self.level + 1)
+
+    def escalate(self, referral: Referral) -> tuple[FirstContactTimer, DomainEvent]:
+        """Raise the next escalation of the referral's first contact: the timer after it and
+        the `ReferralOverdue` event that tells both parties (with its level and due time)."""
+        escalated = self.escalated()
+        return escalated, referral.event(
+            "ReferralOverdue", level=escalated.level, dueAt=self.due_at.isoformat()
+        )
 
     @property
     def next_at(self) -> datetime | None:

@@ -101,7 +101,7 @@ async def accounting_of_disclosures(
     ]
     async with uow_factory() as uow:
         lines, organizations = await _lines(uow, events, holder_id)
-        await uow.audit.add_many([_accounting_audit(patient_id, holder_id, requested_by, operator)])
+        uow.record(_accounting_audit(patient_id, holder_id, requested_by, operator))
         await uow.commit()
     holder = next(org for org in organizations if org.id == holder_id)
     return Accounting(

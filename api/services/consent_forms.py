@@ -58,75 +58,70 @@ async def record_consent_form(
     require(principal, Capability.RECORD_CONSENT_FORMS)
     check_content(command.content_type, command.title, command.url, command.data)
     async with uow:
-        again = await idempotency.replayed(
+        written = await idempotency.once(
             uow,
             principal,
             idempotency_key,
             "recordConsentForm",
             command,
-            uow.consent_forms.get_many,
-            "DocumentReference",
+            load=uow.consent_forms.get_many,
+            resource_type="DocumentReference",
+            write=lambda: _record(uow, principal, command),
             patient_of=lambda form: form.patient_id,
         )
-        if again is not None:
-            await uow.commit()
-            return again
-        (patient,) = await uow.patients.get_many([command.patient_id])
-        if patient is None:
-            raise NotFound("Patient", command.patient_id)
-        if patient.managing_organization_id != principal.organization_id:
-            raise await refuse_one(
-                uow,
-                principal,
-                Refusal(
-                    Forbidden("only the organization holding the patient's record keeps its forms"),
-                    patient.id,
-                    NotFound("Patient", command.patient_id),
-                    "DocumentReference",
-                    None,
-                ),
-                action=AuditAction.CREATE,
-                operation="recordConsentForm",
-            )
-        now = utcnow()
-        form = await uow.consent_forms.add(
-            ConsentForm(
-                id=uuid.uuid4(),
-                patient_id=patient.id,
-                organization_id=principal.organization_id,
-                content_type=command.content_type,
-                title=(command.title or "").strip() or None,
-                url=command.url,
-                data=command.data,
-                version=1,
-                created_at=now,
-                updated_at=now,
-                verbatim=command.verbatim,
-            )
-        )
-        await uow.audit.add_many(
-            [
-                audit(
-                    principal,
-                    action=AuditAction.CREATE,
-                    operation="recordConsentForm",
-                    resource_type="DocumentReference",
-                    resource_id=form.id,
-                    patient_id=patient.id,
-                )
-            ]
-        )
-        await uow.outbox.add_many(
-            [
-                DomainEvent(
-                    "ConsentFormRecorded", "ConsentForm", form.id, (form.organization_id,), {}
-                )
-            ]
-        )
-        await idempotency.remember(
-            uow, principal, idempotency_key, "recordConsentForm", command, form.id
-        )
         await uow.commit()
+    return written
+
+
+async def _record(uow: UnitOfWork, principal: Principal, command: RecordConsentForm) -> ConsentForm:
+    (patient,) = await uow.patients.get_many([command.patient_id])
+    if patient is None:
+        raise NotFound("Patient", command.patient_id)
+    if patient.managing_organization_id != principal.organization_id:
+        raise await refuse_one(
+            uow,
+            principal,
+            Refusal(
+                Forbidden("only the organization holding the patient's record keeps its forms"),
+                patient.id,
+                NotFound("Patient", command.patient_id),
+                "DocumentReference",
+                None,
+            ),
+            action=AuditAction.CREATE,
+            operation="recordConsentForm",
+        )
+    now = utcnow()
+    form = await uow.consent_forms.add(
+        ConsentForm(
+            id=uuid.uuid4(),
+            patient_id=patient.id,
+            organization_id=principal.organization_id,
+            content_type=command.content_type,
+            title=(command.title or "").strip() or None,
+            url=command.url,
+            data=command.data,
+            version=1,
+            created_at=now,
+            updated_at=now,
+            verbatim=command.verbatim,
+        )
+    )
+    uow.record(
+        audit(
+            principal,
+            action=AuditAction.CREATE,
+            operation="recordConsentForm",
+            resource_type="DocumentReference",
+            resource_id=form.id,
+            patient_id=patient.id,
+        )
+    )
+    uow.collect(
+        DomainEvent(
+            "ConsentFormRecorded", "ConsentForm", form.id, (form.organization_id,), {}
+        )
+    )
     return form
 
 
@@ -200,8 +195,8 @@ async def get_consent_forms(
             resource_type="DocumentReference",
             operation="readConsentForm",
         )
-        await uow.audit.add_many(
-            [
+        uow.record(
+            *(
                 audit(
                     principal,
                     action=AuditAction.READ,
@@ -212,7 +207,7 @@ async def get_consent_forms(
                     consent=permits[f.id],
                 )
                 for f in shown.values()
-            ]
+            )
         )
         await uow.commit()
     return results
@@ -247,8 +242,8 @@ async def consent_forms_of_patient(
                 action=AuditAction.READ,
                 operation="listConsentForms",
             )
-        await uow.audit.add_many(
-            [
+        uow.record(
+            *(
                 audit(
                     principal,
                     action=AuditAction.READ,
@@ -259,7 +254,7 @@ async def consent_forms_of_patient(
                     consent=permit,
                 )
                 for f, permit in shown
-            ]
+            )
         )
         await uow.commit()
     return visible

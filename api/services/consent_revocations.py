@@ -96,19 +96,17 @@ async def _revoke(
             updated_at=now,
         )
     )
-    await uow.audit.add_many(
-        [
-            audit(
-                principal,
-                action=AuditAction.UPDATE,
-                operation=operation,
-                resource_type="Consent",
-                resource_id=consent.id,
-                patient_id=consent.patient_id,
-            )
-        ]
+    uow.record(
+        audit(
+            principal,
+            action=AuditAction.UPDATE,
+            operation=operation,
+            resource_type="Consent",
+            resource_id=consent.id,
+            patient_id=consent.patient_id,
+        )
     )
-    await uow.outbox.add_many([consent_event("ConsentRevoked", revoked)])
+    uow.collect(consent_event("ConsentRevoked", revoked))
     return revoked
 
 
@@ -161,16 +159,14 @@ async def revoke_consent(
                 patient_id=patient.id,
             )
         if consent.revoked:
-            await uow.audit.add_many(
-                [
-                    unchanged(
-                        principal,
-                        operation="revokeConsent",
-                        resource_type="Consent",
-                        resource_id=consent.id,
-                        patient_id=consent.patient_id,
-                    )
-                ]
+            uow.record(
+                unchanged(
+                    principal,
+                    operation="revokeConsent",
+                    resource_type="Consent",
+                    resource_id=consent.id,
+                    patient_id=consent.patient_id,
+                )
             )
             await uow.commit()
             return consent

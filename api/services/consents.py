@@ -96,67 +96,64 @@ async def grant_consent(
     now = utcnow()
     _check(command, now)
     async with uow:
-        again = await idempotency.replayed(
+        written = await idempotency.once(
             uow,
             principal,
             idempotency_key,
             "grantConsent",
             command,
-            uow.consents.get_many,
-            "Consent",
+            load=uow.consents.get_many,
+            resource_type="Consent",
+            write=lambda: _grant(uow, principal, command),
             patient_of=lambda consent: consent.patient_id,
         )
-        if again is not None:
-            await uow.commit()
-            return again
-        (patient,) = await uow.patients.get_many([command.patient_id])
-        if patient is None:
-            raise NotFound("Patient", command.patient_id)
-        if patient.managing_organization_id != principal.organization_id:
-            raise await refuse_one(
-                uow,
-                principal,
-                Refusal(
-                    Forbidden("only the organization holding the patient's record records consent"),
-                    patient.id,
-                    NotFound("Patient", command.patient_id),
-                    "Consent",
-                    None,
-                ),
-                action=AuditAction.CREATE,
-                operation="grantConsent",
-            )
-        (recipient,) = await uow.organizations.get_many([command.recipient_organization_id])
-        if recipient is None:
-            raise NotFound("Organization", command.recipient_organization_id)
-        await _check_source(uow, principal, command)
-        # One grant for this patient and recipient at a time, over consents held as read: two
-        # identical grants record one consent, and one returned as already granted is not being
-        # revoked underneath.
-        await uow.consents.serialise_sharing(patient.id, recipient.id)
-        await uow.consents.hold_for_patient(patient.id)
-        now = utcnow()
-        consent = _already_granted(await uow.consents.for_patients([patient.id]), command, now)
-        if consent is None:
-            consent = await _record(uow, principal, command, now)
-        else:
-            await uow.audit.add_many(
-                [
-                    audit(
-                        principal,
-                        action=AuditAction.READ,
-                        operation="grantConsent",
-                        resource_type="Consent",
-                        resource_id=consent.id,
-                        patient_id=patient.id,
-                        detail_code=ALREADY_GRANTED,
-                    )
-                ]
-            )
-        await idempotency.remember(
-            uow, principal, idempotency_key, "grantConsent", command, consent.id
-        )
         await uow.commit()
+    return written
+
+
+async def _grant(uow: UnitOfWork, principal: Principal, command: GrantConsent) -> Consent:
+    (patient,) = await uow.patients.get_many([command.patient_id])
+    if patient is None:
+        raise NotFound("Patient", command.patient_id)
+    if patient.managing_organization_id != principal.organization_id:
+        raise await refuse_one(
+            uow,
+            principal,
+            Refusal(
+                Forbidden("only the organization holding the patient's record records consent"),
+                patient.id,
+                NotFound("Patient", command.patient_id),
+                "Consent",
+                None,
+            ),
+            action=AuditAction.CREATE,
+            operation="grantConsent",
+        )
+    (recipient,) = await uow.organizations.get_many([command.recipient_organization_id])
+    if recipient is None:
+        raise NotFound("Organization", command.recipient_organization_id)
+    await _check_source(uow, principal, command)
+    # One grant for this patient and recipient at a time, over consents held as read: two
+    # identical grants record one consent, and one returned as already granted is not being
+    # revoked underneath.
+    await uow.consents.serialise_sharing(patient.id, recipient.id)
+    await uow.consents.hold_for_patient(patient.id)
+    now = utcnow()
+    consent = _already_granted(await uow.consents.for_patients([patient.id]), command, now)
+    if consent is None:
+        consent = await _record(uow, principal, command, now)
+    else:
+        uow.record(
+            audit(
+                principal,
+                action=AuditAction.READ,
+                operation="grantConsent",
+                resource_type="Consent",
+                resource_id=consent.id,
+                patient_id=patient.id,
+                detail_code=ALREADY_GRANTED,
+            )
+        )
     return consent
 
 
@@ -208,19 +205,17 @@ async def _record(
             verbatim=command.verbatim,
         )
     )
-    await uow.audit.add_many(
-        [
-            audit(
-                principal,
-                action=AuditAction.CREATE,
-                operation="grantConsent",
-                resource_type="Consent",
-                resource_id=consent.id,
-                patient_id=consent.patient_id,
-            )
-        ]
+    uow.record(
+        audit(
+            principal,
+            action=AuditAction.CREATE,
+            operation="grantConsent",
+            resource_type="Consent",
+            resource_id=consent.id,
+            patient_id=consent.patient_id,
+        )
     )
-    await uow.outbox.add_many([consent_event("ConsentGranted", consent)])
+    uow.collect(consent_event("ConsentGranted", consent))
     return consent
 
 
@@ -251,8 +246,8 @@ async def get_consents(
             refused="this consent is not addressed to your organization",
             patient_of=lambda c: c.patient_id,
         )
-        await uow.audit.add_many(
-            [
+        uow.record(
+            *(
                 audit(
                     principal,
                     action=AuditAction.READ,
@@ -267,7 +262,7 @@ async def get_consents(
                     ),
                 )
                 for consent in visible.values()
-            ]
+            )
         )
         await uow.commit()
     return results
@@ -304,8 +299,8 @@ async def list_consents(uow: UnitOfWork, principal: Principal, patient_id: UUID)
                 action=AuditAction.READ,
                 operation="listConsents",
             )
-        await uow.audit.add_many(
-            [
+        uow.record(
+            *(
                 audit(
                     principal,
                     action=AuditAction.READ,
@@ -318,7 +313,7 @@ async def list_consents(uow: UnitOfWork, principal: Principal, patient_id: UUID)
                     ),
                 )
                 for c in visible
-            ]
+            )
         )
         await uow.commit()
     return visible
@@ -342,8 +337,8 @@ async def consents_citing_form(
             if c.source_reference == cited
             and principal.organization_id in parties_of(c, patient.managing_organization_id)
         ]
-        await uow.audit.add_many(
-            [
+        uow.record(
+            *(
                 audit(
                     principal,
                     action=AuditAction.READ,
@@ -356,7 +351,7 @@ async def consents_citing_form(
                     ),
                 )
                 for c in visible
-            ]
+            )
         )
         await uow.commit()
     return visible
@@ -416,6 +411,6 @@ async def consents_of_patients(
         )
         for index, error in zip(refused, told, strict=True):
             results[index] = error
-        await uow.audit.add_many(records)
+        uow.record(*records)
         await uow.commit()
     return results

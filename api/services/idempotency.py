@@ -11,7 +11,7 @@ import json
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import date, datetime
 from enum import Enum
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 from uuid import UUID
 
 from api.domain.audit import AuditAction
@@ -23,6 +23,14 @@ from api.services.repositories import UnitOfWork
 MAX_KEY_LENGTH = 200
 REPLAY_DETAIL = "IDEMPOTENT_REPLAY"
 T = TypeVar("T")
+
+
+class _Identified(Protocol):
+    @property
+    def id(self) -> UUID: ...
+
+
+W = TypeVar("W", bound=_Identified)
 
 
 def _canonical(value: Any) -> Any:
@@ -89,20 +97,42 @@ async def replayed(
     if found is None:
         raise NotFound(resource_type, replay)
     if patient_of is not None:
-        await uow.audit.add_many(
-            [
-                audit(
-                    principal,
-                    action=AuditAction.READ,
-                    operation=operation,
-                    resource_type=resource_type,
-                    resource_id=replay,
-                    patient_id=patient_of(found),
-                    detail_code=REPLAY_DETAIL,
-                )
-            ]
+        uow.record(
+            audit(
+                principal,
+                action=AuditAction.READ,
+                operation=operation,
+                resource_type=resource_type,
+                resource_id=replay,
+                patient_id=patient_of(found),
+                detail_code=REPLAY_DETAIL,
+            )
         )
     return found
+
+
+async def once(
+    uow: UnitOfWork,
+    principal: Principal,
+    key: str | None,
+    operation: str,
+    request: object,
+    *,
+    load: Callable[[Sequence[UUID]], Awaitable[Sequence[W | None]]],
+    resource_type: str,
+    write: Callable[[], Awaitable[W]],
+    patient_of: Callable[[W], UUID] | None = None,
+) -> W:
+    """The idempotent write: the first result of this key read anew (`replayed`), or what
+    `write` produces, remembered under the key. The caller commits."""
+    again = await replayed(
+        uow, principal, key, operation, request, load, resource_type, patient_of=patient_of
+    )
+    if again is not None:
+        return again
+    written = await write()
+    await remember(uow, principal, key, operation, request, written.id)
+    return written
 
 
 async def remember(

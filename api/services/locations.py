@@ -10,7 +10,7 @@ from uuid import UUID
 
 from api.domain import text
 from api.domain.errors import Forbidden, Invalid, InvalidDetail, NotFound
-from api.domain.events import DomainEvent
+from api.domain.events import changed
 from api.domain.locations import (
     ADDRESS_TYPES,
     ADDRESS_USES,
@@ -146,66 +146,56 @@ async def upsert_location(
     require(principal, Capability.MANAGE_LOCATIONS)
     _check(command)
     async with uow:
-        replayed = await idempotency.replayed(
+        written = await idempotency.once(
             uow,
             principal,
             idempotency_key,
             "upsertLocation",
             command,
-            uow.locations.get_many,
-            "Location",
-        )
-        if replayed is not None:
-            return replayed
-        (organization,) = await uow.organizations.get_many([principal.organization_id])
-        if organization is None or organization.kind is not OrganizationKind.PEER_ORGANIZATION:
-            raise Forbidden("only peer organizations manage program locations")
-        now = utcnow()
-        verbatim = command.verbatim if command.verbatim is not None else NOTHING_KEPT
-        if command.id is None:
-            location_id, version, created_at = uuid.uuid4(), 1, now
-        else:
-            (existing,) = await uow.locations.get_many([command.id])
-            if existing is None:
-                raise NotFound("Location", command.id)
-            require_organization(principal, existing.organization_id, "this location")
-            location_id, created_at = existing.id, existing.created_at
-            version = (command.expected_version or existing.version) + 1
-            if command.verbatim is None:
-                verbatim = existing.verbatim
-        saved = await uow.locations.save(
-            Location(
-                id=location_id,
-                organization_id=principal.organization_id,
-                name=command.name,
-                description=command.description,
-                status=command.status,
-                mode=command.mode,
-                physical_type=command.physical_type,
-                address=command.address,
-                telecom=command.telecom,
-                position=command.position,
-                version=version,
-                created_at=created_at,
-                updated_at=now,
-                verbatim=verbatim,
-            )
-        )
-        await uow.outbox.add_many(
-            [
-                DomainEvent(
-                    "LocationChanged",
-                    "Location",
-                    saved.id,
-                    (saved.organization_id,),
-                    {"version": saved.version},
-                )
-            ]
-        )
-        await idempotency.remember(
-            uow, principal, idempotency_key, "upsertLocation", command, saved.id
+            load=uow.locations.get_many,
+            resource_type="Location",
+            write=lambda: _save(uow, principal, command),
         )
         await uow.commit()
+    return written
+
+
+async def _save(uow: UnitOfWork, principal: Principal, command: UpsertLocation) -> Location:
+    (organization,) = await uow.organizations.get_many([principal.organization_id])
+    if organization is None or organization.kind is not OrganizationKind.PEER_ORGANIZATION:
+        raise Forbidden("only peer organizations manage program locations")
+    now = utcnow()
+    verbatim = command.verbatim if command.verbatim is not None else NOTHING_KEPT
+    if command.id is None:
+        location_id, version, created_at = uuid.uuid4(), 1, now
+    else:
+        (existing,) = await uow.locations.get_many([command.id])
+        if existing is None:
+            raise NotFound("Location", command.id)
+        require_organization(principal, existing.organization_id, "this location")
+        location_id, created_at = existing.id, existing.created_at
+        version = (command.expected_version or existing.version) + 1
+        if command.verbatim is None:
+            verbatim = existing.verbatim
+    saved = await uow.locations.save(
+        Location(
+            id=location_id,
+            organization_id=principal.organization_id,
+            name=command.name,
+            description=command.description,
+            status=command.status,
+            mode=command.mode,
+            physical_type=command.physical_type,
+            address=command.address,
+            telecom=command.telecom,
+            position=command.position,
+            version=version,
+            created_at=created_at,
+            updated_at=now,
+            verbatim=verbatim,
+        )
+    )
+    uow.collect(changed("Location", saved.id, saved.organization_id, saved.version))
     return saved
 
 

@@ -28,7 +28,6 @@ from api.services.policy import (
     require,
     utcnow,
 )
-from api.services.referrals import referral_event
 from api.services.repositories import UnitOfWork
 
 _OUTCOMES = frozenset({DataClass.OUTCOMES})
@@ -60,79 +59,77 @@ async def record_outcome_measure(
     if command.administered_at is not None and command.administered_at > now:
         raise Invalid("must not be in the future", field="administeredAt")
     async with uow:
-        again = await idempotency.replayed(
+        written = await idempotency.once(
             uow,
             principal,
             idempotency_key,
             "recordOutcomeMeasure",
             command,
-            uow.outcomes.get_many,
-            "QuestionnaireResponse",
+            load=uow.outcomes.get_many,
+            resource_type="QuestionnaireResponse",
+            write=lambda: _record(uow, principal, command, now),
             patient_of=lambda measure: measure.patient_id,
         )
-        if again is not None:
-            await uow.commit()
-            return again
-        patient = await patient_in_care(
-            uow,
+        await uow.commit()
+    return written
+
+
+async def _record(
+    uow: UnitOfWork, principal: Principal, command: RecordOutcomeMeasure, now: datetime
+) -> OutcomeMeasure:
+    patient = await patient_in_care(
+        uow,
+        principal,
+        command.patient_id,
+        operation="recordOutcomeMeasure",
+        resource_type="QuestionnaireResponse",
+    )
+    if command.referral_id is not None:
+        (referral,) = await uow.referrals.get_many([command.referral_id])
+        if (
+            referral is None
+            or referral.patient_id != patient.id
+            or party_to(principal, referral) is None
+        ):
+            raise Invalid(
+                "not a referral of this participant with your organization", field="referralId"
+            )
+    measure = await uow.outcomes.add(
+        OutcomeMeasure(
+            id=uuid.uuid4(),
+            patient_id=patient.id,
+            organization_id=principal.organization_id,
+            referral_id=command.referral_id,
+            instrument=command.instrument,
+            administered_at=command.administered_at or now,
+            item_answers=command.item_answers,
+            version=1,
+            created_at=now,
+            updated_at=now,
+            verbatim=command.verbatim,
+        )
+    )
+    uow.collect(
+        DomainEvent(
+            "OutcomeMeasureRecorded",
+            "OutcomeMeasure",
+            measure.id,
+            (principal.organization_id,),
+            {"instrument": measure.instrument.value},
+        )
+    )
+    if measure.safety_signal:
+        uow.collect(*await safety_signals(uow, principal, measure))
+    uow.record(
+        audit(
             principal,
-            command.patient_id,
+            action=AuditAction.CREATE,
             operation="recordOutcomeMeasure",
             resource_type="QuestionnaireResponse",
+            resource_id=measure.id,
+            patient_id=patient.id,
         )
-        if command.referral_id is not None:
-            (referral,) = await uow.referrals.get_many([command.referral_id])
-            if (
-                referral is None
-                or referral.patient_id != patient.id
-                or party_to(principal, referral) is None
-            ):
-                raise Invalid(
-                    "not a referral of this participant with your organization", field="referralId"
-                )
-        measure = await uow.outcomes.add(
-            OutcomeMeasure(
-                id=uuid.uuid4(),
-                patient_id=patient.id,
-                organization_id=principal.organization_id,
-                referral_id=command.referral_id,
-                instrument=command.instrument,
-                administered_at=command.administered_at or now,
-                item_answers=command.item_answers,
-                version=1,
-                created_at=now,
-                updated_at=now,
-                verbatim=command.verbatim,
-            )
-        )
-        events = [
-            DomainEvent(
-                "OutcomeMeasureRecorded",
-                "OutcomeMeasure",
-                measure.id,
-                (principal.organization_id,),
-                {"instrument": measure.instrument.value},
-            )
-        ]
-        if measure.safety_signal:
-            events += await safety_signals(uow, principal, measure)
-        await uow.outbox.add_many(events)
-        await uow.audit.add_many(
-            [
-                audit(
-                    principal,
-                    action=AuditAction.CREATE,
-                    operation="recordOutcomeMeasure",
-                    resource_type="QuestionnaireResponse",
-                    resource_id=measure.id,
-                    patient_id=patient.id,
-                )
-            ]
-        )
-        await idempotency.remember(
-            uow, principal, idempotency_key, "recordOutcomeMeasure", command, measure.id
-        )
-        await uow.commit()
+    )
     return measure
 
 
@@ -164,7 +161,7 @@ async def safety_signals(
                 "SafetySignalRaised", "OutcomeMeasure", measure.id, (principal.organization_id,)
             )
         ]
-    return [referral_event("SafetySignalRaised", referral) for referral in concerned]
+    return [referral.event("SafetySignalRaised") for referral in concerned]
 
 
 async def outcomes_for_patients(

@@ -104,60 +104,57 @@ async def register_patient(
     require(principal, Capability.REGISTER_PATIENTS)
     _check(command)
     async with uow:
-        again = await idempotency.replayed(
+        written = await idempotency.once(
             uow,
             principal,
             idempotency_key,
             "registerPatient",
             command,
-            uow.patients.get_many,
-            "Patient",
+            load=uow.patients.get_many,
+            resource_type="Patient",
+            write=lambda: _register(uow, principal, command),
             patient_of=lambda patient: patient.id,
         )
-        if again is not None:
-            await uow.commit()
-            return again
-        for identifier in command.identifiers:
-            held = await uow.patients.find_by_identifier(identifier)
-            if any(p.managing_organization_id == principal.organization_id for p in held):
-                raise Conflict(
-                    "your organization already registered a patient with this identifier"
-                )
-        now = utcnow()
-        patient = await uow.patients.add(
-            Patient(
-                id=uuid.uuid4(),
-                managing_organization_id=principal.organization_id,
-                identifiers=command.identifiers,
-                given_name=command.given_name,
-                family_name=command.family_name,
-                birth_date=command.birth_date,
-                gender=command.gender,
-                phone=command.phone,
-                email=command.email,
-                preferred_language=command.preferred_language,
-                version=1,
-                created_at=now,
-                updated_at=now,
-                verbatim=command.verbatim,
-            )
-        )
-        await idempotency.remember(
-            uow, principal, idempotency_key, "registerPatient", command, patient.id
-        )
-        await uow.audit.add_many(
-            [
-                audit(
-                    principal,
-                    action=AuditAction.CREATE,
-                    operation="registerPatient",
-                    resource_type="Patient",
-                    resource_id=patient.id,
-                    patient_id=patient.id,
-                )
-            ]
-        )
         await uow.commit()
+    return written
+
+
+async def _register(uow: UnitOfWork, principal: Principal, command: RegisterPatient) -> Patient:
+    for identifier in command.identifiers:
+        held = await uow.patients.find_by_identifier(identifier)
+        if any(p.managing_organization_id == principal.organization_id for p in held):
+            raise Conflict(
+                "your organization already registered a patient with this identifier"
+            )
+    now = utcnow()
+    patient = await uow.patients.add(
+        Patient(
+            id=uuid.uuid4(),
+            managing_organization_id=principal.organization_id,
+            identifiers=command.identifiers,
+            given_name=command.given_name,
+            family_name=command.family_name,
+            birth_date=command.birth_date,
+            gender=command.gender,
+            phone=command.phone,
+            email=command.email,
+            preferred_language=command.preferred_language,
+            version=1,
+            created_at=now,
+            updated_at=now,
+            verbatim=command.verbatim,
+        )
+    )
+    uow.record(
+        audit(
+            principal,
+            action=AuditAction.CREATE,
+            operation="registerPatient",
+            resource_type="Patient",
+            resource_id=patient.id,
+            patient_id=patient.id,
+        )
+    )
     return patient
 
 

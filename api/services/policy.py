@@ -338,7 +338,7 @@ async def disclose_each(
                 consent=decision,
             )
         )
-    await uow.audit.add_many(permits)
+    uow.record(*permits)
     return await answer_each(
         uow, principal, ids, found, shown, refused, resource_type=resource_type, operation=operation
     )
@@ -365,7 +365,7 @@ async def disclosed(
         disclosure=disclosure,
         resource_id=resource_id,
     )
-    await uow.audit.add_many(records_of_reads)
+    uow.record(*records_of_reads)
     return shown
 
 

@@ -169,70 +169,67 @@ async def record_procedure(
     now = utcnow()
     _check(command, now)
     async with uow:
-        again = await idempotency.replayed(
+        procedure = await idempotency.once(
             uow,
             principal,
             idempotency_key,
             "recordProcedure",
             command,
-            uow.procedures.get_many,
-            "Procedure",
+            load=uow.procedures.get_many,
+            resource_type="Procedure",
+            write=lambda: _record(uow, principal, command, now),
             patient_of=lambda procedure: procedure.patient_id,
-        )
-        if again is not None:
-            await uow.commit()
-            return ProcedureView(again)
-        referral = await _party_referral(uow, principal, command)
-        filled = await _with_defaults(uow, principal, referral, command)
-        _check(filled, now)
-        procedure = await uow.procedures.add(
-            Procedure(
-                id=uuid.uuid4(),
-                referral_id=referral.id,
-                patient_id=referral.patient_id,
-                performer_organization_id=principal.organization_id,
-                supporter_id=filled.supporter_id,
-                status=filled.status,
-                codes=filled.codes,
-                categories=filled.categories,
-                performed_start=filled.performed_start,
-                performed_end=filled.performed_end,
-                units=filled.units,
-                part2=referral.is_part2,
-                version=1,
-                created_at=now,
-                updated_at=now,
-                verbatim=filled.verbatim,
-            )
-        )
-        await uow.audit.add_many(
-            [
-                audit(
-                    principal,
-                    action=AuditAction.CREATE,
-                    operation="recordProcedure",
-                    resource_type="Procedure",
-                    resource_id=procedure.id,
-                    patient_id=procedure.patient_id,
-                )
-            ]
-        )
-        await uow.outbox.add_many(
-            [
-                DomainEvent(
-                    "ProcedureRecorded",
-                    "Procedure",
-                    procedure.id,
-                    (referral.requester_organization_id, referral.performer_organization_id),
-                    {"referralId": str(referral.id), "status": procedure.status.value},
-                )
-            ]
-        )
-        await idempotency.remember(
-            uow, principal, idempotency_key, "recordProcedure", command, procedure.id
         )
         await uow.commit()
     return ProcedureView(procedure)
+
+
+async def _record(
+    uow: UnitOfWork, principal: Principal, command: RecordProcedure, now: datetime
+) -> Procedure:
+    referral = await _party_referral(uow, principal, command)
+    filled = await _with_defaults(uow, principal, referral, command)
+    _check(filled, now)
+    procedure = await uow.procedures.add(
+        Procedure(
+            id=uuid.uuid4(),
+            referral_id=referral.id,
+            patient_id=referral.patient_id,
+            performer_organization_id=principal.organization_id,
+            supporter_id=filled.supporter_id,
+            status=filled.status,
+            codes=filled.codes,
+            categories=filled.categories,
+            performed_start=filled.performed_start,
+            performed_end=filled.performed_end,
+            units=filled.units,
+            part2=referral.is_part2,
+            version=1,
+            created_at=now,
+            updated_at=now,
+            verbatim=filled.verbatim,
+        )
+    )
+    uow.record(
+        audit(
+            principal,
+            action=AuditAction.CREATE,
+            operation="recordProcedure",
+            resource_type="Procedure",
+            resource_id=procedure.id,
+            patient_id=procedure.patient_id,
+        )
+    )
+    uow.collect(
+        DomainEvent(
+            "ProcedureRecorded",
+            "Procedure",
+            procedure.id,
+            (referral.requester_organization_id, referral.performer_organization_id),
+            {"referralId": str(referral.id), "status": procedure.status.value},
+        )
+    )
+    return procedure
 
 
 async def update_procedure(
@@ -290,28 +287,24 @@ async def update_procedure(
                 verbatim=filled.verbatim,
             )
         )
-        await uow.audit.add_many(
-            [
-                audit(
-                    principal,
-                    action=AuditAction.UPDATE,
-                    operation="updateProcedure",
-                    resource_type="Procedure",
-                    resource_id=procedure.id,
-                    patient_id=procedure.patient_id,
-                )
-            ]
+        uow.record(
+            audit(
+                principal,
+                action=AuditAction.UPDATE,
+                operation="updateProcedure",
+                resource_type="Procedure",
+                resource_id=procedure.id,
+                patient_id=procedure.patient_id,
+            )
         )
-        await uow.outbox.add_many(
-            [
-                DomainEvent(
-                    "ProcedureUpdated",
-                    "Procedure",
-                    procedure.id,
-                    (referral.requester_organization_id, referral.performer_organization_id),
-                    {"referralId": str(referral.id), "status": procedure.status.value},
-                )
-            ]
+        uow.collect(
+            DomainEvent(
+                "ProcedureUpdated",
+                "Procedure",
+                procedure.id,
+                (referral.requester_organization_id, referral.performer_organization_id),
+                {"referralId": str(referral.id), "status": procedure.status.value},
+            )
         )
         (view,) = await _views(uow, principal, [procedure], {referral.id: referral})
         await uow.commit()
@@ -374,7 +367,7 @@ async def _views(
                 detail_code=None if decision.permitted else "REDACTED",
             )
         )
-    await uow.audit.add_many(records)
+    uow.record(*records)
     return views
 
 

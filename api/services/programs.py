@@ -10,7 +10,7 @@ from uuid import UUID
 
 from api.domain import text
 from api.domain.errors import Forbidden, Invalid, InvalidDetail, NotFound
-from api.domain.events import DomainEvent
+from api.domain.events import changed
 from api.domain.organizations import OrganizationKind
 from api.domain.principal import Principal
 from api.domain.programs import DeliveryMode, PeerProgram, ProgramKind
@@ -74,69 +74,59 @@ async def upsert_program(
     require(principal, Capability.MANAGE_PROGRAMS)
     _check(command)
     async with uow:
-        program = await idempotency.replayed(
+        saved = await idempotency.once(
             uow,
             principal,
             idempotency_key,
             "upsertPeerProgram",
             command,
-            uow.programs.get_many,
-            "PeerProgram",
-        )
-        if program is not None:
-            return program
-        (organization,) = await uow.organizations.get_many([principal.organization_id])
-        if organization is None or organization.kind is not OrganizationKind.PEER_ORGANIZATION:
-            raise Forbidden("only peer organizations offer peer programs")
-        now = utcnow()
-        location_ids = command.location_ids or ()
-        if command.location_ids:
-            await check_own_locations(uow, principal, command.location_ids)
-        if command.id is None:
-            program_id, version, created_at = uuid.uuid4(), 1, now
-        else:
-            (existing,) = await uow.programs.get_many([command.id])
-            if existing is None:
-                raise NotFound("PeerProgram", command.id)
-            require_organization(principal, existing.organization_id, "this program")
-            program_id, created_at = existing.id, existing.created_at
-            version = (command.expected_version or 0) + 1
-            if command.location_ids is None:
-                location_ids = existing.location_ids
-        saved = await uow.programs.save(
-            PeerProgram(
-                id=program_id,
-                organization_id=principal.organization_id,
-                name=command.name.strip(),
-                kind=command.kind,
-                description=command.description,
-                languages=command.languages,
-                delivery_modes=command.delivery_modes,
-                eligibility=command.eligibility,
-                capacity=command.capacity,
-                accepting_referrals=command.accepting_referrals,
-                substance_use_focus=command.substance_use_focus,
-                version=version,
-                created_at=created_at,
-                updated_at=now,
-                location_ids=location_ids,
-            )
-        )
-        await uow.outbox.add_many(
-            [
-                DomainEvent(
-                    "PeerProgramChanged",
-                    "PeerProgram",
-                    saved.id,
-                    (saved.organization_id,),
-                    {"version": saved.version},
-                )
-            ]
-        )
-        await idempotency.remember(
-            uow, principal, idempotency_key, "upsertPeerProgram", command, saved.id
+            load=uow.programs.get_many,
+            resource_type="PeerProgram",
+            write=lambda: _save(uow, principal, command),
         )
         await uow.commit()
+    return saved
+
+
+async def _save(uow: UnitOfWork, principal: Principal, command: UpsertPeerProgram) -> PeerProgram:
+    (organization,) = await uow.organizations.get_many([principal.organization_id])
+    if organization is None or organization.kind is not OrganizationKind.PEER_ORGANIZATION:
+        raise Forbidden("only peer organizations offer peer programs")
+    now = utcnow()
+    location_ids = command.location_ids or ()
+    if command.location_ids:
+        await check_own_locations(uow, principal, command.location_ids)
+    if command.id is None:
+        program_id, version, created_at = uuid.uuid4(), 1, now
+    else:
+        (existing,) = await uow.programs.get_many([command.id])
+        if existing is None:
+            raise NotFound("PeerProgram", command.id)
+        require_organization(principal, existing.organization_id, "this program")
+        program_id, created_at = existing.id, existing.created_at
+        version = (command.expected_version or 0) + 1
+        if command.location_ids is None:
+            location_ids = existing.location_ids
+    saved = await uow.programs.save(
+        PeerProgram(
+            id=program_id,
+            organization_id=principal.organization_id,
+            name=command.name.strip(),
+            kind=command.kind,
+            description=command.description,
+            languages=command.languages,
+            delivery_modes=command.delivery_modes,
+            eligibility=command.eligibility,
+            capacity=command.capacity,
+            accepting_referrals=command.accepting_referrals,
+            substance_use_focus=command.substance_use_focus,
+            version=version,
+            created_at=created_at,
+            updated_at=now,
+            location_ids=location_ids,
+        )
+    )
+    uow.collect(changed("PeerProgram", saved.id, saved.organization_id, saved.version))
     return saved
 
 

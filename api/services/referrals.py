@@ -23,7 +23,6 @@ from api.domain.errors import (
     InvalidTransition,
     NotFound,
 )
-from api.domain.events import DomainEvent
 from api.domain.organizations import Organization, OrganizationKind
 from api.domain.patients import Patient
 from api.domain.principal import Principal
@@ -176,21 +175,6 @@ def _direction(requester: Organization, performer: Organization) -> Direction:
     )
 
 
-def referral_event(event_type: str, referral: Referral) -> DomainEvent:
-    return DomainEvent(
-        event_type,
-        "Referral",
-        referral.id,
-        (referral.requester_organization_id, referral.performer_organization_id),
-        {
-            "status": referral.status.value,
-            "version": referral.version,
-            "priority": referral.priority.value,
-            "direction": referral.direction.value,
-        },
-    )
-
-
 async def _replayed(
     uow: UnitOfWork, principal: Principal, key: str | None, operation: str, request: object
 ) -> Referral | None:
@@ -311,20 +295,18 @@ async def _open_referral(
     created = await uow.referrals.add(referral, first)
     target = target_for(await uow.timers.targets_of(performer.id), created.priority)
     await uow.timers.start(created.id, FirstContactTimer.start(created.created_at, target))
-    await uow.audit.add_many(
-        [
-            audit(
-                principal,
-                action=AuditAction.CREATE,
-                operation=operation,
-                resource_type="Referral",
-                resource_id=created.id,
-                patient_id=patient.id,
-                consent=shared,
-            )
-        ]
+    uow.record(
+        audit(
+            principal,
+            action=AuditAction.CREATE,
+            operation=operation,
+            resource_type="Referral",
+            resource_id=created.id,
+            patient_id=patient.id,
+            consent=shared,
+        )
     )
-    await uow.outbox.add_many([referral_event("ReferralCreated", created)])
+    uow.collect(created.event("ReferralCreated"))
     return created
 
 
@@ -392,7 +374,7 @@ async def escalate_referral(
             )
             if referral.direction is not Direction.PEER_TO_CLINIC:
                 raise Invalid("an escalation goes to a clinic", field="clinicOrganizationId")
-            await uow.outbox.add_many([referral_event("ReferralEscalated", referral)])
+            uow.collect(referral.event("ReferralEscalated"))
             await idempotency.remember(
                 uow, principal, idempotency_key, "escalateReferral", command, referral.id
             )
@@ -423,18 +405,6 @@ async def warm_handoff(
         ),
         idempotency_key=idempotency_key,
     )
-
-
-_EVENT_OF = {
-    Transition.ACCEPT: "ReferralAccepted",
-    Transition.REJECT: "ReferralRejected",
-    Transition.START: "ReferralStarted",
-    Transition.HOLD: "ReferralPutOnHold",
-    Transition.RESUME: "ReferralResumed",
-    Transition.COMPLETE: "ReferralCompleted",
-    Transition.FAIL: "ReferralFailed",
-    Transition.CANCEL: "ReferralCancelled",
-}
 
 
 @dataclass(frozen=True)
@@ -470,7 +440,7 @@ async def transition_referral(
             raise NotFound("Referral", referral_id)
         role = party_to(principal, current)
         try:
-            changed, change = apply_transition(
+            changed, change, event = apply_transition(
                 current,
                 transition,
                 role=role,
@@ -497,7 +467,7 @@ async def transition_referral(
             action=AuditAction.UPDATE,
             operation=f"{transition}Referral",
         )
-        await uow.outbox.add_many([referral_event(_EVENT_OF[transition], saved)])
+        uow.collect(event)
         await idempotency.remember(
             uow, principal, idempotency_key, "transitionReferral", request, saved.id
         )
@@ -559,7 +529,7 @@ async def assign_supporter(
                 action=AuditAction.UPDATE,
                 operation="assignSupporter",
             )
-            await uow.outbox.add_many([referral_event("SupporterAssigned", current)])
+            uow.collect(current.event("SupporterAssigned"))
         else:  # nothing to change, yet the answer shows the referral: audited as a read
             (view,) = await _views(
                 uow,
@@ -635,7 +605,7 @@ async def _views(
         joined=False,
     )
     if record:
-        await uow.audit.add_many(records)
+        uow.record(*records)
     return views
 
 
@@ -730,7 +700,7 @@ async def _read_views(
         now=now,
         joined=[consents for _, consents in candidates.values()],
     )
-    await uow.audit.add_many(records + patient_reads)
+    uow.record(*records, *patient_reads)
     disclosed = {patient.id for patient in shown}
     return [
         replace(

@@ -75,55 +75,55 @@ async def record_session(
     if command.capacity is not None and command.capacity <= 0:
         raise Invalid("must be positive", field="capacity")
     async with uow:
-        again = await idempotency.replayed(
+        written = await idempotency.once(
             uow,
             principal,
             idempotency_key,
             "recordSession",
             command,
-            uow.sessions.get_many,
-            "Session",
-        )
-        if again is not None:
-            return again
-        (program,) = await uow.programs.get_many([command.program_id])
-        if program is None:
-            raise NotFound("PeerProgram", command.program_id)
-        require_organization(principal, program.organization_id, "this program")
-        facilitators = await uow.supporters.get_many(command.facilitator_ids)
-        for index, (facilitator_id, facilitator) in enumerate(
-            zip(command.facilitator_ids, facilitators, strict=True)
-        ):
-            if facilitator is None or facilitator.organization_id != program.organization_id:
-                raise Invalid(
-                    f"{facilitator_id} is not a supporter of this organization",
-                    field=f"facilitatorIds[{index}]",
-                )
-        now = utcnow()
-        session = await uow.sessions.add(
-            PeerSession(
-                id=uuid.uuid4(),
-                program_id=program.id,
-                organization_id=program.organization_id,
-                format=command.format,
-                delivery_mode=command.delivery_mode,
-                starts_at=command.starts_at,
-                ends_at=command.ends_at,
-                facilitator_ids=command.facilitator_ids,
-                capacity=command.capacity,
-                topic=command.topic,
-                version=1,
-                created_at=now,
-                updated_at=now,
-            )
-        )
-        await uow.outbox.add_many(
-            [DomainEvent("SessionRecorded", "Session", session.id, (session.organization_id,), {})]
-        )
-        await idempotency.remember(
-            uow, principal, idempotency_key, "recordSession", command, session.id
+            load=uow.sessions.get_many,
+            resource_type="Session",
+            write=lambda: _record(uow, principal, command),
         )
         await uow.commit()
+    return written
+
+
+async def _record(uow: UnitOfWork, principal: Principal, command: RecordSession) -> PeerSession:
+    (program,) = await uow.programs.get_many([command.program_id])
+    if program is None:
+        raise NotFound("PeerProgram", command.program_id)
+    require_organization(principal, program.organization_id, "this program")
+    facilitators = await uow.supporters.get_many(command.facilitator_ids)
+    for index, (facilitator_id, facilitator) in enumerate(
+        zip(command.facilitator_ids, facilitators, strict=True)
+    ):
+        if facilitator is None or facilitator.organization_id != program.organization_id:
+            raise Invalid(
+                f"{facilitator_id} is not a supporter of this organization",
+                field=f"facilitatorIds[{index}]",
+            )
+    now = utcnow()
+    session = await uow.sessions.add(
+        PeerSession(
+            id=uuid.uuid4(),
+            program_id=program.id,
+            organization_id=program.organization_id,
+            format=command.format,
+            delivery_mode=command.delivery_mode,
+            starts_at=command.starts_at,
+            ends_at=command.ends_at,
+            facilitator_ids=command.facilitator_ids,
+            capacity=command.capacity,
+            topic=command.topic,
+            version=1,
+            created_at=now,
+            updated_at=now,
+        )
+    )
+    uow.collect(
+        DomainEvent("SessionRecorded", "Session", session.id, (session.organization_id,), {})
+    )
     return session
 
 
@@ -142,85 +142,82 @@ async def record_attendance(
         if session is None:
             raise NotFound("Session", command.session_id)
         require_organization(principal, session.organization_id, "this session")
-        again = await idempotency.replayed(
+        attendance = await idempotency.once(
             uow,
             principal,
             idempotency_key,
             "recordAttendance",
             command,
-            uow.sessions.attendance_by_ids,
-            "Encounter",
+            load=uow.sessions.attendance_by_ids,
+            resource_type="Encounter",
+            write=lambda: _attend(uow, principal, command, session),
             patient_of=lambda attendance: attendance.patient_id,
         )
-        if again is not None:
-            await uow.commit()
-            return again
-        patient = await patient_in_care(
-            uow,
+        await uow.commit()
+    return attendance
+
+
+async def _attend(
+    uow: UnitOfWork, principal: Principal, command: RecordAttendance, session: PeerSession
+) -> Attendance:
+    patient = await patient_in_care(
+        uow,
+        principal,
+        command.patient_id,
+        operation="recordAttendance",
+        resource_type="Encounter",
+    )
+    substance_use = False
+    if command.referral_id is not None:
+        (referral,) = await uow.referrals.get_many([command.referral_id])
+        if (
+            referral is None
+            or referral.patient_id != patient.id
+            or party_to(principal, referral) is None
+        ):
+            raise Invalid(
+                "not a referral of this participant with your organization", field="referralId"
+            )
+        substance_use = referral.is_part2
+    (program,) = await uow.programs.get_many([session.program_id])
+    substance_use = substance_use or bool(program and program.substance_use_focus)
+    now = utcnow()
+    attendance = await uow.sessions.add_attendance(
+        Attendance(
+            id=uuid.uuid4(),
+            session_id=session.id,
+            patient_id=patient.id,
+            organization_id=session.organization_id,
+            referral_id=command.referral_id,
+            status=command.status,
+            billing=billing_for(session, command.status, substance_use),
+            substance_use=substance_use,
+            note=(command.note or "").strip() or None,
+            version=1,
+            created_at=now,
+            updated_at=now,
+        )
+    )
+    uow.record(
+        audit(
             principal,
-            command.patient_id,
+            # A second record for the same session and participant corrects the first.
+            action=AuditAction.CREATE if attendance.version == 1 else AuditAction.UPDATE,
             operation="recordAttendance",
             resource_type="Encounter",
+            resource_id=attendance.id,
+            patient_id=patient.id,
         )
-        substance_use = False
-        if command.referral_id is not None:
-            (referral,) = await uow.referrals.get_many([command.referral_id])
-            if (
-                referral is None
-                or referral.patient_id != patient.id
-                or party_to(principal, referral) is None
-            ):
-                raise Invalid(
-                    "not a referral of this participant with your organization", field="referralId"
-                )
-            substance_use = referral.is_part2
-        (program,) = await uow.programs.get_many([session.program_id])
-        substance_use = substance_use or bool(program and program.substance_use_focus)
-        now = utcnow()
-        attendance = await uow.sessions.add_attendance(
-            Attendance(
-                id=uuid.uuid4(),
-                session_id=session.id,
-                patient_id=patient.id,
-                organization_id=session.organization_id,
-                referral_id=command.referral_id,
-                status=command.status,
-                billing=billing_for(session, command.status, substance_use),
-                substance_use=substance_use,
-                note=(command.note or "").strip() or None,
-                version=1,
-                created_at=now,
-                updated_at=now,
-            )
+    )
+    uow.collect(
+        DomainEvent(
+            "AttendanceRecorded",
+            "Attendance",
+            attendance.id,
+            (session.organization_id,),
+            {"status": attendance.status.value},
         )
-        await uow.audit.add_many(
-            [
-                audit(
-                    principal,
-                    # A second record for the same session and participant corrects the first.
-                    action=AuditAction.CREATE if attendance.version == 1 else AuditAction.UPDATE,
-                    operation="recordAttendance",
-                    resource_type="Encounter",
-                    resource_id=attendance.id,
-                    patient_id=patient.id,
-                )
-            ]
-        )
-        await uow.outbox.add_many(
-            [
-                DomainEvent(
-                    "AttendanceRecorded",
-                    "Attendance",
-                    attendance.id,
-                    (session.organization_id,),
-                    {"status": attendance.status.value},
-                )
-            ]
-        )
-        await idempotency.remember(
-            uow, principal, idempotency_key, "recordAttendance", command, attendance.id
-        )
-        await uow.commit()
+    )
     return attendance
 
 

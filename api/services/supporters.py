@@ -10,7 +10,7 @@ from uuid import UUID
 
 from api.domain import text
 from api.domain.errors import Forbidden, Invalid, InvalidDetail, NotFound
-from api.domain.events import DomainEvent
+from api.domain.events import changed
 from api.domain.organizations import OrganizationKind
 from api.domain.principal import Principal
 from api.domain.supporters import Certification, LivedExperience, PeerSupporter, SupervisorKind
@@ -83,62 +83,54 @@ async def upsert_supporter(
     require(principal, Capability.MANAGE_SUPPORTERS)
     _check(command)
     async with uow:
-        again = await idempotency.replayed(
+        written = await idempotency.once(
             uow,
             principal,
             idempotency_key,
             "upsertPeerSupporter",
             command,
-            uow.supporters.get_many,
-            "PeerSupporter",
-        )
-        if again is not None:
-            return again
-        (organization,) = await uow.organizations.get_many([principal.organization_id])
-        if organization is None or organization.kind is not OrganizationKind.PEER_ORGANIZATION:
-            raise Forbidden("only peer organizations employ peer supporters")
-        now = utcnow()
-        if command.id is None:
-            supporter_id, version, created_at = uuid.uuid4(), 1, now
-        else:
-            (existing,) = await uow.supporters.get_many([command.id])
-            if existing is None:
-                raise NotFound("PeerSupporter", command.id)
-            require_organization(principal, existing.organization_id, "this peer supporter")
-            supporter_id, created_at = existing.id, existing.created_at
-            version = (command.expected_version or 0) + 1
-        saved = await uow.supporters.save(
-            PeerSupporter(
-                id=supporter_id,
-                organization_id=principal.organization_id,
-                display_name=command.display_name.strip(),
-                lived_experience=command.lived_experience,
-                languages=command.languages,
-                certifications=command.certifications,
-                supervisor_name=command.supervisor_name,
-                supervisor_kind=command.supervisor_kind,
-                max_caseload=command.max_caseload,
-                active=command.active,
-                version=version,
-                created_at=created_at,
-                updated_at=now,
-            )
-        )
-        await uow.outbox.add_many(
-            [
-                DomainEvent(
-                    "PeerSupporterChanged",
-                    "PeerSupporter",
-                    saved.id,
-                    (saved.organization_id,),
-                    {"version": saved.version},
-                )
-            ]
-        )
-        await idempotency.remember(
-            uow, principal, idempotency_key, "upsertPeerSupporter", command, saved.id
+            load=uow.supporters.get_many,
+            resource_type="PeerSupporter",
+            write=lambda: _save(uow, principal, command),
         )
         await uow.commit()
+    return written
+
+
+async def _save(
+    uow: UnitOfWork, principal: Principal, command: UpsertPeerSupporter
+) -> PeerSupporter:
+    (organization,) = await uow.organizations.get_many([principal.organization_id])
+    if organization is None or organization.kind is not OrganizationKind.PEER_ORGANIZATION:
+        raise Forbidden("only peer organizations employ peer supporters")
+    now = utcnow()
+    if command.id is None:
+        supporter_id, version, created_at = uuid.uuid4(), 1, now
+    else:
+        (existing,) = await uow.supporters.get_many([command.id])
+        if existing is None:
+            raise NotFound("PeerSupporter", command.id)
+        require_organization(principal, existing.organization_id, "this peer supporter")
+        supporter_id, created_at = existing.id, existing.created_at
+        version = (command.expected_version or 0) + 1
+    saved = await uow.supporters.save(
+        PeerSupporter(
+            id=supporter_id,
+            organization_id=principal.organization_id,
+            display_name=command.display_name.strip(),
+            lived_experience=command.lived_experience,
+            languages=command.languages,
+            certifications=command.certifications,
+            supervisor_name=command.supervisor_name,
+            supervisor_kind=command.supervisor_kind,
+            max_caseload=command.max_caseload,
+            active=command.active,
+            version=version,
+            created_at=created_at,
+            updated_at=now,
+        )
+    )
+    uow.collect(changed("PeerSupporter", saved.id, saved.organization_id, saved.version))
     return saved
 
 

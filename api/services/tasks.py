@@ -80,18 +80,16 @@ async def create_task(uow: UnitOfWork, principal: Principal, command: CreateTask
         if created is None:  # another request created it since we read it
             raise Invalid(f"this ServiceRequest already has Task/{current.id}", field="focus")
         if created.version != current.version:  # created after the referral: a change
-            await uow.outbox.add_many([referrals.referral_event("ReferralTaskCreated", created)])
-        await uow.audit.add_many(
-            [
-                audit(
-                    principal,
-                    action=AuditAction.CREATE,
-                    operation="createTask",
-                    resource_type="Referral",
-                    resource_id=created.id,
-                    patient_id=created.patient_id,
-                )
-            ]
+            uow.collect(created.event("ReferralTaskCreated"))
+        uow.record(
+            audit(
+                principal,
+                action=AuditAction.CREATE,
+                operation="createTask",
+                resource_type="Referral",
+                resource_id=created.id,
+                patient_id=created.patient_id,
+            )
         )
         (view,) = await referrals.views_of(uow, principal, [created])
         await uow.commit()
@@ -217,28 +215,24 @@ async def update_task(uow: UnitOfWork, principal: Principal, command: UpdateTask
                 ),
                 None,
             )
-            await uow.audit.add_many(
-                [
-                    audit(
-                        principal,
-                        action=AuditAction.UPDATE,
-                        operation="reprioritizeReferral",
-                        resource_type="Referral",
-                        resource_id=current.id,
-                        patient_id=current.patient_id,
-                    )
-                ]
+            uow.record(
+                audit(
+                    principal,
+                    action=AuditAction.UPDATE,
+                    operation="reprioritizeReferral",
+                    resource_type="Referral",
+                    resource_id=current.id,
+                    patient_id=current.patient_id,
+                )
             )
-            await uow.outbox.add_many(
-                [
-                    DomainEvent(
-                        "ReferralReprioritized",
-                        "Referral",
-                        saved.id,
-                        (saved.requester_organization_id, saved.performer_organization_id),
-                        {"priority": saved.priority.value, "version": saved.version},
-                    )
-                ]
+            uow.collect(
+                DomainEvent(
+                    "ReferralReprioritized",
+                    "Referral",
+                    saved.id,
+                    (saved.requester_organization_id, saved.performer_organization_id),
+                    {"priority": saved.priority.value, "version": saved.version},
+                )
             )
             view = None
         if view is None:

@@ -10,7 +10,6 @@ timers another process holds, so two processes never raise the same escalation.
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping
-from dataclasses import replace
 from datetime import datetime
 from uuid import UUID
 
@@ -19,7 +18,6 @@ from api.domain.referrals import Priority, ReferralStatus
 from api.domain.timeliness import Target, target_for
 from api.services.filters import ReferralFilter
 from api.services.policy import Capability, require, utcnow, within_caseload
-from api.services.referrals import referral_event
 from api.services.repositories import UnitOfWork
 
 _CLAIM_BATCH = 100
@@ -69,26 +67,14 @@ async def escalate_due(uow: UnitOfWork, now: datetime | None = None) -> int:
         async with uow:
             claimed = await uow.timers.claim_due(now or utcnow(), _CLAIM_BATCH)
             referrals = await uow.referrals.get_many([referral_id for referral_id, _ in claimed])
-            events = []
             for (referral_id, timer), referral in zip(claimed, referrals, strict=True):
                 if referral is None or referral.status is not ReferralStatus.REQUESTED:
                     await uow.timers.stop(referral_id)  # accepted, declined or withdrawn
                     continue
-                escalated = timer.escalated()
+                escalated, overdue = timer.escalate(referral)
                 await uow.timers.save(referral_id, escalated)
-                event = referral_event("ReferralOverdue", referral)
-                events.append(
-                    replace(
-                        event,
-                        payload={
-                            **event.payload,
-                            "level": escalated.level,
-                            "dueAt": timer.due_at.isoformat(),
-                        },
-                    )
-                )
-            await uow.outbox.add_many(events)
+                uow.collect(overdue)
+                raised += 1
             await uow.commit()
-        raised += len(events)
         if len(claimed) < _CLAIM_BATCH:
             return raised

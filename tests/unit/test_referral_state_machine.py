@@ -12,6 +12,7 @@ from api.domain.consents import DataClass
 from api.domain.errors import Forbidden, Invalid, InvalidTransition, VersionConflict
 from api.domain.referrals import (
     BUSINESS_STATUS,
+    EVENT_OF_TRANSITION,
     Actor,
     Direction,
     Priority,
@@ -102,7 +103,7 @@ def test_each_state_transition_and_role_is_allowed_exactly_as_designed(
             )
         return
     assert move is not None
-    changed, change = move
+    changed, change, event = move
     assert changed.status is expected
     assert changed.version == 4
     assert changed.status_reason == "because"
@@ -112,6 +113,19 @@ def test_each_state_transition_and_role_is_allowed_exactly_as_designed(
         transition,
     )
     assert change.actor == ACTOR and change.at == NOW and change.version == 4
+    # The move announces itself to both parties: the event the outbox carries.
+    assert event.event_type == EVENT_OF_TRANSITION[transition]
+    assert (event.aggregate_type, event.aggregate_id) == ("Referral", current.id)
+    assert event.organization_ids == (
+        current.requester_organization_id,
+        current.performer_organization_id,
+    )
+    assert event.payload == {
+        "status": expected.value,
+        "version": 4,
+        "priority": current.priority.value,
+        "direction": current.direction.value,
+    }
 
 
 @pytest.mark.parametrize(("status", "transition", "role"), list(EXPECTED), ids=str)
@@ -132,7 +146,7 @@ def test_transitions_that_need_a_reason_refuse_a_blank_one(
                 )
             assert raised.value.details[0].field == "reason"
         else:
-            changed, _ = apply_transition(
+            changed, _, _ = apply_transition(
                 referral(status),
                 transition,
                 role=role,
