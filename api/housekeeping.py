@@ -9,16 +9,16 @@ outbox rows by the event schedule (api/events/schedule.py, PEERBRIDGE_OUTBOX_RET
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager, suppress
+from contextlib import asynccontextmanager
 from datetime import timedelta
 
 import asyncpg
 from starlette.applications import Starlette
 
 from api.db.housekeeping import prune_assertion_jtis, prune_idempotency_keys
+from api.periodic import Periodic, running
 from api.settings import Settings
 
 _log = logging.getLogger(__name__)
@@ -34,26 +34,24 @@ async def prune_once(pool: asyncpg.Pool, settings: Settings) -> tuple[int, int]:
     return keys, jtis
 
 
-async def run(pool: asyncpg.Pool, settings: Settings) -> None:
-    """Prune every interval until cancelled; a failed round (database away) is retried."""
-    while True:
-        await asyncio.sleep(settings.housekeeping_interval_s)
-        try:
-            await prune_once(pool, settings)
-        except Exception as error:  # keep serving; the next round deletes what this one left
-            _log.warning("housekeeping failed (%s); retrying next round", type(error).__name__)
+def housekeeping(pool: asyncpg.Pool, settings: Settings) -> Periodic:
+    """Prune every interval (the first one interval after start) until cancelled; a failed
+    round (database away) is retried."""
+    return Periodic(
+        "housekeeping",
+        settings.housekeeping_interval_s,
+        lambda: _prune(pool, settings),
+        first_now=False,
+    )
+
+
+async def _prune(pool: asyncpg.Pool, settings: Settings) -> None:
+    await prune_once(pool, settings)
 
 
 @asynccontextmanager
 async def lifespan(app: Starlette) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
-    if settings.housekeeping_interval_s == 0:
+    loops = [housekeeping(app.state.pool, settings)] if settings.housekeeping_interval_s else []
+    async with running(*loops):
         yield
-        return
-    task = asyncio.create_task(run(app.state.pool, settings), name="housekeeping")
-    try:
-        yield
-    finally:
-        task.cancel()
-        with suppress(asyncio.CancelledError):
-            await task

@@ -11,10 +11,9 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import AsyncExitStack, asynccontextmanager, suppress
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 import asyncpg
 from starlette.applications import Starlette
@@ -23,25 +22,13 @@ from api.auth.audit_seal import CheckpointSigning
 from api.auth.runtime import AuthRuntime
 from api.db.audit_evidence import PostgresAuditEvidenceStore
 from api.db.audit_partitions import create_ahead
+from api.periodic import Periodic, running
 from api.services.audit_integrity import take_checkpoints
 from api.settings import Settings
 
 AUDIT_PARTITION_ROUND_S = 6 * 3600.0
 
 _log = logging.getLogger(__name__)
-
-
-async def _every(
-    interval: float, work: Callable[[], Awaitable[None]], what: str, *, now: bool
-) -> None:
-    if not now:
-        await asyncio.sleep(interval)
-    while True:
-        try:
-            await work()
-        except Exception as error:  # keep serving; the next round picks up where this stopped
-            _log.warning("%s failed (%s); retrying next round", what, type(error).__name__)
-        await asyncio.sleep(interval)
 
 
 async def _create_partitions(pool: asyncpg.Pool, months_ahead: int) -> None:
@@ -52,50 +39,28 @@ async def _create_partitions(pool: asyncpg.Pool, months_ahead: int) -> None:
 
 
 @asynccontextmanager
-async def _running(coroutine: Awaitable[None], name: str) -> AsyncIterator[None]:
-    task = asyncio.ensure_future(coroutine)
-    task.set_name(name)
-    try:
-        yield
-    finally:
-        task.cancel()
-        with suppress(asyncio.CancelledError):
-            await task
-
-
-@asynccontextmanager
 async def lifespan(app: Starlette) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
     pool: asyncpg.Pool = app.state.pool
-    async with AsyncExitStack() as tasks:
-        months_ahead = settings.audit_partition_months_ahead
-        await tasks.enter_async_context(
-            _running(
-                _every(
-                    AUDIT_PARTITION_ROUND_S,
-                    lambda: _create_partitions(pool, months_ahead),
-                    "audit partition round",
-                    now=True,
-                ),
-                "audit-partitions",
+    months_ahead = settings.audit_partition_months_ahead
+    loops = [
+        Periodic(
+            "audit partition round",
+            AUDIT_PARTITION_ROUND_S,
+            lambda: _create_partitions(pool, months_ahead),
+        )
+    ]
+    interval = settings.audit_checkpoint_interval_s
+    if interval > 0:
+        runtime: AuthRuntime = app.state.auth
+        store = PostgresAuditEvidenceStore(pool)
+        signer = CheckpointSigning(runtime.keys, runtime.kek)
+        loops.append(
+            Periodic(
+                "audit checkpoint", interval, lambda: _checkpoint(store, signer), first_now=False
             )
         )
-        interval = settings.audit_checkpoint_interval_s
-        if interval > 0:
-            runtime: AuthRuntime = app.state.auth
-            store = PostgresAuditEvidenceStore(pool)
-            signer = CheckpointSigning(runtime.keys, runtime.kek)
-            await tasks.enter_async_context(
-                _running(
-                    _every(
-                        interval,
-                        lambda: _checkpoint(store, signer),
-                        "audit checkpoint",
-                        now=False,
-                    ),
-                    "audit-checkpoints",
-                )
-            )
+    async with running(*loops):
         yield
 
 

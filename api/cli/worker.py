@@ -77,8 +77,8 @@ async def _run_worker(settings: Settings, secrets_key: kek.KeyEncryptionKey) -> 
         async with asyncio.TaskGroup() as tasks:  # one failing stops the other
             tasks.create_task(worker.run())
             if settings.housekeeping_interval_s > 0:
-                tasks.create_task(housekeeping.run(pool, settings))
+                tasks.create_task(housekeeping.housekeeping(pool, settings).run())
             if settings.events_schedule_interval_s > 0:
-                tasks.create_task(events_schedule.run(pool, settings))
+                tasks.create_task(events_schedule.schedule(pool, settings).run())
     finally:
         await pool.close()

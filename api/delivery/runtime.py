@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager, suppress
+from contextlib import asynccontextmanager
 
 from starlette.applications import Starlette
 
 from api.auth.runtime import AuthRuntime
 from api.db.pool import connect
 from api.delivery.worker import DeliveryWorker
+from api.periodic import running
 from api.settings import Settings
 
 # How the worker's listener connection shows in `pg_stat_activity`.
@@ -30,10 +30,5 @@ async def lifespan(app: Starlette) -> AsyncIterator[None]:
         runtime.kek,
         lambda: connect(settings, application_name=WORKER_APPLICATION_NAME),
     )
-    task = asyncio.create_task(worker.run(), name="delivery worker")
-    try:
+    async with running(worker):
         yield
-    finally:
-        task.cancel()
-        with suppress(asyncio.CancelledError):
-            await task

@@ -50,6 +50,7 @@ from api.integrations.fhir.resources.subscriptions import (
 )
 from api.integrations.fhir.rest.reads import referral_resource
 from api.observability.metrics import DELIVERY_ATTEMPTS
+from api.periodic import Periodic
 from api.services import procedures
 from api.services.subscriptions import (
     EndpointPolicy,
@@ -79,6 +80,8 @@ def signature(secret: bytes, timestamp: int, body: bytes) -> str:
 
 
 class DeliveryWorker:
+    name = "delivery worker"
+
     def __init__(
         self,
         pool: asyncpg.Pool,
@@ -111,16 +114,16 @@ class DeliveryWorker:
             ),
         )
         listener = asyncio.create_task(self._listen(), name="delivery listener")
+        # After a failed round (a database outage, a bug) what was claimed goes out again when
+        # its lease ends; the next round follows after the poll interval.
+        rounds = Periodic(
+            "delivery round",
+            self._settings.delivery_poll_interval_s,
+            lambda: self.round(http),
+            wait=self._sleep,
+        )
         try:
-            while True:
-                try:
-                    if not await self.round(http):
-                        await self._sleep()
-                except Exception as error:  # noqa: BLE001 - the worker outlives any one failure
-                    # A database outage (Unavailable) or a bug: what was claimed goes out again
-                    # when its lease ends; try again after the poll interval.
-                    _log.warning("delivery round failed (%s); retrying", type(error).__name__)
-                    await asyncio.sleep(self._settings.delivery_poll_interval_s)
+            await rounds.run()
         finally:
             listener.cancel()
             with suppress(asyncio.CancelledError):

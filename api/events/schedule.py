@@ -10,20 +10,17 @@ after a start.
 
 from __future__ import annotations
 
-import asyncio
-import logging
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager, suppress
+from contextlib import asynccontextmanager
 
 import asyncpg
 from starlette.applications import Starlette
 
 from api.db import outbox
 from api.db.uow import PostgresUnitOfWork
+from api.periodic import Periodic, running
 from api.services import timeliness
 from api.settings import Settings
-
-_log = logging.getLogger(__name__)
 
 
 async def run_once(pool: asyncpg.Pool, settings: Settings) -> None:
@@ -33,29 +30,16 @@ async def run_once(pool: asyncpg.Pool, settings: Settings) -> None:
         await outbox.prune(connection, settings.outbox_retention_days)
 
 
-async def run(pool: asyncpg.Pool, settings: Settings) -> None:
+def schedule(pool: asyncpg.Pool, settings: Settings) -> Periodic:
     """A round now and then every interval until cancelled; a failed round is retried."""
-    while True:
-        try:
-            await run_once(pool, settings)
-        except Exception as error:  # keep serving; the next round picks up where this stopped
-            task = asyncio.current_task()
-            if task is not None and task.cancelling():
-                raise  # being stopped: whatever the cancelled round ran into, stop
-            _log.warning("event schedule failed (%s); retrying next round", type(error).__name__)
-        await asyncio.sleep(settings.events_schedule_interval_s)
+    return Periodic(
+        "event schedule", settings.events_schedule_interval_s, lambda: run_once(pool, settings)
+    )
 
 
 @asynccontextmanager
 async def lifespan(app: Starlette) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
-    if settings.events_schedule_interval_s <= 0:
+    loops = [schedule(app.state.pool, settings)] if settings.events_schedule_interval_s > 0 else []
+    async with running(*loops):
         yield
-        return
-    task = asyncio.create_task(run(app.state.pool, settings), name="event schedule")
-    try:
-        yield
-    finally:
-        task.cancel()
-        with suppress(asyncio.CancelledError):
-            await task

@@ -26,6 +26,9 @@ from serve_support import free_port, wait_ready
 from api.domain.referrals import Transition
 from api.services import referrals
 
+# Issue 11: a subscriber that disconnects for 30 s and resumes with its last cursor.
+AWAY_S = 30.0
+
 EVENTS = """
 subscription Events($after: String) {
   referralEvents(after: $after) { type cursor referralId version }
@@ -134,10 +137,10 @@ async def test_a_subscriber_on_one_replica_sees_writes_through_the_other_and_res
             await _move(second, token, "accept", referral_id)
             accepted = await _next(ws)
 
-        # Away for a few seconds while the other replica writes.
+        # Away for AWAY_S while the other replica writes.
         for transition in ("start", "hold", "resume"):
             await _move(second, token, transition, referral_id)
-            await asyncio.sleep(1.0)
+            await asyncio.sleep(AWAY_S / 3)
         await referrals.transition_referral(
             network.uow(), network.as_peer, sent.referral.id, Transition.COMPLETE
         )
