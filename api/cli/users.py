@@ -26,13 +26,20 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     create = commands.add_parser(
         "create",
         help="open a staff account",
-        description="Open a staff account; the password is read from standard input.",
+        description="Open a staff account; the password is read from standard input, or the "
+        "account signs in only with the organization's provider (--single-sign-on-only).",
     )
     create.add_argument("--org", required=True, help="organization name or id")
     create.add_argument("--email", required=True, help="the address the person signs in with")
     create.add_argument("--role", required=True, choices=[role.value for role in StaffRole])
     create.add_argument("--supporter", help="peer supporter id (required for --role supporter)")
-    _password_stdin(create)
+    how = create.add_mutually_exclusive_group(required=True)
+    _password_stdin(how)
+    how.add_argument(
+        "--single-sign-on-only",
+        action="store_true",
+        help="no password: the person signs in with the organization's OpenID Connect provider",
+    )
     create.set_defaults(handler=_create)
 
     listing = commands.add_parser("list", help="list staff accounts", description="List them.")
@@ -56,11 +63,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     reset.set_defaults(handler=_reset)
 
 
-def _password_stdin(parser: argparse.ArgumentParser) -> None:
+def _password_stdin(parser: argparse.ArgumentParser | argparse._MutuallyExclusiveGroup) -> None:
     parser.add_argument(
         "--password-stdin",
         action="store_true",
-        required=True,
+        required=isinstance(parser, argparse.ArgumentParser),
         help="read the password from the first line of standard input (never an argument)",
     )
 
@@ -82,7 +89,7 @@ def _supporter(text: str | None) -> UUID | None:
 
 
 def _create(args: argparse.Namespace) -> int:
-    password = _read_password()
+    password = None if args.single_sign_on_only else _read_password()
 
     async def create(pool: asyncpg.Pool) -> StaffUser:
         command = users.CreateStaffUser(

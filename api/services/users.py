@@ -34,6 +34,9 @@ _MAX_FAILURES_PER_ADDRESS = 50
 _HASHER = PasswordHasher()  # argon2id, RFC 9106 low-memory profile
 # Verified when the e-mail address is unknown, so an answer takes as long either way.
 _DECOY_HASH = _HASHER.hash(secrets.token_urlsafe(16))
+# Stored instead of a hash for an account that signs in by single sign-on only: no password
+# verifies against it (argon2 refuses it as a hash).
+SINGLE_SIGN_ON_ONLY = "!single-sign-on-only"
 
 
 class LoginRefused(DomainError):
@@ -50,7 +53,7 @@ class CreateStaffUser:
     organization_id: UUID
     email: str
     role: StaffRole
-    password: str
+    password: str | None  # None: the account signs in by single sign-on only
     supporter_id: UUID | None = None
 
 
@@ -87,8 +90,11 @@ def _check_email(email: str) -> str:
 async def create_user(uow: UnitOfWork, command: CreateStaffUser) -> StaffUser:
     """Open a staff account (platform operator): a supporter's names their peer supporter."""
     email = _check_email(command.email)
-    check_password(command.password)
-    password_hash = await asyncio.to_thread(_HASHER.hash, command.password)
+    if command.password is None:
+        password_hash = SINGLE_SIGN_ON_ONLY
+    else:
+        check_password(command.password)
+        password_hash = await asyncio.to_thread(_HASHER.hash, command.password)
     async with uow:
         (organization,) = await uow.organizations.get_many([command.organization_id])
         if organization is None:
@@ -190,9 +196,11 @@ async def sign_in(
                 retry_after_s=int(_FAILURE_WINDOW.total_seconds()),
             )
         found = await uow.staff.by_email(email_key)
-        password_hash = found[1] if found else _DECOY_HASH
+        usable = found is not None and found[1] != SINGLE_SIGN_ON_ONLY
+        # The decoy for an account without a password too: the answer takes as long as any.
+        password_hash = found[1] if found is not None and usable else _DECOY_HASH
         good = await asyncio.to_thread(_verifies, password_hash, password)
-        if found is None or not good or found[0].disabled:
+        if found is None or not usable or not good or found[0].disabled:
             await uow.staff.add_failure(email_key, source_ip, now)
             await uow.commit()
             raise LoginRefused()
