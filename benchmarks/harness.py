@@ -98,7 +98,7 @@ def _free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def _bench_kek() -> str:
+def bench_kek() -> str:
     # Fixed, so a cached dataset's sealed signing keys open again on the next run.
     return base64.urlsafe_b64encode(hashlib.sha256(b"peerbridge-bench").digest()).decode()
 
@@ -148,7 +148,7 @@ def peerbridge(
     env = {
         "DATABASE_URL": dataset.url,
         "PEERBRIDGE_DATA_DIR": str(scratch / "data"),
-        "PEERBRIDGE_KEY_ENCRYPTION_KEY": _bench_kek(),
+        "PEERBRIDGE_KEY_ENCRYPTION_KEY": bench_kek(),
         "PEERBRIDGE_HOST": "127.0.0.1",
         "PEERBRIDGE_LOG_LEVEL": "warning",
     }
