@@ -3,11 +3,12 @@ GraphQL `referralEvents` subscription listens on), and a small script of the pac
 that offers to refresh the list. Without JavaScript the list is as fresh as its last load.
 
 Each event names only the referral that changed (its id, nothing of the patient), and only
-after the services decided, at that moment and as the signed-in person, that they may read it
-(tenancy, a supporter's caseload: `referrals.get_referrals`, audited as the subscription's
-reads are). The session is checked again with every event, without counting as the person's
-activity (an open tab does not hold a session open past its idle timeout), and the stream
-ends when it has ended.
+after the services decided, at that moment and as the signed-in person, that they are party to
+it (`referrals.followed`: the policy's tenancy rule, a supporter's caseload, as for every
+read). Nothing of the referral is disclosed, so nothing is audited until the person refreshes
+the list or opens the referral. The session is checked again with every event, without
+counting as the person's activity (an open tab does not hold a session open past its idle
+timeout), and the stream ends when it has ended.
 
 Events: `ready` (listening), `changed` ({"referral": id}), `interrupted` (the server dropped
 the stream: the page may be stale), `signed-out`. A comment every 15 s keeps proxies from
@@ -31,7 +32,7 @@ from api.console.web import (
     staff_page,
     unit_of_work,
 )
-from api.domain.errors import DomainError, EventsDropped, Retryable
+from api.domain.errors import EventsDropped, Retryable
 from api.domain.events import PublishedEvent
 from api.domain.staff import StaffRole
 from api.events.fanout import OutboxFanOut
@@ -89,11 +90,9 @@ async def _changes(staff: Staff, token: str) -> AsyncIterator[str]:
                     return
                 principal = users.principal_of(session.user, source_ip(request))
                 referral_id = published.event.aggregate_id
-                (seen,) = await referrals.get_referrals(
-                    unit_of_work(request), principal, [referral_id]
-                )
+                told = await referrals.followed(unit_of_work(request), principal, referral_id)
             except Retryable:  # the database is away: the page may be stale from here on
                 yield _event("interrupted", {})
                 return
-            if not isinstance(seen, DomainError):
+            if told:
                 yield _event("changed", {"referral": str(referral_id)})

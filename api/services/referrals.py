@@ -834,6 +834,16 @@ def check_may_follow(principal: Principal) -> None:
     require(principal, Capability.READ_REFERRALS)
 
 
+async def followed(uow: UnitOfWork, principal: Principal, referral_id: UUID) -> bool:
+    """Whether a live list update may tell the caller that this referral changed: they are
+    party to it now (tenancy, a supporter's caseload). Only its id is told, nothing of its
+    content, so nothing is audited here; opening it is a read like any other."""
+    require(principal, Capability.READ_REFERRALS)
+    async with uow:
+        (referral,) = await uow.referrals.get_many([referral_id])
+    return referral is not None and party_to(principal, referral) is not None
+
+
 async def referral_histories(
     uow: UnitOfWork, principal: Principal, referral_ids: Sequence[UUID]
 ) -> list[list[StatusChange] | DomainError]:

@@ -145,6 +145,10 @@ async def test_the_inbox_hears_each_new_referral_by_id_only(
         assert await stream.next() == ("changed", {"referral": str(created.referral.id)})
         said = "\n".join(stream.raw)
         assert network.patient.given_name not in said and network.patient.family_name not in said
+    # Nothing of a referral was disclosed by the stream: nothing audited as the person.
+    async with pool.acquire() as conn:
+        audited = "SELECT count(*) FROM audit_events WHERE client_id = 'console'"
+        assert await conn.fetchval(audited) == 0
 
 
 async def test_a_supporter_hears_only_their_caseload(
