@@ -166,6 +166,12 @@ class PostgresProcedureRepository:
             w.add("p.patient_id = {}", where.patient_id)
         if where.performer_organization_id is not None:
             w.add("p.performer_organization_id = {}", where.performer_organization_id)
+        if where.caseload_of is not None:
+            w.add(
+                "p.patient_id IN (SELECT c.patient_id FROM referrals c "
+                "WHERE c.assigned_supporter_id = {})",
+                where.caseload_of,
+            )
         if where.statuses:
             w.add("p.status = ANY({}::text[])", sorted(s.value for s in where.statuses))
         if where.categories:

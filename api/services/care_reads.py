@@ -14,6 +14,7 @@ from api.services.policy import (
     Capability,
     Disclosure,
     disclose_each,
+    hidden_beyond_caseload,
     require,
 )
 from api.services.repositories import UnitOfWork
@@ -27,11 +28,20 @@ async def get_outcome_measures(
     """Outcome measures by id, or why the caller may not see each one."""
     require(principal, Capability.READ_OUTCOMES)
     async with uow:
-        results = await disclose_each(
+        found = await hidden_beyond_caseload(
             uow,
             principal,
             ids,
             await uow.outcomes.get_many(ids),
+            patient_of=lambda m: m.patient_id,
+            resource_type="QuestionnaireResponse",
+            operation="readOutcomeMeasure",
+        )
+        results = await disclose_each(
+            uow,
+            principal,
+            ids,
+            found,
             resource_type="QuestionnaireResponse",
             operation="readOutcomeMeasure",
             disclosure=lambda m: Disclosure(m.patient_id, m.organization_id, _OUTCOMES),

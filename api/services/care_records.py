@@ -8,16 +8,24 @@ from api.domain.audit import AuditAction
 from api.domain.errors import Forbidden, NotFound
 from api.domain.patients import Patient
 from api.domain.principal import Principal
-from api.services.policy import Refusal, refuse_one
+from api.services.policy import Refusal, patients_beyond_caseload, refuse_one
 from api.services.repositories import UnitOfWork
 
 
 async def patient_in_care(
     uow: UnitOfWork, principal: Principal, patient_id: UUID, *, operation: str, resource_type: str
 ) -> Patient:
-    """The patient, if the caller holds their record or is party to one of their referrals."""
+    """The patient, if the caller holds their record or is party to one of their referrals (and,
+    held to a caseload, the patient is in it)."""
     (patient,) = await uow.patients.get_many([patient_id])
-    if patient is None:
+    if patient is None or await patients_beyond_caseload(
+        uow,
+        principal,
+        [patient_id],
+        action=AuditAction.CREATE,
+        resource_type=resource_type,
+        operation=operation,
+    ):
         raise NotFound("Patient", patient_id)
     if patient.managing_organization_id == principal.organization_id:
         return patient

@@ -30,6 +30,8 @@ from api.services.policy import (
     Refusal,
     answer_each,
     audit,
+    hidden_beyond_caseload,
+    patients_beyond_caseload,
     refuse_one,
     require,
     utcnow,
@@ -171,7 +173,15 @@ async def get_consent_forms(
     """Consent forms by id, or why the caller may not see each one."""
     require(principal, Capability.READ_CONSENT_FORMS)
     async with uow:
-        found = await uow.consent_forms.get_many(ids)
+        found = await hidden_beyond_caseload(
+            uow,
+            principal,
+            ids,
+            await uow.consent_forms.get_many(ids),
+            patient_of=lambda f: f.patient_id,
+            resource_type="DocumentReference",
+            operation="readConsentForm",
+        )
         grounds = await _grounds_of(uow, principal, [f for f in found if f is not None])
         present = {wanted: f for wanted, f in zip(ids, found, strict=True) if f is not None}
         permits = {
@@ -220,7 +230,13 @@ async def consent_forms_of_patient(
     require(principal, Capability.READ_CONSENT_FORMS)
     async with uow:
         (patient,) = await uow.patients.get_many([patient_id])
-        if patient is None:
+        if patient is None or await patients_beyond_caseload(
+            uow,
+            principal,
+            [patient_id],
+            resource_type="DocumentReference",
+            operation="listConsentForms",
+        ):
             raise NotFound("Patient", patient_id)
         forms = await uow.consent_forms.for_patients([patient_id])
         grounds = await _grounds_of(uow, principal, forms)

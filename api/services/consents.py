@@ -29,6 +29,8 @@ from api.services.policy import (
     Capability,
     Refusal,
     audit,
+    hidden_beyond_caseload,
+    patients_beyond_caseload,
     per_id,
     refuse,
     refuse_one,
@@ -225,7 +227,15 @@ async def get_consents(
     """Consents by id; visible to their parties and the patient's managing organization."""
     require(principal, Capability.READ_CONSENTS)
     async with uow:
-        found = await uow.consents.get_many(ids)
+        found = await hidden_beyond_caseload(
+            uow,
+            principal,
+            ids,
+            await uow.consents.get_many(ids),
+            patient_of=lambda c: c.patient_id,
+            resource_type="Consent",
+            operation="readConsent",
+        )
         patient_ids = sorted({c.patient_id for c in found if c is not None})
         patients = {p.id: p for p in await uow.patients.get_many(patient_ids) if p is not None}
         visible = {
@@ -283,7 +293,9 @@ async def list_consents(uow: UnitOfWork, principal: Principal, patient_id: UUID)
     require(principal, Capability.READ_CONSENTS)
     async with uow:
         (patient,) = await uow.patients.get_many([patient_id])
-        if patient is None:
+        if patient is None or await patients_beyond_caseload(
+            uow, principal, [patient_id], resource_type="Consent", operation="listConsents"
+        ):
             raise NotFound("Patient", patient_id)
         consents = await uow.consents.for_patients([patient_id])
         visible = [
@@ -326,7 +338,9 @@ async def consents_citing_form(
     require(principal, Capability.READ_CONSENTS)
     async with uow:
         (form,) = await uow.consent_forms.get_many([form_id])
-        if form is None:
+        if form is None or await patients_beyond_caseload(
+            uow, principal, [form.patient_id], resource_type="Consent", operation="listConsents"
+        ):
             return []
         (patient,) = await uow.patients.get_many([form.patient_id])
         assert patient is not None  # foreign key
@@ -367,6 +381,14 @@ async def consents_of_patients(
     require(principal, Capability.READ_CONSENTS)
     async with uow:
         patients = dict(zip(patient_ids, await uow.patients.get_many(patient_ids), strict=True))
+        hidden = await patients_beyond_caseload(
+            uow,
+            principal,
+            [p.id for p in patients.values() if p is not None],
+            resource_type="Consent",
+            operation="listConsents",
+        )
+        patients = {pid: None if pid in hidden else p for pid, p in patients.items()}
         present = sorted(p.id for p in patients.values() if p is not None)
         consents = await uow.consents.for_patients(present) if present else []
         results: list[list[Consent] | DomainError] = []

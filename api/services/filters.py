@@ -101,3 +101,5 @@ class ProcedureFilter:
     updated_before: datetime | None = None  # exclusive
     performed_from: datetime | None = None  # the performed period ends at or after it
     performed_before: datetime | None = None  # the performed period starts before it
+    # Only deliveries to patients of referrals assigned to this supporter (a caseload).
+    caseload_of: UUID | None = None

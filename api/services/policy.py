@@ -29,7 +29,7 @@ from api.services.capabilities import CAPABILITY_SCOPES as CAPABILITY_SCOPES
 from api.services.capabilities import Capability as Capability
 from api.services.capabilities import allows as allows
 from api.services.capabilities import require as require
-from api.services.filters import ReferralFilter
+from api.services.filters import ProcedureFilter, ReferralFilter
 from api.services.repositories import UnitOfWork
 
 R = TypeVar("R")
@@ -66,6 +66,26 @@ def within_caseload(principal: Principal, where: ReferralFilter) -> ReferralFilt
 _NO_REFERRAL = UUID(int=0)
 
 
+def procedures_within_caseload(principal: Principal, where: ProcedureFilter) -> ProcedureFilter:
+    """A delivery search narrowed to the caller's caseload's patients, when they are held to
+    one (in the search's own statement: no query of its own, nothing to audit as hidden)."""
+    if principal.caseload_of is None:
+        return where
+    return replace(where, caseload_of=principal.caseload_of)
+
+
+async def beyond_caseload(
+    uow: UnitOfWork, principal: Principal, patient_ids: Iterable[UUID]
+) -> set[UUID]:
+    """Of these patients, those a caller held to a caseload may not read: the patients of no
+    referral assigned to them. None for anyone else, without a query."""
+    caseload = principal.caseload_of
+    if caseload is None:
+        return set()
+    asked = sorted(set(patient_ids))
+    return set(asked) - await uow.patients.of_caseload(caseload, asked)
+
+
 async def hidden_beyond_caseload(
     uow: UnitOfWork,
     principal: Principal,
@@ -79,14 +99,14 @@ async def hidden_beyond_caseload(
     """`found`, less what a caller held to a caseload may not read: the records of patients
     of no referral assigned to them. Those read as never stored (a refusal would tell the
     supporter that their organization holds the patient), audited as denied NOT_FOUND."""
-    caseload = principal.caseload_of
-    if caseload is None:
+    if principal.caseload_of is None:
         return list(found)
-    asked = {patient_of(record) for record in found if record is not None}
-    reachable = await uow.patients.of_caseload(caseload, sorted(asked))
+    hidden = await beyond_caseload(
+        uow, principal, (patient_of(record) for record in found if record is not None)
+    )
     shown: list[R | None] = []
     for wanted, record in zip(ids, found, strict=True):
-        if record is not None and patient_of(record) not in reachable:
+        if record is not None and patient_of(record) in hidden:
             denied(
                 uow,
                 principal,
@@ -100,6 +120,58 @@ async def hidden_beyond_caseload(
             record = None
         shown.append(record)
     return shown
+
+
+async def listed_within_caseload(
+    uow: UnitOfWork,
+    principal: Principal,
+    records: Sequence[R],
+    *,
+    patient_of: Callable[[R], UUID],
+    resource_id: Callable[[R], UUID],
+    resource_type: str,
+    operation: str,
+) -> list[R]:
+    """Of a list, what a caller held to a caseload may read (see `hidden_beyond_caseload`): the
+    records of other patients are left out as never stored, each audited as denied NOT_FOUND."""
+    ids = [resource_id(record) for record in records]
+    shown = await hidden_beyond_caseload(
+        uow,
+        principal,
+        ids,
+        records,
+        patient_of=patient_of,
+        resource_type=resource_type,
+        operation=operation,
+    )
+    return [record for record in shown if record is not None]
+
+
+async def patients_beyond_caseload(
+    uow: UnitOfWork,
+    principal: Principal,
+    patient_ids: Sequence[UUID],
+    *,
+    action: AuditAction = AuditAction.READ,
+    resource_type: str,
+    operation: str,
+) -> set[UUID]:
+    """Of the patients a read or write names, those a caller held to a caseload may not reach:
+    the caller answers each as the unknown patient (`NotFound("Patient", id)`, as for an id
+    never stored); each is audited here as denied NOT_FOUND."""
+    hidden = await beyond_caseload(uow, principal, patient_ids)
+    for patient_id in sorted(hidden):
+        denied(
+            uow,
+            principal,
+            NotFound("Patient", patient_id),
+            action=action,
+            operation=operation,
+            resource_type=resource_type,
+            resource_id=None,
+            patient_id=patient_id,
+        )
+    return hidden
 
 
 def actor_of(principal: Principal) -> Actor:

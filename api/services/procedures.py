@@ -38,7 +38,9 @@ from api.services.policy import (
     Refusal,
     audit,
     decide,
+    hidden_beyond_caseload,
     per_id,
+    procedures_within_caseload,
     refusal,
     refuse_one,
     require,
@@ -382,7 +384,15 @@ async def get_procedures(
     """Procedures by id, each as the caller may see it, or why it may not."""
     require(principal, Capability.READ_PROCEDURES)
     async with uow:
-        found = await uow.procedures.get_many(ids)
+        found = await hidden_beyond_caseload(
+            uow,
+            principal,
+            ids,
+            await uow.procedures.get_many(ids),
+            patient_of=lambda p: p.patient_id,
+            resource_type="Procedure",
+            operation="readProcedure",
+        )
         referrals = await _referrals_of(uow, [p for p in found if p is not None])
         mine = [
             p
@@ -412,7 +422,11 @@ async def search_procedures(
     require(principal, Capability.READ_PROCEDURES)
     async with uow:
         rows = await uow.procedures.search(
-            principal.organization_id, where, page.after, page.first + 1, page.order
+            principal.organization_id,
+            procedures_within_caseload(principal, where),
+            page.after,
+            page.first + 1,
+            page.order,
         )
         found = page_from_rows(rows, page, lambda p: Keyset(p.updated_at, p.id))
         views = await _views(uow, principal, found.items, await _referrals_of(uow, found.items))

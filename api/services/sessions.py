@@ -32,6 +32,8 @@ from api.services.policy import (
     audit,
     disclose_each,
     disclosed,
+    hidden_beyond_caseload,
+    listed_within_caseload,
     party_to,
     require,
     require_organization,
@@ -252,7 +254,15 @@ async def _visible(
     return await disclosed(
         uow,
         principal,
-        rows,
+        await listed_within_caseload(
+            uow,
+            principal,
+            rows,
+            patient_of=lambda a: a.patient_id,
+            resource_id=lambda a: a.id,
+            resource_type="Encounter",
+            operation="readAttendance",
+        ),
         resource_type="Encounter",
         operation="readAttendance",
         disclosure=lambda a: Disclosure(a.patient_id, a.organization_id, _classes(a)),
@@ -267,11 +277,20 @@ async def get_attendance(
     the recording organization always, others under a consent naming `sessions`."""
     require(principal, Capability.READ_SESSIONS)
     async with uow:
-        results = await disclose_each(
+        found = await hidden_beyond_caseload(
             uow,
             principal,
             ids,
             await uow.sessions.attendance_by_ids(ids),
+            patient_of=lambda a: a.patient_id,
+            resource_type="Encounter",
+            operation="readAttendance",
+        )
+        results = await disclose_each(
+            uow,
+            principal,
+            ids,
+            found,
             resource_type="Encounter",
             operation="readAttendance",
             disclosure=lambda a: Disclosure(a.patient_id, a.organization_id, _classes(a)),
