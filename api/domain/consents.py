@@ -8,11 +8,12 @@ of the accepted purposes. `substance_use` (42 CFR Part 2) is covered only when n
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from enum import StrEnum
 from uuid import UUID
 
+from api.domain.events import DomainEvent
 from api.domain.verbatim import Verbatim, nothing_kept
 
 
@@ -94,6 +95,29 @@ class Consent(ConsentTerms):
     created_at: datetime
     updated_at: datetime
     verbatim: Verbatim = field(default_factory=nothing_kept)  # elements kept as sent
+
+    def event(self, event_type: str, at: datetime) -> DomainEvent:
+        """What happened to this consent, announced to the organization that recorded it and
+        the one it names (its status at `at`; ids and codes only)."""
+        return DomainEvent(
+            event_type,
+            "Consent",
+            self.id,
+            (self.recorded_by_organization_id, self.recipient_organization_id),
+            {"status": self.status_at(at).value, "version": self.version},
+        )
+
+    def revoke(self, reason: str | None, at: datetime) -> tuple[Consent, DomainEvent]:
+        """The consent revoked at `at` (its next version) and the event that announces it."""
+        revoked = replace(
+            self,
+            revoked=True,
+            revoked_at=at,
+            revocation_reason=reason,
+            version=self.version + 1,
+            updated_at=at,
+        )
+        return revoked, revoked.event("ConsentRevoked", at)
 
 
 @dataclass(frozen=True)

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 from uuid import UUID
 
 from api.domain.errors import Invalid, InvalidDetail
+from api.domain.events import DomainEvent
+from api.domain.referrals import Referral
 from api.domain.verbatim import Verbatim, nothing_kept
 
 LOINC = "http://loinc.org"
@@ -121,6 +123,30 @@ class OutcomeMeasure:
     def safety_signal(self) -> bool:
         item = INSTRUMENTS[self.instrument].safety_item
         return item is not None and self.item_answers[item] > 0
+
+    def recorded(self, concerned: Sequence[Referral] = ()) -> list[DomainEvent]:
+        """What recording this measure announces: `OutcomeMeasureRecorded` to the recorder and,
+        with a safety signal, `SafetySignalRaised` on each referral it `concerned` (to both its
+        organizations, so the referring clinic hears it too), or on the measure to the recorder
+        alone when it concerns none. A signal says only where it was raised: no instrument,
+        answer or score."""
+        events = [
+            DomainEvent(
+                "OutcomeMeasureRecorded",
+                "OutcomeMeasure",
+                self.id,
+                (self.organization_id,),
+                {"instrument": self.instrument.value},
+            )
+        ]
+        if not self.safety_signal:
+            return events
+        if not concerned:
+            signal = DomainEvent(
+                "SafetySignalRaised", "OutcomeMeasure", self.id, (self.organization_id,)
+            )
+            return [*events, signal]
+        return [*events, *(referral.event("SafetySignalRaised") for referral in concerned)]
 
 
 def check_answers(instrument: Instrument, answers: tuple[int, ...]) -> None:

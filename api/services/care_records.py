@@ -1,4 +1,5 @@
-"""Shared rule for recording care data about a participant: the organization must know them."""
+"""Shared rules for recording data about a participant: the organization must know them (care
+data) or hold their record (consents and their forms)."""
 
 from __future__ import annotations
 
@@ -41,6 +42,33 @@ async def patient_in_care(
             NotFound("Patient", patient_id),
             resource_type,
             None,
+        ),
+        action=AuditAction.CREATE,
+        operation=operation,
+    )
+
+
+async def patient_held(
+    uow: UnitOfWork,
+    principal: Principal,
+    patient_id: UUID,
+    *,
+    refused: str,
+    operation: str,
+    resource_type: str,
+) -> Patient:
+    """The patient, if the caller's organization holds their record; else the refusal (why:
+    `refused`), audited as a refused create."""
+    (patient,) = await uow.patients.get_many([patient_id])
+    if patient is None:
+        raise NotFound("Patient", patient_id)
+    if patient.managing_organization_id == principal.organization_id:
+        return patient
+    raise await refuse_one(
+        uow,
+        principal,
+        Refusal(
+            Forbidden(refused), patient.id, NotFound("Patient", patient_id), resource_type, None
         ),
         action=AuditAction.CREATE,
         operation=operation,

@@ -25,6 +25,7 @@ from api.domain.patients import Patient
 from api.domain.principal import Principal
 from api.domain.verbatim import Verbatim, nothing_kept
 from api.services import idempotency
+from api.services.care_records import patient_held
 from api.services.policy import (
     Capability,
     Refusal,
@@ -76,23 +77,14 @@ async def record_consent_form(
 
 
 async def _record(uow: UnitOfWork, principal: Principal, command: RecordConsentForm) -> ConsentForm:
-    (patient,) = await uow.patients.get_many([command.patient_id])
-    if patient is None:
-        raise NotFound("Patient", command.patient_id)
-    if patient.managing_organization_id != principal.organization_id:
-        raise await refuse_one(
-            uow,
-            principal,
-            Refusal(
-                Forbidden("only the organization holding the patient's record keeps its forms"),
-                patient.id,
-                NotFound("Patient", command.patient_id),
-                "DocumentReference",
-                None,
-            ),
-            action=AuditAction.CREATE,
-            operation="recordConsentForm",
-        )
+    patient = await patient_held(
+        uow,
+        principal,
+        command.patient_id,
+        refused="only the organization holding the patient's record keeps its forms",
+        operation="recordConsentForm",
+        resource_type="DocumentReference",
+    )
     now = utcnow()
     form = await uow.consent_forms.add(
         ConsentForm(

@@ -8,7 +8,7 @@ commits before the revocation or sees it. Each revocation is audited and announc
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
 from uuid import UUID
 
@@ -16,7 +16,6 @@ from api.domain import text
 from api.domain.audit import AuditAction
 from api.domain.consents import Consent, ConsentDecision, ConsentStatus, relying_on
 from api.domain.errors import DomainError, Forbidden, NotFound, VersionConflict
-from api.domain.events import DomainEvent
 from api.domain.principal import Principal
 from api.domain.text import check_texts
 from api.services.policy import (
@@ -60,16 +59,6 @@ def grounds_of(
     return relying_on([consent])
 
 
-def consent_event(event_type: str, consent: Consent) -> DomainEvent:
-    return DomainEvent(
-        event_type,
-        "Consent",
-        consent.id,
-        (consent.recorded_by_organization_id, consent.recipient_organization_id),
-        {"status": consent.status_at(utcnow()).value, "version": consent.version},
-    )
-
-
 def _reason(reason: str | None) -> str | None:
     """The reason as given (a blank one is no reason), within the free-text limits."""
     check_texts([("reason", reason, text.REASON)])
@@ -86,16 +75,8 @@ async def _revoke(
     now: datetime,
 ) -> Consent:
     """Write one revocation (the row is locked by the caller), its audit row and its event."""
-    revoked = await uow.consents.save(
-        replace(
-            consent,
-            revoked=True,
-            revoked_at=now,
-            revocation_reason=reason,
-            version=consent.version + 1,
-            updated_at=now,
-        )
-    )
+    revoked, event = consent.revoke(reason, now)
+    saved = await uow.consents.save(revoked)
     uow.record(
         audit(
             principal,
@@ -106,8 +87,8 @@ async def _revoke(
             patient_id=consent.patient_id,
         )
     )
-    uow.collect(consent_event("ConsentRevoked", revoked))
-    return revoked
+    uow.collect(event)
+    return saved
 
 
 async def _refuse(

@@ -23,7 +23,8 @@ from api.domain.principal import Principal
 from api.domain.text import text_problems
 from api.domain.verbatim import Verbatim, nothing_kept
 from api.services import idempotency
-from api.services.consent_revocations import consent_event, grounds_of, parties_of
+from api.services.care_records import patient_held
+from api.services.consent_revocations import grounds_of, parties_of
 from api.services.consent_revocations import revoke_consent as revoke_consent
 from api.services.policy import (
     Capability,
@@ -114,23 +115,14 @@ async def grant_consent(
 
 
 async def _grant(uow: UnitOfWork, principal: Principal, command: GrantConsent) -> Consent:
-    (patient,) = await uow.patients.get_many([command.patient_id])
-    if patient is None:
-        raise NotFound("Patient", command.patient_id)
-    if patient.managing_organization_id != principal.organization_id:
-        raise await refuse_one(
-            uow,
-            principal,
-            Refusal(
-                Forbidden("only the organization holding the patient's record records consent"),
-                patient.id,
-                NotFound("Patient", command.patient_id),
-                "Consent",
-                None,
-            ),
-            action=AuditAction.CREATE,
-            operation="grantConsent",
-        )
+    patient = await patient_held(
+        uow,
+        principal,
+        command.patient_id,
+        refused="only the organization holding the patient's record records consent",
+        operation="grantConsent",
+        resource_type="Consent",
+    )
     (recipient,) = await uow.organizations.get_many([command.recipient_organization_id])
     if recipient is None:
         raise NotFound("Organization", command.recipient_organization_id)
@@ -217,7 +209,7 @@ async def _record(
             patient_id=consent.patient_id,
         )
     )
-    uow.collect(consent_event("ConsentGranted", consent))
+    uow.collect(consent.event("ConsentGranted", now))
     return consent
 
 

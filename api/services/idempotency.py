@@ -122,13 +122,17 @@ async def once(
     resource_type: str,
     write: Callable[[], Awaitable[W]],
     patient_of: Callable[[W], UUID] | None = None,
+    audit_replay: Callable[[W], Awaitable[None]] | None = None,
 ) -> W:
     """The idempotent write: the first result of this key read anew (`replayed`), or what
-    `write` produces, remembered under the key. The caller commits."""
+    `write` produces, remembered under the key. The caller commits. `audit_replay` audits
+    answering with it again where `patient_of` does not say enough (a consent decision)."""
     again = await replayed(
         uow, principal, key, operation, request, load, resource_type, patient_of=patient_of
     )
     if again is not None:
+        if audit_replay is not None:
+            await audit_replay(again)
         return again
     written = await write()
     await remember(uow, principal, key, operation, request, written.id)

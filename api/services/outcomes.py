@@ -11,10 +11,9 @@ from uuid import UUID
 from api.domain.audit import AuditAction
 from api.domain.consents import DataClass
 from api.domain.errors import Invalid
-from api.domain.events import DomainEvent
 from api.domain.outcomes import Instrument, OutcomeMeasure, check_answers
 from api.domain.principal import Principal
-from api.domain.referrals import ReferralStatus
+from api.domain.referrals import Referral, ReferralStatus
 from api.domain.verbatim import Verbatim, nothing_kept
 from api.services import idempotency
 from api.services.care_records import patient_in_care
@@ -53,7 +52,7 @@ async def record_outcome_measure(
     idempotency_key: str | None = None,
 ) -> OutcomeMeasure:
     """Record an administered instrument; a PHQ-9 with item 9 > 0 raises SafetySignalRaised
-    (`safety_signals`)."""
+    (`OutcomeMeasure.recorded`)."""
     require(principal, Capability.RECORD_OUTCOMES)
     check_answers(command.instrument, command.item_answers)
     now = utcnow()
@@ -110,17 +109,8 @@ async def _record(
             verbatim=command.verbatim,
         )
     )
-    uow.collect(
-        DomainEvent(
-            "OutcomeMeasureRecorded",
-            "OutcomeMeasure",
-            measure.id,
-            (principal.organization_id,),
-            {"instrument": measure.instrument.value},
-        )
-    )
-    if measure.safety_signal:
-        uow.collect(*await safety_signals(uow, principal, measure))
+    concerned = await _concerned_referrals(uow, principal, measure) if measure.safety_signal else []
+    uow.collect(*measure.recorded(concerned))
     uow.record(
         audit(
             principal,
@@ -134,35 +124,25 @@ async def _record(
     return measure
 
 
-async def safety_signals(
+async def _concerned_referrals(
     uow: UnitOfWork, principal: Principal, measure: OutcomeMeasure
-) -> list[DomainEvent]:
-    """`SafetySignalRaised` on each referral the signal concerns, to both its organizations,
-    so the referring clinic hears it too: the referral the measure was recorded under, else
-    the participant's open referrals the recorder is working on. The event says only "a safety
-    signal on referral X" (no instrument, answer or score); the clinic reads the measure only
-    when the patient's consent shares outcomes with it (`outcomes_for_patients`). Without any
-    such referral the signal goes to the recorder alone, on the measure."""
+) -> list[Referral]:
+    """The referrals a safety signal concerns: the one the measure was recorded under, else the
+    participant's open referrals the recorder is working on (see `OutcomeMeasure.recorded`;
+    the clinic reads the measure itself only when the patient's consent shares outcomes with it,
+    `outcomes_for_patients`)."""
     if measure.referral_id is not None:
-        concerned = [r for r in await uow.referrals.get_many([measure.referral_id]) if r]
-    else:
-        concerned = await uow.referrals.search(
-            principal.organization_id,
-            ReferralFilter(
-                box=ReferralBox.INBOX,
-                patient_id=measure.patient_id,
-                statuses=frozenset(s for s in ReferralStatus if not s.is_final),
-            ),
-            None,
-            _MAX_SIGNALLED_REFERRALS,
-        )
-    if not concerned:
-        return [
-            DomainEvent(
-                "SafetySignalRaised", "OutcomeMeasure", measure.id, (principal.organization_id,)
-            )
-        ]
-    return [referral.event("SafetySignalRaised") for referral in concerned]
+        return [r for r in await uow.referrals.get_many([measure.referral_id]) if r]
+    return await uow.referrals.search(
+        principal.organization_id,
+        ReferralFilter(
+            box=ReferralBox.INBOX,
+            patient_id=measure.patient_id,
+            statuses=frozenset(s for s in ReferralStatus if not s.is_final),
+        ),
+        None,
+        _MAX_SIGNALLED_REFERRALS,
+    )
 
 
 async def outcomes_for_patients(

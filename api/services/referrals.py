@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import uuid
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from uuid import UUID
@@ -175,24 +175,41 @@ def _direction(requester: Organization, performer: Organization) -> Direction:
     )
 
 
-async def _replayed(
-    uow: UnitOfWork, principal: Principal, key: str | None, operation: str, request: object
-) -> Referral | None:
-    """The referral the first request with this key produced; answering with it again is
-    audited as a read of it under the consents it rests on now (IDEMPOTENT_REPLAY)."""
-    again = await idempotency.replayed(
-        uow, principal, key, operation, request, uow.referrals.get_many, "Referral"
+async def _audit_replay(
+    uow: UnitOfWork, principal: Principal, referral: Referral, operation: str
+) -> None:
+    """Answering with a referral again (an idempotent replay) is audited as a read of it under
+    the consents it rests on now (IDEMPOTENT_REPLAY)."""
+    await _views(
+        uow,
+        principal,
+        [referral],
+        record=True,
+        operation=operation,
+        detail_code=idempotency.REPLAY_DETAIL,
     )
-    if again is not None:
-        await _views(
-            uow,
-            principal,
-            [again],
-            record=True,
-            operation=operation,
-            detail_code=idempotency.REPLAY_DETAIL,
-        )
-    return again
+
+
+async def _once(
+    uow: UnitOfWork,
+    principal: Principal,
+    key: str | None,
+    operation: str,
+    request: object,
+    write: Callable[[], Awaitable[Referral]],
+) -> Referral:
+    """`idempotency.once` for a write that opens a referral (its replay audited)."""
+    return await idempotency.once(
+        uow,
+        principal,
+        key,
+        operation,
+        request,
+        load=uow.referrals.get_many,
+        resource_type="Referral",
+        write=write,
+        audit_replay=lambda again: _audit_replay(uow, principal, again, operation),
+    )
 
 
 async def _open_referral(
@@ -323,14 +340,16 @@ async def create_referral(
     if command.code:
         check_service_code(command.code)
     async with uow:
-        referral = await _replayed(uow, principal, idempotency_key, "createReferral", command)
-        if referral is None:
-            referral = await _open_referral(
+        referral = await _once(
+            uow,
+            principal,
+            idempotency_key,
+            "createReferral",
+            command,
+            lambda: _open_referral(
                 uow, principal, command, operation="createReferral", escalated_from=None
-            )
-            await idempotency.remember(
-                uow, principal, idempotency_key, "createReferral", command, referral.id
-            )
+            ),
+        )
         await uow.commit()
     return ReferralView(referral, Role.REQUESTER)
 
@@ -346,40 +365,47 @@ async def escalate_referral(
     require(principal, Capability.CREATE_REFERRAL)
     _check_text(command.reason_text, command.shared_data_classes, command.reason_codes)
     async with uow:
-        referral = await _replayed(uow, principal, idempotency_key, "escalateReferral", command)
-        if referral is None:
-            original = await _load(uow, command.referral_id)
-            if party_to(principal, original) is not Role.PERFORMER:
-                raise await _refused(
-                    uow,
-                    principal,
-                    original,
-                    Forbidden("only the organization working a referral may escalate it"),
-                    action=AuditAction.CREATE,
-                    operation="escalateReferral",
-                )
-            referral = await _open_referral(
-                uow,
-                principal,
-                CreateReferral(
-                    patient_id=original.patient_id,
-                    performer_organization_id=command.clinic_organization_id,
-                    priority=command.priority,
-                    reason_codes=command.reason_codes,
-                    reason_text=command.reason_text,
-                    shared_data_classes=command.shared_data_classes,
-                ),
-                operation="escalateReferral",
-                escalated_from=original,
-            )
-            if referral.direction is not Direction.PEER_TO_CLINIC:
-                raise Invalid("an escalation goes to a clinic", field="clinicOrganizationId")
-            uow.collect(referral.event("ReferralEscalated"))
-            await idempotency.remember(
-                uow, principal, idempotency_key, "escalateReferral", command, referral.id
-            )
+        referral = await _once(
+            uow,
+            principal,
+            idempotency_key,
+            "escalateReferral",
+            command,
+            lambda: _escalate(uow, principal, command),
+        )
         await uow.commit()
     return ReferralView(referral, Role.REQUESTER)
+
+
+async def _escalate(uow: UnitOfWork, principal: Principal, command: EscalateReferral) -> Referral:
+    original = await _load(uow, command.referral_id)
+    if party_to(principal, original) is not Role.PERFORMER:
+        raise await _refused(
+            uow,
+            principal,
+            original,
+            Forbidden("only the organization working a referral may escalate it"),
+            action=AuditAction.CREATE,
+            operation="escalateReferral",
+        )
+    referral = await _open_referral(
+        uow,
+        principal,
+        CreateReferral(
+            patient_id=original.patient_id,
+            performer_organization_id=command.clinic_organization_id,
+            priority=command.priority,
+            reason_codes=command.reason_codes,
+            reason_text=command.reason_text,
+            shared_data_classes=command.shared_data_classes,
+        ),
+        operation="escalateReferral",
+        escalated_from=original,
+    )
+    if referral.direction is not Direction.PEER_TO_CLINIC:
+        raise Invalid("an escalation goes to a clinic", field="clinicOrganizationId")
+    uow.collect(referral.event("ReferralEscalated"))
+    return referral
 
 
 async def warm_handoff(
@@ -430,8 +456,17 @@ async def transition_referral(
     check_texts([("reason", reason, text.REASON)])
     request = _TransitionRequest(referral_id, transition, reason, expected_version)
     async with uow:
-        again = await _replayed(uow, principal, idempotency_key, "transitionReferral", request)
+        again = await idempotency.replayed(
+            uow,
+            principal,
+            idempotency_key,
+            "transitionReferral",
+            request,
+            uow.referrals.get_many,
+            "Referral",
+        )
         if again is not None:
+            await _audit_replay(uow, principal, again, "transitionReferral")
             (view,) = await _views(uow, principal, [again], record=False)
             await uow.commit()
             return view

@@ -144,3 +144,22 @@ def test_another_patients_consent_never_counts() -> None:
         now=NOW,
     )
     assert not d.permitted
+
+
+def test_revoking_makes_the_next_version_and_announces_it_to_both_organizations() -> None:
+    given = consent()
+    revoked, event = given.revoke("patient asked", NOW)
+    assert (revoked.revoked, revoked.revoked_at, revoked.revocation_reason) == (
+        True,
+        NOW,
+        "patient asked",
+    )
+    assert (revoked.version, revoked.updated_at) == (2, NOW)
+    assert revoked.status_at(NOW) is ConsentStatus.REVOKED
+    assert (event.event_type, event.aggregate_type, event.aggregate_id) == (
+        "ConsentRevoked",
+        "Consent",
+        given.id,
+    )
+    assert event.organization_ids == (CLINIC, PEER_ORG)
+    assert event.payload == {"status": "revoked", "version": 2}

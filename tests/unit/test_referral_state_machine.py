@@ -10,6 +10,7 @@ import pytest
 
 from api.domain.consents import DataClass
 from api.domain.errors import Forbidden, Invalid, InvalidTransition, VersionConflict
+from api.domain.outcomes import Instrument, OutcomeMeasure
 from api.domain.referrals import (
     BUSINESS_STATUS,
     EVENT_OF_TRANSITION,
@@ -204,3 +205,32 @@ def test_every_status_but_on_hold_has_a_bser_business_status() -> None:
     assert BUSINESS_STATUS[S.REQUESTED] == ("2.0", "Service Request Created")
     assert BUSINESS_STATUS[S.COMPLETED] is not None and BUSINESS_STATUS[S.COMPLETED][0] == "7.0"
     assert [s for s in S if BUSINESS_STATUS[s] is None] == [S.ON_HOLD]
+
+
+def phq9(answers: tuple[int, ...]) -> OutcomeMeasure:
+    return OutcomeMeasure(
+        uuid.uuid4(), uuid.uuid4(), uuid.uuid4(), None, Instrument.PHQ9, NOW, answers, 1, NOW, NOW
+    )
+
+
+def test_recording_a_measure_announces_it_and_a_safety_signal_on_each_concerned_referral() -> None:
+    calm = phq9((3, 3, 3, 3, 3, 3, 3, 3, 0))
+    assert [e.event_type for e in calm.recorded()] == ["OutcomeMeasureRecorded"]
+    signal = phq9((0, 0, 0, 0, 0, 0, 0, 0, 1))
+    # Concerning no referral, the signal goes to the recorder alone, on the measure.
+    alone = signal.recorded()
+    assert [(e.event_type, e.aggregate_type, e.organization_ids) for e in alone] == [
+        ("OutcomeMeasureRecorded", "OutcomeMeasure", (signal.organization_id,)),
+        ("SafetySignalRaised", "OutcomeMeasure", (signal.organization_id,)),
+    ]
+    concerned = [referral(ReferralStatus.ACCEPTED), referral(ReferralStatus.IN_PROGRESS)]
+    raised = signal.recorded(concerned)[1:]
+    assert [(e.event_type, e.aggregate_id) for e in raised] == [
+        ("SafetySignalRaised", r.id) for r in concerned
+    ]
+    # Both parties hear it; the event names the referral, never the instrument or answers.
+    assert raised[0].organization_ids == (
+        concerned[0].requester_organization_id,
+        concerned[0].performer_organization_id,
+    )
+    assert "instrument" not in raised[0].payload
