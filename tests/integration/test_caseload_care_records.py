@@ -22,6 +22,7 @@ from caseload_support import CaseloadPatients, caseload_patients, holding_caselo
 from fhir_support import Fhir, entries
 from graphql_support import GraphQL
 from network import Network
+from sql_statements import counting_statements
 from starlette.applications import Starlette
 
 from api.db.uow import PostgresUnitOfWork
@@ -472,3 +473,53 @@ async def test_console_form_downloads_of_a_supporter_stop_at_their_caseload(
         page = await client.get(f"/console/patients/{hidden.id}")
         assert page.status_code == 404
 
+
+
+_CASELOAD_LOOKUP = "SELECT DISTINCT patient_id FROM referrals"
+
+
+async def test_a_caseload_costs_a_supporter_one_lookup_and_anyone_else_nothing(
+    app: Starlette, client: httpx.AsyncClient, pool: asyncpg.Pool, network: Network
+) -> None:
+    """Each care read runs the statements it ran before for a principal held to no caseload;
+    a supporter's adds the one caseload lookup (the delivery search narrows in its own)."""
+    caseload = await _caseload(network)
+    mine = caseload.of(caseload.people.in_caseload)
+    patient = caseload.people.in_caseload.id
+    organization = await Fhir.as_organization(client, pool, network.peer)
+    supporter = await Fhir.as_organization(client, pool, network.peer)
+    assert supporter.token is not None
+    holding_caseload(app, supporter.token, network.supporter.id)
+    paths = [
+        f"Consent/{mine.consent.id}",
+        f"Consent?patient={patient}",
+        f"Consent?source-reference=DocumentReference/{mine.form.id}",
+        f"DocumentReference/{mine.form.id}",
+        f"DocumentReference?patient={patient}",
+        f"QuestionnaireResponse/{mine.measure.id}",
+        f"Observation?patient={patient}",
+        f"Encounter/{mine.attendance.id}",
+        f"Encounter?patient={patient}",
+        f"Procedure/{mine.procedure_id}",
+    ]
+    for fhir in (organization, supporter):
+        await fhir.ok("GET", paths[0])  # warm the token cache
+    for path in paths:
+        with counting_statements(app) as counted:
+            await organization.ok("GET", path)
+        theirs = counted.statements
+        with counting_statements(app) as counted:
+            await supporter.ok("GET", path)
+        held = counted.statements
+        assert not [s for s in theirs if _CASELOAD_LOOKUP in s], (path, theirs)
+        assert len([s for s in held if _CASELOAD_LOOKUP in s]) == 1, (path, held)
+        assert len(held) == len(theirs) + 1, (path, theirs, held)
+    search = f"Procedure?patient={patient}"
+    with counting_statements(app) as counted:
+        await organization.ok("GET", search)
+    theirs = counted.statements
+    with counting_statements(app) as counted:
+        assert [e["id"] for e in entries(await supporter.ok("GET", search))] == [
+            str(mine.procedure_id)
+        ]
+    assert len(counted.statements) == len(theirs), (theirs, counted.statements)
