@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncpg
 import httpx
+from fhir_flows import referral_transaction
 from fhir_support import Fhir, entries
 from network import Network, consent_to, register_patient
 from sql_statements import counting_statements
@@ -73,3 +74,28 @@ async def test_a_task_read_runs_two_statements(
     await peer.ok("GET", f"Task/{made}")  # warm the token cache
     read = await _statements(app, peer, f"Task/{made}")
     assert [statement.split()[0] for statement in read] == ["SELECT", "INSERT"], read
+
+
+async def test_a_referral_transaction_writes_its_audit_rows_and_events_in_one_insert_each(
+    app: Starlette, client: httpx.AsyncClient, pool: asyncpg.Pool, network: Network
+) -> None:
+    # Five entries (Patient, two Consents, ServiceRequest, Task), five use cases sharing one
+    # transaction: what they record and collect is written once, at its commit.
+    clinic = await Fhir.as_organization(client, pool, network.clinic)
+    await clinic.ok("POST", "", referral_transaction(network))  # warm the token cache
+    with counting_statements(app) as counted:
+        await clinic.ok("POST", "", referral_transaction(network))
+    audit_inserts = [s for s in counted.statements if "INSERT INTO audit_events" in s]
+    outbox_inserts = [s for s in counted.statements if "INSERT INTO outbox" in s]
+    assert (len(audit_inserts), len(outbox_inserts)) == (1, 1), counted.statements
+    assert counted.statements[-1].split()[0].upper() == "COMMIT;", counted.statements
+    events = await pool.fetch(
+        "SELECT event_type FROM outbox WHERE $1 = ANY(organization_ids) ORDER BY id",
+        network.clinic.id,
+    )
+    # Written in the order the entries caused them.
+    assert [e["event_type"] for e in events][-3:] == [
+        "ConsentGranted",
+        "ConsentGranted",
+        "ReferralCreated",
+    ]
