@@ -13,7 +13,8 @@ from enum import StrEnum
 from uuid import UUID
 
 from api.domain.errors import Invalid, InvalidDetail
-from api.domain.referrals import Coding, ReferralStatus
+from api.domain.events import DomainEvent
+from api.domain.referrals import Coding, Referral, ReferralStatus
 from api.domain.sessions import MINUTES_PER_UNIT, PEER_SERVICES_HCPCS, Attendance, PeerSession
 from api.domain.verbatim import Verbatim, nothing_kept
 
@@ -50,6 +51,17 @@ class Procedure:
     created_at: datetime
     updated_at: datetime
     verbatim: Verbatim = field(default_factory=nothing_kept)  # elements kept as sent
+
+    def event(self, event_type: str, referral: Referral) -> DomainEvent:
+        """What happened to this delivery, announced to both parties of its referral (ids and
+        codes only)."""
+        return DomainEvent(
+            event_type,
+            "Procedure",
+            self.id,
+            (referral.requester_organization_id, referral.performer_organization_id),
+            {"referralId": str(referral.id), "status": self.status.value},
+        )
 
 
 def _code_problem(coding: Coding) -> str | None:

@@ -261,6 +261,17 @@ class Referral:
         if expected_version is not None and expected_version != self.version:
             raise VersionConflict("Referral", expected_version, self.version)
 
+    def reprioritized(self, priority: Priority, at: datetime) -> tuple[Referral, DomainEvent]:
+        """The referral at another priority (its next version) and the event announcing it."""
+        changed = replace(self, priority=priority, version=self.version + 1, updated_at=at)
+        return changed, DomainEvent(
+            "ReferralReprioritized",
+            "Referral",
+            changed.id,
+            (changed.requester_organization_id, changed.performer_organization_id),
+            {"priority": changed.priority.value, "version": changed.version},
+        )
+
     def event(self, event_type: str, **extra: object) -> DomainEvent:
         """What happened to this referral, announced to both parties (ids and codes only);
         `extra` adds to the payload."""

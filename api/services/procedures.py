@@ -17,7 +17,6 @@ from uuid import UUID
 from api.domain.audit import AuditAction
 from api.domain.consents import DataClass
 from api.domain.errors import DomainError, Forbidden, Invalid, NotFound, VersionConflict
-from api.domain.events import DomainEvent
 from api.domain.principal import Principal
 from api.domain.procedures import (
     RECORDABLE_STATUSES,
@@ -222,15 +221,7 @@ async def _record(
             patient_id=procedure.patient_id,
         )
     )
-    uow.collect(
-        DomainEvent(
-            "ProcedureRecorded",
-            "Procedure",
-            procedure.id,
-            (referral.requester_organization_id, referral.performer_organization_id),
-            {"referralId": str(referral.id), "status": procedure.status.value},
-        )
-    )
+    uow.collect(procedure.event("ProcedureRecorded", referral))
     return procedure
 
 
@@ -299,15 +290,7 @@ async def update_procedure(
                 patient_id=procedure.patient_id,
             )
         )
-        uow.collect(
-            DomainEvent(
-                "ProcedureUpdated",
-                "Procedure",
-                procedure.id,
-                (referral.requester_organization_id, referral.performer_organization_id),
-                {"referralId": str(referral.id), "status": procedure.status.value},
-            )
-        )
+        uow.collect(procedure.event("ProcedureUpdated", referral))
         (view,) = await _views(uow, principal, [procedure], {referral.id: referral})
         await uow.commit()
     return view

@@ -8,13 +8,12 @@ See https://hl7.org/fhir/us/sdoh-clinicalcare/CapabilityStatement-SDOHCC-Coordin
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 from uuid import UUID
 
 from api.domain.audit import AuditAction
 from api.domain.errors import Forbidden, Invalid, InvalidDetail, InvalidTransition, NotFound
-from api.domain.events import DomainEvent
 from api.domain.principal import Principal
 from api.domain.referrals import (
     TRANSITIONS,
@@ -206,15 +205,8 @@ async def update_task(uow: UnitOfWork, principal: Principal, command: UpdateTask
         if "priority" in changed and priority is not current.priority:
             latest = await uow.referrals.get_for_update(current.id)
             assert latest is not None
-            saved = await uow.referrals.save(
-                replace(
-                    latest,
-                    priority=priority,
-                    version=latest.version + 1,
-                    updated_at=utcnow(),
-                ),
-                None,
-            )
+            reprioritized, event = latest.reprioritized(priority, utcnow())
+            await uow.referrals.save(reprioritized, None)
             uow.record(
                 audit(
                     principal,
@@ -225,15 +217,7 @@ async def update_task(uow: UnitOfWork, principal: Principal, command: UpdateTask
                     patient_id=current.patient_id,
                 )
             )
-            uow.collect(
-                DomainEvent(
-                    "ReferralReprioritized",
-                    "Referral",
-                    saved.id,
-                    (saved.requester_organization_id, saved.performer_organization_id),
-                    {"priority": saved.priority.value, "version": saved.version},
-                )
-            )
+            uow.collect(event)
             view = None
         if view is None:
             view = await referrals.get_referral(shared, principal, current.id)

@@ -234,3 +234,20 @@ def test_recording_a_measure_announces_it_and_a_safety_signal_on_each_concerned_
         concerned[0].performer_organization_id,
     )
     assert "instrument" not in raised[0].payload
+
+
+def test_reprioritizing_makes_the_next_version_and_announces_it_to_both_parties() -> None:
+    current = referral(ReferralStatus.REQUESTED)
+    changed, event = current.reprioritized(Priority.STAT, NOW)
+    assert (changed.priority, changed.version, changed.updated_at) == (Priority.STAT, 4, NOW)
+    assert changed.status is current.status
+    assert (event.event_type, event.aggregate_type, event.aggregate_id) == (
+        "ReferralReprioritized",
+        "Referral",
+        current.id,
+    )
+    assert event.organization_ids == (
+        current.requester_organization_id,
+        current.performer_organization_id,
+    )
+    assert event.payload == {"priority": "stat", "version": 4}
