@@ -38,7 +38,7 @@ class Measured:
     p99_ms: float
     errors: int  # connection errors, timeouts and non-2xx/3xx answers
     # The server's own CPU time (user + system, its worker processes included) per request:
-    # unlike req/s, barely moved by whatever else the machine runs. None where not measurable.
+    # moved less than req/s by whatever else the machine runs. None where not measurable.
     cpu_ms: float | None = None
 
     @property
