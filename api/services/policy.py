@@ -216,18 +216,24 @@ async def decide(
         undecided = sorted({r.patient_id for r in requests if r.owner_organization_id != mine})
         read = await uow.consents.for_patients(undecided) if undecided else []
         joined = [read] * len(requests)
-    decided = [
-        ConsentDecision(True, (), None)
-        if request.owner_organization_id == mine
-        else decide_disclosure(
-            consents,
-            patient_id=request.patient_id,
-            recipient_organization_id=mine,
-            data_classes=request.data_classes,
-            now=now,
-        )
-        for request, consents in zip(requests, joined, strict=True)
-    ]
+    # A page holds several records of one patient: each question is decided once.
+    answers: dict[Disclosure, ConsentDecision] = {}
+    decided = []
+    for request, consents in zip(requests, joined, strict=True):
+        decision = answers.get(request)
+        if decision is None:
+            decision = answers[request] = (
+                ConsentDecision(True, (), None)
+                if request.owner_organization_id == mine
+                else decide_disclosure(
+                    consents,
+                    patient_id=request.patient_id,
+                    recipient_organization_id=mine,
+                    data_classes=request.data_classes,
+                    now=now,
+                )
+            )
+        decided.append(decision)
     permitted = sum(1 for decision in decided if decision.permitted)
     count_consent_decisions(permitted, len(decided) - permitted)
     return decided
