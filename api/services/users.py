@@ -186,20 +186,24 @@ async def sign_in(
     session. Every refusal is the same `LoginRefused`, or `RateLimited` after too many."""
     email_key = _storable(email.strip().lower())[: text.EMAIL]
     now = utcnow()
-    async with uow:
+    async with uow.autocommit():
         by_email, by_ip = await uow.staff.failures_since(
             email_key, source_ip, now - _FAILURE_WINDOW
         )
-        if by_email >= policy.max_failures or by_ip >= _MAX_FAILURES_PER_ADDRESS:
-            raise RateLimited(
-                "too many failed sign-ins: wait 15 minutes and try again",
-                retry_after_s=int(_FAILURE_WINDOW.total_seconds()),
-            )
         found = await uow.staff.by_email(email_key)
-        usable = found is not None and found[1] != SINGLE_SIGN_ON_ONLY
-        # The decoy for an account without a password too: the answer takes as long as any.
-        password_hash = found[1] if found is not None and usable else _DECOY_HASH
-        good = await asyncio.to_thread(_verifies, password_hash, password)
+        await uow.commit()
+    if by_email >= policy.max_failures or by_ip >= _MAX_FAILURES_PER_ADDRESS:
+        raise RateLimited(
+            "too many failed sign-ins: wait 15 minutes and try again",
+            retry_after_s=int(_FAILURE_WINDOW.total_seconds()),
+        )
+    usable = found is not None and found[1] != SINGLE_SIGN_ON_ONLY
+    # The decoy for an account without a password too: the answer takes as long as any.
+    password_hash = found[1] if found is not None and usable else _DECOY_HASH
+    # No database connection is held while argon2 works (tens of milliseconds of CPU): a
+    # morning's burst of sign-ins would otherwise take the whole pool and answer 503s.
+    good = await asyncio.to_thread(_verifies, password_hash, password)
+    async with uow:
         if found is None or not usable or not good or found[0].disabled:
             await uow.staff.add_failure(email_key, source_ip, now)
             await uow.commit()
