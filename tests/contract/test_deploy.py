@@ -82,7 +82,11 @@ def test_pods_run_as_non_root_on_a_read_only_root_with_limits_and_secret_referen
         }
         assert not any("value" in env for env in container["env"]), "secrets by reference only"
     assert secrets["Deployment"] == {
-        "DATABASE_URL", "PEERBRIDGE_KEY_ENCRYPTION_KEY", "PEERBRIDGE_METRICS_TOKEN"
+        "DATABASE_URL",
+        "PEERBRIDGE_KEY_ENCRYPTION_KEY",
+        "PEERBRIDGE_METRICS_TOKEN",
+        "PEERBRIDGE_OIDC_CLIENT_SECRET",
+        "PEERBRIDGE_OIDC_PROVIDERS",
     }
     assert secrets["Job"] == {"DATABASE_URL", "PEERBRIDGE_MIGRATION_DATABASE_URL"}
 
