@@ -177,6 +177,25 @@ async def test_a_supporter_hears_only_their_caseload(
         assert str(not_mine.referral.id) not in "\n".join(stream.raw)
 
 
+async def test_the_clinics_sent_list_hears_the_peer_organizations_answer(
+    served: str, network: Network, pool: asyncpg.Pool, opened: list[httpx.AsyncClient]
+) -> None:
+    created = await _referral(network)
+    clinic = await _signed_in(
+        served,
+        pool,
+        "desk@clinic.example",
+        organization_id=network.clinic.id,
+        role=StaffRole.CLINIC,
+    )
+    opened.append(clinic)
+    async with _listen(clinic) as stream:
+        await referrals.transition_referral(
+            network.uow(), network.as_peer, created.referral.id, Transition.ACCEPT
+        )
+        assert await stream.next() == ("changed", {"referral": str(created.referral.id)})
+
+
 async def test_the_stream_ends_with_the_session(
     served: str, network: Network, pool: asyncpg.Pool, opened: list[httpx.AsyncClient]
 ) -> None:
