@@ -47,6 +47,7 @@ class OidcProvider(BaseModel):
     organization: UUID | None = None
     organization_claim: str = "org"
     role_claim: str = "roles"
+    email_claim: str = "email"
     allowed_roles: str = ",".join(sorted(_STAFF_ROLES))
 
     @property
@@ -253,6 +254,9 @@ class Settings(BaseSettings):
     # (a string, space- or comma-separated, or a list); the account's own role must be among them.
     oidc_organization_claim: str = "org"
     oidc_role_claim: str = "roles"
+    # ID token claim holding the e-mail address an account is found by (Microsoft Entra:
+    # `preferred_username`, the user principal name, where `email` is not issued).
+    oidc_email_claim: str = "email"
     # Console roles that may sign in by single sign-on, comma-separated (others use a password).
     oidc_allowed_roles: str = "coordinator,supporter,supervisor,clinic"
     # The one organization this provider speaks for (an organization's own provider: its tokens
@@ -260,7 +264,8 @@ class Settings(BaseSettings):
     oidc_organization: UUID | None = None
     # More providers, one per organization that brings its own: a JSON list of objects with the
     # fields above in lower case without the prefix (issuer, client_id, client_secret,
-    # display_name, organization, organization_claim, role_claim, allowed_roles) and a `key`
+    # display_name, organization, organization_claim, role_claim, email_claim, allowed_roles)
+    # and a `key`
     # naming it in its addresses (redirect URI {base URL}/console/sso/{key}/callback).
     oidc_providers: tuple[OidcProvider, ...] = ()
 
@@ -331,6 +336,7 @@ class Settings(BaseSettings):
             organization=self.oidc_organization,
             organization_claim=self.oidc_organization_claim,
             role_claim=self.oidc_role_claim,
+            email_claim=self.oidc_email_claim,
             allowed_roles=self.oidc_allowed_roles,
         )
         return (flat, *self.oidc_providers)

@@ -74,6 +74,7 @@ def policy_of(provider: OidcProvider) -> SingleSignOnPolicy:
     return SingleSignOnPolicy(
         organization_claim=provider.organization_claim,
         role_claim=provider.role_claim,
+        email_claim=provider.email_claim,
         allowed_roles=frozenset(StaffRole(name) for name in provider.allowed_role_names),
         organization_id=provider.organization,
     )

@@ -278,6 +278,7 @@ class SingleSignOnPolicy:
     # The one organization this provider speaks for; None: a network-wide provider whose
     # organization claim decides.
     organization_id: UUID | None = None
+    email_claim: str = "email"  # dotted path to the address the account is found by
 
 
 def _claim(claims: Mapping[str, object], path: str) -> object:
@@ -318,7 +319,7 @@ async def sign_in_with_provider(
     allows by single sign-on. No account is ever created here: the provider vouches for a
     person, the organization decides who has a console account. Refusals are
     `SingleSignOnRefused`."""
-    email = claims.get("email")
+    email = _claim(claims, policy.email_claim)
     if not isinstance(email, str) or not email.strip() or len(email) > text.EMAIL:
         raise SingleSignOnRefused("no usable email claim")
     if claims.get("email_verified") is False:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -343,6 +344,11 @@ async def test_a_provider_pinned_to_one_organization_signs_in_nobody_else(
     unpinned = users.SingleSignOnPolicy("org", "roles", frozenset(StaffRole))
     with pytest.raises(users.SingleSignOnRefused):
         await users.sign_in_with_provider(PostgresUnitOfWork(pool), peer_lead, unpinned, login)
+    # A provider that names people by another claim (Entra's user principal name).
+    upn = replace(policy, email_claim="preferred_username")
+    entra = {"preferred_username": EMAIL, "roles": ["coordinator"]}
+    by_upn = await users.sign_in_with_provider(PostgresUnitOfWork(pool), entra, upn, login)
+    assert by_upn.session.user.email == EMAIL
     signed_in = await users.sign_in_with_provider(PostgresUnitOfWork(pool), claims, unpinned, login)
     assert signed_in.session.user.email == "lead@stranger.example"
 
@@ -371,3 +377,14 @@ async def test_nothing_secret_is_logged(
         # code; the app's own lines never hold one.
         if not record.name.startswith(("httpx", "httpcore")):
             assert not any(code in line for code in provider.codes), (record.name, line)
+
+
+async def test_the_providers_own_refusal_is_the_generic_page(client: httpx.AsyncClient) -> None:
+    start = await client.get("/console/sso/start")
+    state = parse_qs(urlsplit(start.headers["location"]).query)["state"][0]
+    answer = await client.get(
+        "/console/sso/callback",
+        params={"error": "access_denied", "error_description": "<b>nope</b>", "state": state},
+    )
+    assert answer.status_code == 401 and _session_cookie(answer) is None
+    assert "Single sign-on did not work" in answer.text and "nope" not in answer.text
