@@ -12,6 +12,7 @@ import asyncpg
 from api.db.audit import FIELDS, event_from_row
 from api.domain.audit_evidence import (
     CheckpointClaims,
+    ManifestEntry,
     SealedAuditRow,
     SignedClaims,
     StoredCheckpoint,
@@ -140,6 +141,20 @@ class PostgresAuditEvidence:
             limit,
         )
         return [_sealed(row) for row in rows]
+
+    async def entries(
+        self, xid_from: int, xid_to: int, after: UUID | None, limit: int
+    ) -> list[ManifestEntry]:
+        """The ids and hashes of `rows`' rows, in the same order."""
+        rows = await self._db.fetch(
+            "SELECT id, row_hash FROM audit_events WHERE xid >= $1 AND xid < $2 "
+            "AND ($3::uuid IS NULL OR id > $3) ORDER BY id LIMIT $4",
+            xid_from,
+            xid_to,
+            after,
+            limit,
+        )
+        return [ManifestEntry(row["id"], bytes(row["row_hash"])) for row in rows]
 
     async def add(self, checkpoint: StoredCheckpoint) -> None:
         claims, signed = checkpoint.claims, checkpoint.signed
