@@ -384,7 +384,9 @@ def _seal_audit_backlog(dataset: Dataset) -> None:
     hundreds of thousands or an earlier run's, sealed by its first round in a timed row."""
     command = [str(Path(sys.executable).with_name("peerbridge")), "audit", "checkpoint"]
     env = {**os.environ, "DATABASE_URL": dataset.url, "PEERBRIDGE_KEY_ENCRYPTION_KEY": bench_kek()}
-    subprocess.run(command, env=env, cwd=ROOT, check=True, capture_output=True)
+    done = subprocess.run(command, env=env, cwd=ROOT, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise Broken(f"`peerbridge audit checkpoint` failed: {done.stderr[-500:]}")
 
 
 def _admin_url() -> tuple[str, Any]:

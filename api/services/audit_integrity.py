@@ -54,9 +54,7 @@ class AuditEvidence(Protocol):
     async def rows(
         self, xid_from: int, xid_to: int | None, after: UUID | None, limit: int
     ) -> list[SealedAuditRow]: ...
-    async def entries(
-        self, xid_from: int, xid_to: int, after: UUID | None, limit: int
-    ) -> list[ManifestEntry]:
+    async def entries(self, xid_from: int, xid_to: int) -> list[ManifestEntry]:
         """What a checkpoint seals of the rows `rows` would give: their ids and hashes."""
 
     async def add(self, checkpoint: StoredCheckpoint) -> None: ...
@@ -116,7 +114,7 @@ async def _take_one(
     # The hash taken at insert is what gets sealed: a row changed before this checkpoint stays
     # visibly changed to `verify`, instead of being vouched for in its changed form. Only ids
     # and hashes are read: the server seals every minute, between the requests it serves.
-    entries = await _all_entries(evidence, start, end)
+    entries = await evidence.entries(start, end)
     claims = CheckpointClaims(
         seq=last.claims.seq + 1 if last else 1,
         xid_from=start,
@@ -129,15 +127,6 @@ async def _take_one(
     sealed = StoredCheckpoint(claims, await signer.sign(claims), encode_manifest(entries))
     await evidence.add(sealed)
     return sealed, end == horizon
-
-
-async def _all_entries(evidence: AuditEvidence, start: int, end: int) -> list[ManifestEntry]:
-    entries: list[ManifestEntry] = []
-    after: UUID | None = None
-    while page := await evidence.entries(start, end, after, _PAGE):
-        entries.extend(page)
-        after = page[-1].id
-    return entries
 
 
 @dataclass
