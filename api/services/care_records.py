@@ -6,10 +6,11 @@ from __future__ import annotations
 from uuid import UUID
 
 from api.domain.audit import AuditAction
-from api.domain.errors import Forbidden, NotFound
+from api.domain.errors import Forbidden, Invalid, NotFound
 from api.domain.patients import Patient
 from api.domain.principal import Principal
-from api.services.policy import Refusal, patients_beyond_caseload, refuse_one
+from api.domain.referrals import Referral
+from api.services.policy import Refusal, party_to, patients_beyond_caseload, refuse_one
 from api.services.repositories import UnitOfWork
 
 
@@ -73,3 +74,22 @@ async def patient_held(
         action=AuditAction.CREATE,
         operation=operation,
     )
+
+
+async def referral_of(
+    uow: UnitOfWork, principal: Principal, patient: Patient, referral_id: UUID | None
+) -> Referral | None:
+    """The referral a record about `patient` cites (None when it cites none): it must be one
+    of this participant's, with the caller's organization a party to it."""
+    if referral_id is None:
+        return None
+    (referral,) = await uow.referrals.get_many([referral_id])
+    if (
+        referral is None
+        or referral.patient_id != patient.id
+        or party_to(principal, referral) is None
+    ):
+        raise Invalid(
+            "not a referral of this participant with your organization", field="referralId"
+        )
+    return referral

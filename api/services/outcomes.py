@@ -16,7 +16,7 @@ from api.domain.principal import Principal
 from api.domain.referrals import Referral, ReferralStatus
 from api.domain.verbatim import Verbatim, nothing_kept
 from api.services import idempotency
-from api.services.care_records import patient_in_care
+from api.services.care_records import patient_in_care, referral_of
 from api.services.filters import ReferralBox, ReferralFilter
 from api.services.policy import (
     Capability,
@@ -24,7 +24,6 @@ from api.services.policy import (
     audit,
     disclosed,
     listed_within_caseload,
-    party_to,
     require,
     utcnow,
 )
@@ -84,16 +83,7 @@ async def _record(
         operation="recordOutcomeMeasure",
         resource_type="QuestionnaireResponse",
     )
-    if command.referral_id is not None:
-        (referral,) = await uow.referrals.get_many([command.referral_id])
-        if (
-            referral is None
-            or referral.patient_id != patient.id
-            or party_to(principal, referral) is None
-        ):
-            raise Invalid(
-                "not a referral of this participant with your organization", field="referralId"
-            )
+    await referral_of(uow, principal, patient, command.referral_id)
     measure = await uow.outcomes.add(
         OutcomeMeasure(
             id=uuid.uuid4(),

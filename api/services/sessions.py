@@ -25,7 +25,7 @@ from api.domain.sessions import (
 )
 from api.domain.text import check_texts
 from api.services import idempotency
-from api.services.care_records import patient_in_care
+from api.services.care_records import patient_in_care, referral_of
 from api.services.policy import (
     Capability,
     Disclosure,
@@ -34,7 +34,6 @@ from api.services.policy import (
     disclosed,
     hidden_beyond_caseload,
     listed_within_caseload,
-    party_to,
     require,
     require_organization,
     utcnow,
@@ -169,18 +168,8 @@ async def _attend(
         operation="recordAttendance",
         resource_type="Encounter",
     )
-    substance_use = False
-    if command.referral_id is not None:
-        (referral,) = await uow.referrals.get_many([command.referral_id])
-        if (
-            referral is None
-            or referral.patient_id != patient.id
-            or party_to(principal, referral) is None
-        ):
-            raise Invalid(
-                "not a referral of this participant with your organization", field="referralId"
-            )
-        substance_use = referral.is_part2
+    referral = await referral_of(uow, principal, patient, command.referral_id)
+    substance_use = referral is not None and referral.is_part2
     (program,) = await uow.programs.get_many([session.program_id])
     substance_use = substance_use or bool(program and program.substance_use_focus)
     now = utcnow()

@@ -3,6 +3,7 @@ through the services on real PostgreSQL."""
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -342,3 +343,46 @@ async def test_program_metrics_suppress_small_cells(network: Network) -> None:
         await metrics.program_metrics(
             network.uow(), network.as_clinic, network.patient.id, now - timedelta(days=1), now
         )
+
+
+async def test_care_records_citing_a_referral_not_of_this_participant_are_refused_by_name(
+    network: Network,
+) -> None:
+    await referral_in_progress(network)
+    unknown = uuid.uuid4()
+    start = datetime.now(UTC) - timedelta(hours=1)
+    session = await sessions.record_session(
+        network.uow(),
+        network.as_peer,
+        sessions.RecordSession(
+            program_id=network.program.id,
+            format=SessionFormat.ONE_ON_ONE,
+            delivery_mode=DeliveryMode.PHONE,
+            starts_at=start,
+            ends_at=start + timedelta(minutes=30),
+        ),
+    )
+    with pytest.raises(Invalid) as measure_refused:
+        await outcomes.record_outcome_measure(
+            network.uow(),
+            network.as_peer,
+            outcomes.RecordOutcomeMeasure(
+                patient_id=network.patient.id,
+                instrument=Instrument.GAD7,
+                item_answers=(0, 1, 0, 1, 0, 1, 0),
+                referral_id=unknown,
+            ),
+        )
+    with pytest.raises(Invalid) as attendance_refused:
+        await sessions.record_attendance(
+            network.uow(),
+            network.as_peer,
+            sessions.RecordAttendance(
+                session_id=session.id,
+                patient_id=network.patient.id,
+                status=AttendanceStatus.ATTENDED,
+                referral_id=unknown,
+            ),
+        )
+    for refused in (measure_refused.value, attendance_refused.value):
+        assert [detail.field for detail in refused.details] == ["referralId"]
