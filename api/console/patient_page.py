@@ -116,9 +116,8 @@ async def render_patient(
     (patient,) = await patients.get_patients(staff.uow(), staff.principal, [patient_id])
     if isinstance(patient, NotFound):
         raise patient
-    holds_record = (
-        isinstance(patient, Patient)
-        and patient.managing_organization_id == staff.principal.organization_id
+    holds_record = isinstance(patient, Patient) and patient.held_by(
+        staff.principal.organization_id
     )
     names = await _organization_names(staff)
     recipients = [

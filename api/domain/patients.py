@@ -43,3 +43,8 @@ class Patient:
     # The source document's elements as sent (names, addresses, extensions...): the columns
     # above are derived from them for rules, search and GraphQL. Unhashable, so out of hash.
     verbatim: Verbatim = field(default_factory=lambda: NOTHING_KEPT, hash=False)
+
+    def held_by(self, organization_id: UUID) -> bool:
+        """Whether this organization holds the record: it alone records the patient's consents
+        and their signed forms."""
+        return self.managing_organization_id == organization_id

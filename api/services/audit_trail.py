@@ -33,7 +33,7 @@ async def list_audit_events(
         (patient,) = await uow.patients.get_many([patient_id])
         if patient is None:
             raise NotFound("Patient", patient_id)
-        holder = patient.managing_organization_id == principal.organization_id
+        holder = patient.held_by(principal.organization_id)
         if not holder and patient_id not in await known_patients(
             uow, principal.organization_id, [patient_id]
         ):

@@ -29,7 +29,7 @@ async def patient_in_care(
         operation=operation,
     ):
         raise NotFound("Patient", patient_id)
-    if patient.managing_organization_id == principal.organization_id:
+    if patient.held_by(principal.organization_id):
         return patient
     parties = await uow.patients.referral_organizations([patient.id])
     if principal.organization_id in parties.get(patient.id, ()):
@@ -63,7 +63,7 @@ async def patient_held(
     (patient,) = await uow.patients.get_many([patient_id])
     if patient is None:
         raise NotFound("Patient", patient_id)
-    if patient.managing_organization_id == principal.organization_id:
+    if patient.held_by(principal.organization_id):
         return patient
     raise await refuse_one(
         uow,

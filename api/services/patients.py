@@ -122,7 +122,7 @@ async def register_patient(
 async def _register(uow: UnitOfWork, principal: Principal, command: RegisterPatient) -> Patient:
     for identifier in command.identifiers:
         held = await uow.patients.find_by_identifier(identifier)
-        if any(p.managing_organization_id == principal.organization_id for p in held):
+        if any(p.held_by(principal.organization_id) for p in held):
             raise Conflict(
                 "your organization already registered a patient with this identifier"
             )
