@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hmac
 
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -67,7 +68,10 @@ async def login_page(request: Request) -> Response:
 
 async def login(request: Request) -> Response:
     settings: Settings = request.app.state.settings
-    form = await request.form(max_files=0, max_fields=10)
+    try:
+        form = await request.form(max_files=0, max_fields=10)
+    except HTTPException:  # python-multipart refused the body: the page again, not plain text
+        return login_form(request, 400, "The sign-in form could not be read: please try again.")
     email, password, sent_token = (form.get(n) for n in ("email", "password", "csrf_token"))
     cookie_token = request.cookies.get(LOGIN_CSRF_COOKIE, "")
     if not (

@@ -88,3 +88,18 @@ async def test_refusals_before_a_console_page_runs_are_pages_too(
     )
     assert too_big.status_code == 413
     assert too_big.headers["content-type"].startswith("text/html")
+
+
+async def test_a_sign_in_body_the_form_parser_refuses_is_the_sign_in_page_again(
+    client: httpx.AsyncClient,
+) -> None:
+    name = b'"' + b"a" * 6000 + b'"'
+    unreadable = await client.post(
+        "/console/login",
+        content=b'--x\r\nContent-Disposition: form-data; name="email"; filename=' + name
+        + b"\r\n\r\nz\r\n--x--\r\n",
+        headers={"content-type": "multipart/form-data; boundary=x"},
+    )
+    assert unreadable.status_code == 400
+    assert unreadable.headers["content-type"].startswith("text/html")
+    assert "could not be read" in unreadable.text
