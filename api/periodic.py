@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 _log = logging.getLogger(__name__)
+_STOP_WAIT_S = 3.0
 
 
 @dataclass(frozen=True)
@@ -40,14 +41,23 @@ class Periodic:
             await asyncio.sleep(self.interval_s)
         while True:
             try:
-                if not await self.work():
+                found = await self.work()
+                if _stopping():
+                    # A round that swallowed its cancellation (a library that caught it and
+                    # returned) must not go on to wait an interval: that is the shutdown's time.
+                    raise asyncio.CancelledError
+                if not found:
                     await (asyncio.sleep(self.interval_s) if self.wait is None else self.wait())
             except Exception as error:  # the loop outlives any one round; the next picks up
-                task = asyncio.current_task()
-                if task is not None and task.cancelling():
+                if _stopping():
                     raise  # being stopped: whatever the cancelled round ran into, stop
                 _log.warning("%s failed (%s); retrying", self.name, type(error).__name__)
                 await asyncio.sleep(self.interval_s)
+
+
+def _stopping() -> bool:
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0
 
 
 class Loop(Protocol):
@@ -68,6 +78,11 @@ async def running(*loops: Loop) -> AsyncIterator[None]:
     finally:
         for task in tasks:
             task.cancel()
+        stopped, stuck = await asyncio.wait(tasks, timeout=_STOP_WAIT_S)
+        for task in stuck:
+            # Never hold up the shutdown for a loop that ignores its cancellation: say which.
+            _log.warning("%s did not stop within %g s; left behind", task.get_name(), _STOP_WAIT_S)
         for task in tasks:
-            with suppress(asyncio.CancelledError):
-                await task
+            if task in stopped:
+                with suppress(asyncio.CancelledError):
+                    await task

@@ -67,3 +67,45 @@ async def test_a_cancelled_loop_stops_whatever_the_cancelled_round_ran_into() ->
     task.cancel()
     with pytest.raises(RuntimeError):
         await task
+
+
+async def test_a_round_that_swallows_its_cancellation_does_not_wait_an_interval() -> None:
+    started = asyncio.Event()
+
+    async def swallowing() -> bool:
+        started.set()
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            return False  # as a library that catches the cancellation and returns would
+        return True
+
+    task = asyncio.create_task(Periodic("test loop", 3600, swallowing).run())
+    await started.wait()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await asyncio.wait_for(task, timeout=5)
+
+
+async def test_shutdown_is_not_held_up_by_a_loop_that_ignores_its_cancellation(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    release = asyncio.Event()
+
+    class Stubborn:
+        """Ignores its cancellation until the test lets it go."""
+
+        name = "stubborn loop"
+
+        async def run(self) -> None:
+            while not release.is_set():
+                try:
+                    await release.wait()
+                except asyncio.CancelledError:
+                    continue
+
+    with caplog.at_level(logging.WARNING, logger="api.periodic"):
+        async with running(Stubborn()):
+            await asyncio.sleep(0)
+    assert "stubborn loop did not stop" in caplog.text
+    release.set()
